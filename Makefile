@@ -1,0 +1,52 @@
+# invsync — every target sets itself up: the first use creates .venv and installs
+# the project with its dev extras (uv when present, pip otherwise).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export UV_PYTHON_DOWNLOADS := never
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test sync lint format sandbox bench test-browser clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if command -v uv >/dev/null 2>&1; then \
+		uv pip install --quiet --python $(BIN)/python -e '.[dev]'; \
+	else \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip && \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; \
+	fi
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install invsync with its dev extras
+
+test: $(STAMP) ## Run the whole test suite (sets up on first use)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+sync: $(STAMP) ## One full run: the sandbox demo when no credentials are configured
+	$(BIN)/invsync sync $(SYNC_ARGS)
+
+sandbox: $(STAMP) ## Serve the sandbox marketplace on 127.0.0.1:8765
+	$(BIN)/invsync sandbox serve --port 8765 $(SANDBOX_ARGS)
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy on pipeline/
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/mypy pipeline
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix pipeline tests
+	$(BIN)/ruff format pipeline tests
+
+bench: $(STAMP) ## Measure fetch, transform and load; writes docs/benchmarks.md
+	$(BIN)/python -m pipeline.bench
+
+test-browser: $(STAMP) ## Open a review.html in headless Chromium (needs Debian's chromium)
+	$(BIN)/python -m pytest -m browser tests/integration
+
+clean: ## Remove .venv and caches (keeps data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

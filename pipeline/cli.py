@@ -1,0 +1,319 @@
+"""The ``invsync`` command line: the only module that prints for humans or exits.
+
+Each command is a thin wrapper over a stage's ``run`` function. Domain errors
+(:mod:`pipeline.errors`) become one line ``Error: <sentence>`` and their class's
+exit code; ``--debug`` shows the traceback (with secrets masked). Exit codes:
+0 done, 2 usage or configuration, 3 held for review, 4 an outside API failed, 1 a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
+from pipeline.errors import InputError, InvsyncError, UsageError
+from pipeline.redact import redact, secret_values
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="invsync",
+    help="Keep BASE and eBay listings in step with Amazon.co.jp: extract, fetch once, "
+    "transform, review, load.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+listings_app = typer.Typer(help="Import or pull the listing tables.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The loopback sandbox marketplace.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(listings_app, name="listings")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(config_app, name="config")
+
+
+@dataclass
+class CliState:
+    config: Path | None = None
+    data_dir: Path | None = None
+    debug: bool = False
+    _workspace: Workspace | None = field(default=None, repr=False)
+
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            self._workspace = open_workspace(self.config, self.data_dir)
+        return self._workspace
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):  # commands invoked without the root callback
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Configuration file (default ./invsync.toml).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data directory (default ./data).")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """invsync: Amazon → BASE / eBay price and stock sync."""
+    ctx.obj = CliState(config=config, data_dir=data_dir, debug=debug)
+
+
+def _not_built(command: str, issue: int) -> UsageError:
+    return UsageError(
+        f"`invsync {command}` is not built yet (issue {issue}); "
+        "run `invsync --help` for the commands that work today."
+    )
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+@config_app.command("check")
+def config_check(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Validate the configuration and print it with every secret redacted."""
+    ws = state(ctx).workspace()
+    described = describe_settings(ws)
+    if as_json:
+        console.print_json(json.dumps(described))
+        return
+    console.print(f"config file: {described['config_file']}")
+    console.print(f"data dir:    {described['data_dir']}")
+    console.print(f"mode:        {ws.settings.mode}")
+    console.print_json(json.dumps(described["settings"]))
+    console.print("secrets (values never shown):")
+    for name, status in described["secrets"].items():
+        console.print(f"  {name:<28} {status}")
+    console.print("endpoints:")
+    for name, value in described["endpoints"].items():
+        console.print(f"  {name:<28} {value}")
+    console.print("[green]Configuration is valid.[/green]")
+
+
+# --- listings --------------------------------------------------------------------------
+
+
+@listings_app.command("import")
+def listings_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A CSV or Parquet file of listings.")],
+    platform: Annotated[str, typer.Option("--platform", help="base or ebay.")],
+    account: Annotated[
+        str | None,
+        typer.Option("--account", help="Fills account_id when the file has no such column."),
+    ] = None,
+) -> None:
+    """Import listings from CSV or Parquet; an invalid file is rejected whole."""
+    from pipeline import listings
+
+    ws = state(ctx).workspace()
+    counts = listings.import_file(ws, file, platform=platform, account=account)
+    console.print(
+        f"Imported {file.name} into listings_{platform}: {counts.inserted} inserted, "
+        f"{counts.updated} updated, {counts.unchanged} unchanged."
+    )
+
+
+@listings_app.command("pull")
+def listings_pull(
+    ctx: typer.Context,
+    platform: Annotated[str, typer.Option("--platform", help="base or ebay.")],
+    account: Annotated[str | None, typer.Option("--account", help="One account only.")] = None,
+) -> None:
+    """Refresh the listing tables from the platforms' APIs; report gone and drifted listings."""
+    raise _not_built("listings pull", 6)
+
+
+# --- stages ----------------------------------------------------------------------------
+
+
+@app.command()
+def extract(
+    ctx: typer.Context,
+    max_items: Annotated[
+        int | None, typer.Option("--max-items", help="Limit a trial run to N ASINs.")
+    ] = None,
+) -> None:
+    """Phase 1: collect every listed ASIN of every platform into one deduplicated frame."""
+    raise _not_built("extract", 4)
+
+
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Fetch only the ASINs an interrupted run lacks.")
+    ] = False,
+    max_items: Annotated[
+        int | None, typer.Option("--max-items", help="Limit a trial run to N ASINs.")
+    ] = None,
+) -> None:
+    """Phase 1: fetch Amazon price and stock once for every ASIN into a Parquet snapshot."""
+    raise _not_built("fetch", 4)
+
+
+@app.command()
+def transform(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+) -> None:
+    """Phase 2: price the snapshot against the listings; write per-platform diffs."""
+    raise _not_built("transform", 5)
+
+
+@app.command()
+def review(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+) -> None:
+    """Phase 2: show the diff, held rows and the run-level breaker; write review.html."""
+    raise _not_built("review", 5)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="The run to release.")],
+    platform: Annotated[
+        str | None, typer.Option("--platform", help="Release this platform's held load.")
+    ] = None,
+) -> None:
+    """Release rows or a whole platform load held by the review gate."""
+    raise _not_built("approve", 5)
+
+
+@app.command()
+def load(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print and record the calls; make none.")
+    ] = False,
+) -> None:
+    """Push only the approved changed rows to BASE and eBay through the journal."""
+    raise _not_built("load", 6)
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run every stage but push nothing.")
+    ] = False,
+) -> None:
+    """The whole run: extract, fetch, transform, review, load (sandbox demo without credentials)."""
+    raise _not_built("sync", 7)
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    last: Annotated[int, typer.Option("--last", help="How many runs to show.")] = 10,
+) -> None:
+    """A table of recent runs: outcome, calls, 429s, fetch time against the floor, pushes."""
+    raise _not_built("runs", 7)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    asin: Annotated[str, typer.Argument(help="The ASIN to show.")],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG chart here.")] = None,
+) -> None:
+    """Price and stock of one ASIN over time, with a terminal sparkline."""
+    raise _not_built("history", 7)
+
+
+@app.command()
+def daemon(
+    ctx: typer.Context,
+    every: Annotated[str, typer.Option("--every", help="Interval such as 3h.")] = "3h",
+    jitter: Annotated[
+        str, typer.Option("--jitter", help="Random delay added to each interval.")
+    ] = "0s",
+) -> None:
+    """Run sync on an interval, never overlapping; SIGTERM stops cleanly."""
+    raise _not_built("daemon", 7)
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 8765,
+    time_scale: Annotated[
+        float, typer.Option("--time-scale", help="Every rate limit N times faster.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Catalogue seed.")] = 42,
+    faults: Annotated[str | None, typer.Option("--faults", help="Fault spec, see docs.")] = None,
+) -> None:
+    """Serve the sandbox marketplace (SP-API, BASE, eBay) on 127.0.0.1."""
+    raise _not_built("sandbox serve", 3)
+
+
+# --- entry point -----------------------------------------------------------------------
+
+
+def _print_error(exc: InvsyncError, secrets: list[str]) -> None:
+    err_console.print(f"Error: {redact(exc.message, secrets)}", markup=False, highlight=False)
+    if isinstance(exc, InputError):
+        for problem in exc.problems[:50]:
+            err_console.print(f"  {redact(str(problem), secrets)}", markup=False, highlight=False)
+        if len(exc.problems) > 50:
+            err_console.print(f"  … and {len(exc.problems) - 50} more", markup=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="invsync", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors from click itself: exit 2
+        exc.show(file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("Aborted.")
+        sys.exit(130)
+    except InvsyncError as exc:
+        secrets = secret_values(read_environment())
+        if debug:
+            err_console.print(redact(traceback.format_exc(), secrets), markup=False)
+        _print_error(exc, secrets)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        secrets = secret_values(read_environment())
+        if debug:
+            err_console.print(redact(traceback.format_exc(), secrets), markup=False)
+        err_console.print(
+            f"Error: invsync hit a bug ({type(exc).__name__}); run again with --debug "
+            "for the traceback and report it.",
+            markup=False,
+        )
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
