@@ -1,0 +1,330 @@
+"""The sandbox's shared state: clock, rate buckets, fault knobs and the call ledger.
+
+Every API module of the sandbox (``spapi``, ``thebase``, ``ebay``) reads and writes
+one :class:`SandboxState`. All of it is guarded by ``state.lock``; handlers hold
+the lock only while they touch state, never while they sleep (slow-response faults).
+
+Time: ``clock()`` is ``time.monotonic`` (seconds). ``time_scale`` N makes every
+rate limit N times faster: a bucket of rate r refills at r·N tokens per second and
+the ``x-amzn-RateLimit-Limit`` header says r·N. Hourly and daily platform windows
+shrink by the same factor (an "hour" lasts 3600/N seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` tokens per second (already scaled), at most ``burst``.
+
+    Starts full. ``try_acquire`` takes one token or refuses; it never waits.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def try_acquire(self) -> bool:
+        self._refill()
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def set_rate(self, rate: float) -> None:
+        self._refill()  # tokens earned so far keep the old rate
+        self.rate = rate
+
+
+@dataclass
+class CallRecord:
+    """One request the sandbox answered."""
+
+    t: float  # seconds since the sandbox started (monotonic)
+    wall: float  # unix epoch seconds
+    api: str  # lwa | spapi | base | ebay | trading | control
+    operation: str  # e.g. getItemOffersBatch, items/edit, bulk_update_price_quantity
+    status: int  # HTTP status sent
+    outcome: str  # ok | throttled | error | fault:<name> | unauthorized | ...
+    items: list[str] = field(default_factory=list)  # ASINs, item ids or SKUs in the call
+    account: str | None = None
+
+
+@dataclass
+class ChangeRecord:
+    """One price/stock change applied to a listing on BASE or eBay."""
+
+    t: float
+    wall: float
+    platform: str  # base | ebay
+    account: str
+    key: str  # BASE item_id, eBay sku
+    changes: dict[str, Any]  # field -> new value, e.g. {"price": 1280, "stock": 3}
+    via: str  # items/edit | items/edit_stock | bulk_update_price_quantity | ReviseInventoryStatus
+
+
+class Ledger:
+    """Everything the sandbox answered and changed, for tests and the demo summary."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.started = clock()
+        self.calls: list[CallRecord] = []
+        self.changes: list[ChangeRecord] = []
+
+    def record_call(
+        self,
+        api: str,
+        operation: str,
+        status: int,
+        outcome: str,
+        items: list[str] | None = None,
+        account: str | None = None,
+    ) -> CallRecord:
+        record = CallRecord(
+            t=self._clock() - self.started,
+            wall=time.time(),
+            api=api,
+            operation=operation,
+            status=status,
+            outcome=outcome,
+            items=list(items or []),
+            account=account,
+        )
+        self.calls.append(record)
+        return record
+
+    def record_change(
+        self, platform: str, account: str, key: str, changes: dict[str, Any], via: str
+    ) -> ChangeRecord:
+        record = ChangeRecord(
+            t=self._clock() - self.started,
+            wall=time.time(),
+            platform=platform,
+            account=account,
+            key=key,
+            changes=dict(changes),
+            via=via,
+        )
+        self.changes.append(record)
+        return record
+
+    def reset(self) -> None:
+        self.started = self._clock()
+        self.calls.clear()
+        self.changes.clear()
+
+    def stats(self, *, include_calls: bool = True) -> dict[str, Any]:
+        """The ledger as JSON-ready data (``GET /_sandbox/stats``)."""
+        per_operation: dict[str, dict[str, Any]] = {}
+        for call in self.calls:
+            key = f"{call.api}.{call.operation}"
+            entry = per_operation.setdefault(
+                key, {"calls": 0, "throttled": 0, "items": 0, "by_status": {}, "by_outcome": {}}
+            )
+            entry["calls"] += 1
+            entry["items"] += len(call.items)
+            if call.status == 429:
+                entry["throttled"] += 1
+            entry["by_status"][str(call.status)] = entry["by_status"].get(str(call.status), 0) + 1
+            entry["by_outcome"][call.outcome] = entry["by_outcome"].get(call.outcome, 0) + 1
+        result: dict[str, Any] = {
+            "per_operation": per_operation,
+            "total_calls": len(self.calls),
+            "total_changes": len(self.changes),
+        }
+        if include_calls:
+            result["calls"] = [asdict(c) for c in self.calls]
+            result["changes"] = [asdict(c) for c in self.changes]
+        return result
+
+
+@dataclass
+class Window:
+    """A span of sandbox time in seconds since start (or since the knob was set)."""
+
+    start: float
+    end: float
+
+    def contains(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass
+class Faults:
+    """Fault knobs. Set at start (``--faults SPEC``) or live (``POST /_sandbox/faults``).
+
+    ``SPEC`` is a comma-separated list of ``name=value`` or bare ``name`` (true):
+    ``error_rate=0.2,outage=5-10,zero_offers,slow_ms=200``. Per-operation forms use a
+    dot: ``error_rate.getItemOffersBatch=0.2``. Windows are ``START-END`` in seconds
+    of real (unscaled) time since the knob was set; several are joined with ``+``.
+    """
+
+    error_rate: float = 0.0  # share of calls answered 500 InternalFailure, every API
+    error_rate_by_operation: dict[str, float] = field(default_factory=dict)
+    outage: list[Window] = field(default_factory=list)  # 503 for every API call inside
+    outage_html: bool = False  # outage bodies are HTML, as a load balancer sends them
+    throttle_storm: list[Window] = field(default_factory=list)  # 429 for every call inside
+    malformed_rate: float = 0.0  # share of 200s whose body is cut-off JSON
+    html_rate: float = 0.0  # share of calls answered 503 with an HTML body
+    slow_ms: float = 0.0  # extra latency per response, milliseconds
+    expired_tokens: bool = False  # every access token is treated as expired
+    zero_offers: bool = False  # every ASIN reports 0 offers (a real getItemOffersBatch bug)
+    invalid_asins: list[str] = field(default_factory=list)  # answered as invalid ASINs
+    rate_override: dict[str, float] = field(default_factory=dict)  # op -> unscaled rate
+    bad_item_ids: list[int] = field(default_factory=list)  # BASE items deleted on BASE
+    partial_failure_skus: list[str] = field(default_factory=list)  # eBay 207 for these SKUs
+    partial_failure_rate: float = 0.0  # share of eBay SKUs failing inside a 207
+    ebay_429_rate: float = 0.0  # share of eBay calls answered 429 errorId 2001
+    set_at: float = 0.0  # clock() when the knobs were set; windows count from here
+
+    def error_rate_for(self, operation: str) -> float:
+        return self.error_rate_by_operation.get(operation, self.error_rate)
+
+    def in_outage(self, now: float) -> bool:
+        return any(w.contains(now - self.set_at) for w in self.outage)
+
+    def in_storm(self, now: float) -> bool:
+        return any(w.contains(now - self.set_at) for w in self.throttle_storm)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, spec: str | dict[str, Any] | None, now: float = 0.0) -> Faults:
+        """Build knobs from a SPEC string or a JSON object (same names)."""
+        faults = cls(set_at=now)
+        if not spec:
+            return faults
+        items: list[tuple[str, Any]]
+        if isinstance(spec, dict):
+            items = list(spec.items())
+        else:
+            text = spec.strip()
+            if text.startswith("{"):
+                items = list(json.loads(text).items())
+            else:
+                items = []
+                for part in filter(None, (p.strip() for p in text.split(","))):
+                    name, _, value = part.partition("=")
+                    items.append((name.strip(), value.strip() if value else True))
+        for name, value in items:
+            faults._set(name, value)
+        return faults
+
+    def _set(self, name: str, value: Any) -> None:
+        base, _, operation = name.partition(".")
+        if base == "error_rate" and operation:
+            self.error_rate_by_operation[operation] = float(value)
+        elif base == "rate_override" and operation:
+            self.rate_override[operation] = float(value)
+        elif name in ("outage", "throttle_storm"):
+            setattr(self, name, _windows(value))
+        elif name in ("invalid_asins", "partial_failure_skus"):
+            setattr(self, name, _strings(value))
+        elif name == "bad_item_ids":
+            setattr(self, name, [int(v) for v in _strings(value)])
+        elif name in ("outage_html", "expired_tokens", "zero_offers"):
+            setattr(self, name, _bool(value))
+        elif name in (
+            "error_rate",
+            "malformed_rate",
+            "html_rate",
+            "slow_ms",
+            "partial_failure_rate",
+            "ebay_429_rate",
+        ):
+            setattr(self, name, float(value))
+        elif name in ("error_rate_by_operation", "rate_override") and isinstance(value, dict):
+            setattr(self, name, {str(k): float(v) for k, v in value.items()})
+        else:
+            raise ValueError(f"unknown sandbox fault {name!r}; see docs/sandbox.md for the knobs")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [v for v in str(value).replace("+", " ").split() if v]
+
+
+def _windows(value: Any) -> list[Window]:
+    if isinstance(value, list):
+        out = []
+        for w in value:
+            if isinstance(w, dict):
+                out.append(Window(float(w["start"]), float(w["end"])))
+            else:
+                out.extend(_windows(w))
+        return out
+    windows = []
+    for part in str(value).split("+"):
+        start, _, end = part.partition("-")
+        windows.append(Window(float(start), float(end)))
+    return windows
+
+
+@dataclass
+class SandboxState:
+    """One sandbox's world. API modules keep their own data in ``apis[name]``."""
+
+    time_scale: float = 1.0
+    seed: int = 42
+    token_lifetime: float = 3600.0  # seconds of real time an access token lives
+    clock: Callable[[], float] = time.monotonic
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    faults: Faults = field(default_factory=Faults)
+    ledger: Ledger = field(init=False)
+    rng: random.Random = field(init=False)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    apis: dict[str, Any] = field(default_factory=dict)  # per-API private state
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.clock)
+        self.rng = random.Random(self.seed)
+        self.faults.set_at = self.clock()
+
+    def now(self) -> float:
+        return self.clock()
+
+    def bucket(self, operation: str, rate: float, burst: int) -> TokenBucket:
+        """The bucket of ``operation`` at its documented ``rate`` (unscaled), created once.
+
+        A ``rate_override`` fault changes the rate live (the pacer must follow).
+        """
+        unscaled = self.faults.rate_override.get(operation, rate)
+        scaled = unscaled * self.time_scale
+        found = self.buckets.get(operation)
+        if found is None:
+            found = self.buckets[operation] = TokenBucket(scaled, burst, self.clock)
+        elif found.rate != scaled:
+            found.set_rate(scaled)
+        return found
+
+    def roll(self, probability: float) -> bool:
+        """True with ``probability``, from the seeded generator (deterministic per seed)."""
+        return probability > 0 and self.rng.random() < probability
+
+    def set_faults(self, spec: str | dict[str, Any] | None) -> Faults:
+        self.faults = Faults.parse(spec, now=self.clock())
+        return self.faults
