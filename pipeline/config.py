@@ -45,7 +45,9 @@ class Marketplace:
 
 
 MARKETPLACES: dict[str, Marketplace] = {
-    "JP": Marketplace("JP", "A1VC38T7YXB528", "https://sellingpartnerapi-fe.amazon.com", "us-west-2"),
+    "JP": Marketplace(
+        "JP", "A1VC38T7YXB528", "https://sellingpartnerapi-fe.amazon.com", "us-west-2"
+    ),
 }
 LWA_DEFAULT_ENDPOINT = "https://api.amazon.com"
 
@@ -191,12 +193,33 @@ class Workspace:
         return self.settings.mode == "sandbox"
 
     def secret(self, name: str) -> str:
+        """A secret from the environment or .env; in sandbox mode the sandbox's demo
+        credential stands in for a missing one. Live mode never falls back."""
         value = self.env.get(name, "")
+        if not value and self.is_sandbox:
+            from pipeline.sandbox.credentials import DEMO_ENV
+
+            value = DEMO_ENV.get(name, "")
         if not value:
             raise MissingCredentialError(
                 f"{name} is not set; put it in the environment or in .env (see .env.example)."
             )
         return value
+
+    def endpoint(self, name: str) -> str | None:
+        """An endpoint override (``SP_API_ENDPOINT``, ``LWA_ENDPOINT``, ``BASE_API_URL``,
+        ``EBAY_API_URL``) from the environment, else None (the platform default)."""
+        value = self.env.get(name, "").strip()
+        return value.rstrip("/") or None
+
+    def with_env(self, extra: Mapping[str, str]) -> Workspace:
+        """The same workspace with more variables (e.g. an in-process sandbox's endpoints)."""
+        return Workspace(
+            settings=self.settings,
+            config_path=self.config_path,
+            data_dir=self.data_dir,
+            env={**self.env, **extra},
+        )
 
     def require_live_credentials(self) -> None:
         missing = [n for n in self.settings.required_secrets() if not self.env.get(n)]
@@ -206,7 +229,7 @@ class Workspace:
                 f"{where} asks for live mode but {', '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} not set; add "
                 f"{'it' if len(missing) == 1 else 'them'} to the environment or .env "
-                "(see .env.example), or set mode = \"sandbox\"."
+                '(see .env.example), or set mode = "sandbox".'
             )
 
 
@@ -263,9 +286,11 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
     errors = exc.errors()
     first = errors[0]
     key = _key_path(tuple(first["loc"]))
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(
-        errors
-    ) > 1 else ""
+    more = (
+        f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        if len(errors) > 1
+        else ""
+    )
     kind = first["type"]
     if kind == "extra_forbidden":
         what = f"unknown key '{key}'"
@@ -308,7 +333,9 @@ def open_workspace(
     env = read_environment(environ, dotenv_path)
     path = resolve_config_path(config, env)
     settings = load_settings(path)
-    return Workspace(settings=settings, config_path=path, data_dir=resolve_data_dir(data_dir, env), env=env)
+    return Workspace(
+        settings=settings, config_path=path, data_dir=resolve_data_dir(data_dir, env), env=env
+    )
 
 
 def describe_settings(ws: Workspace) -> dict[str, Any]:

@@ -111,3 +111,62 @@ class Snapshot(pa.DataFrameModel):
             (~ok_in_stock | pl.col("price_jpy").is_not_null())
             & (~fallback | pl.col("fallback_from_run").is_not_null())
         )
+
+
+CHANGE_KINDS = ["price_up", "price_down", "out_of_stock", "restock"]
+
+
+class _DiffCommon(pa.DataFrameModel):
+    """Columns every per-platform diff row carries (transform writes, review and load read).
+
+    One row per listing whose price or stock must change. ``change_kind`` names the
+    stock change when there is one (``out_of_stock`` / ``restock``), else the price move.
+    """
+
+    run_id: str
+    platform: str = pa.Field(isin=["base", "ebay"])
+    account_id: str = pa.Field(str_matches=ACCOUNT_PATTERN)
+    listing_key: str  # BASE item_id as text, eBay sku
+    asin: str = pa.Field(str_matches=ASIN_PATTERN)
+    change_kind: str = pa.Field(isin=CHANGE_KINDS)
+    source_run_id: str  # the run whose observation decided this row
+    source_fetched_at: pl.Datetime(time_unit="us", time_zone="UTC") = pa.Field(nullable=True)
+    source_status: str = pa.Field(isin=SNAPSHOT_STATUSES)
+    source_fallback_age_seconds: pl.Float64 = pa.Field(nullable=True, ge=0)  # seconds
+    cost_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)  # Amazon landed price, JPY
+    held: pl.Boolean
+    hold_reason: str = pa.Field(nullable=True)
+
+
+class DiffBase(_DiffCommon):
+    """``diff_base``: BASE listings to change (yen)."""
+
+    item_id: pl.Int64 = pa.Field(gt=0)
+    old_price_jpy: pl.Int64 = pa.Field(gt=0)
+    new_price_jpy: pl.Int64 = pa.Field(gt=0)
+    old_stock: pl.Int64 = pa.Field(ge=0)
+    new_stock: pl.Int64 = pa.Field(ge=0)
+    old_visible: pl.Boolean
+    new_visible: pl.Boolean
+    expected_profit_jpy: pl.Int64 = pa.Field(nullable=True)
+
+    class Config:
+        unique = ["run_id", "account_id", "listing_key"]
+
+
+class DiffEbay(_DiffCommon):
+    """``diff_ebay``: eBay listings to change (US cents)."""
+
+    sku: str
+    offer_id: str = pa.Field(nullable=True)
+    listing_id: str = pa.Field(nullable=True)
+    api: str = pa.Field(isin=EBAY_APIS)
+    currency: str = pa.Field(isin=EBAY_CURRENCIES)
+    old_price_cents: pl.Int64 = pa.Field(gt=0)
+    new_price_cents: pl.Int64 = pa.Field(gt=0)
+    old_quantity: pl.Int64 = pa.Field(ge=0)
+    new_quantity: pl.Int64 = pa.Field(ge=0)
+    expected_profit_cents: pl.Int64 = pa.Field(nullable=True)
+
+    class Config:
+        unique = ["run_id", "account_id", "listing_key"]

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-_OUR_VARS = re.compile(
-    r"^(SP_API_|LWA_|BASE_|EBAY_|INVSYNC_|AWS_ENV$|SP_API_DEFAULT_MARKETPLACE$)"
-)
+_OUR_VARS = re.compile(r"^(SP_API_|LWA_|BASE_|EBAY_|INVSYNC_|AWS_ENV$|SP_API_DEFAULT_MARKETPLACE$)")
 
 
 @pytest.fixture(autouse=True)
