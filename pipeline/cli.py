@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -24,7 +23,7 @@ from pipeline.errors import InputError, InvsyncError, UsageError
 from pipeline.redact import redact, secret_values
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="invsync",
@@ -134,6 +133,8 @@ def listings_import(
         f"Imported {file.name} into listings_{platform}: {counts.inserted} inserted, "
         f"{counts.updated} updated, {counts.unchanged} unchanged."
     )
+    if counts.ignored_columns:
+        console.print(f"Ignored columns: {', '.join(counts.ignored_columns)}.")
 
 
 @listings_app.command("pull")
@@ -268,7 +269,24 @@ def sandbox_serve(
     faults: Annotated[str | None, typer.Option("--faults", help="Fault spec, see docs.")] = None,
 ) -> None:
     """Serve the sandbox marketplace (SP-API, BASE, eBay) on 127.0.0.1."""
-    raise _not_built("sandbox serve", 3)
+    from pipeline.sandbox.server import SandboxServer, serve_forever
+
+    def announce(server: SandboxServer) -> None:
+        console.print(f"sandbox serving on {server.url} (time scale {time_scale:g}, seed {seed})")
+        console.print("export these to point invsync at it (demo credentials apply by themselves):")
+        for name in ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL"):
+            console.print(f"export {name}={server.url}", markup=False, highlight=False)
+        console.print("Ctrl-C stops it.")
+        sys.stdout.flush()
+
+    try:
+        serve_forever(port, time_scale, seed, faults, on_ready=announce)
+    except ValueError as exc:  # a bad --faults spec or --time-scale: our own message
+        raise UsageError(f"The sandbox cannot start: {exc}.") from None
+    except OSError:
+        raise UsageError(
+            f"Port {port} on 127.0.0.1 is not free; pick another with --port (0 picks a free one)."
+        ) from None
 
 
 # --- entry point -----------------------------------------------------------------------
@@ -284,18 +302,11 @@ def _print_error(exc: InvsyncError, secrets: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point. Typer handles usage errors itself (exit 2); our errors are caught here."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        result = app(args=args, prog_name="invsync", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:  # usage errors from click itself: exit 2
-        exc.show(file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("Aborted.")
-        sys.exit(130)
+        app(args=args, prog_name="invsync")
     except InvsyncError as exc:
         secrets = secret_values(read_environment())
         if debug:
@@ -312,7 +323,6 @@ def main(argv: list[str] | None = None) -> None:
             markup=False,
         )
         sys.exit(1)
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,6 +56,8 @@ LWA_DEFAULT_ENDPOINT = "https://api.amazon.com"
 # Secrets by name. Per-shop BASE refresh tokens are named by each account's refresh_token_env.
 SPAPI_SECRETS = ("SP_API_REFRESH_TOKEN", "LWA_APP_ID", "LWA_CLIENT_SECRET")
 BASE_SECRETS = ("BASE_CLIENT_ID", "BASE_CLIENT_SECRET")
+# Not secret, but live BASE needs it: the token endpoint wants the app's redirect_uri on refresh.
+BASE_REDIRECT_VAR = "BASE_REDIRECT_URI"
 EBAY_SECRETS = ("EBAY_CLIENT_ID", "EBAY_CLIENT_SECRET", "EBAY_REFRESH_TOKEN")
 # Endpoint overrides (not secrets): the same code reaches Amazon, BASE, eBay or the sandbox.
 ENDPOINT_VARS = ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL")
@@ -122,6 +126,203 @@ class SandboxSettings(_Section):
     seed: int = 42
 
 
+class LoadSettings(_Section):
+    """How load and listings pull talk to BASE and eBay (issue 6; docs/load.md)."""
+
+    base_calls_per_hour: int = Field(default=4900, ge=1, le=5000)  # BASE allows 5,000/h/shop
+    base_calls_per_day: int = Field(default=99_000, ge=1, le=100_000)  # BASE allows 100,000/day
+    ebay_revisions_per_day: int = Field(default=250, ge=1, le=250)  # per listing, eBay's cap
+    ebay_batch_size: int = Field(default=25, ge=1, le=25)  # SKUs per bulk_update_price_quantity
+    trading_batch_size: int = Field(default=4, ge=1, le=4)  # listings per ReviseInventoryStatus
+    http_timeout: Seconds = 30.0  # seconds, connect and read, every call
+    max_attempts: int = Field(default=5, ge=1, le=20)  # per call, for 429, 5xx and no answer
+    backoff_base: Seconds = 1.0  # seconds, first retry wait; doubles per attempt
+    backoff_max: Seconds = 60.0  # seconds, longest single wait (Retry-After is capped too)
+
+
+# --- pricing, FX and guardrails (issue 5; docs/pricing.md) ------------------------------
+
+
+def parse_exact_decimal(value: Any) -> Decimal:
+    """A rate or a factor (``1.4``, ``"0.066"``, ``30``) → an exact ``Decimal``.
+
+    A TOML float goes through ``str()``, whose shortest repr is what was written
+    (``1.4`` stays 1.4, never 1.399999…). At most 4 decimal places: pricing keeps
+    rates as integer basis points (1/10,000) so no binary float ever touches money.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a number such as 1.4 or '0.066'")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int | float | str):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"expected a number such as 1.4 or '0.066', got {value!r}") from None
+    else:
+        raise ValueError(f"expected a number such as 1.4 or '0.066', got {value!r}")
+    if not number.is_finite() or number < 0:
+        raise ValueError("expected a finite number ≥ 0")
+    if number != number.quantize(Decimal("0.0001")):
+        raise ValueError(f"{number} has more than 4 decimal places")
+    # Normalised so 1.40 and 1.4 hash alike; integers keep plain digits (30, not 3E+1).
+    return (
+        number.quantize(Decimal(1)) if number == number.to_integral_value() else number.normalize()
+    )
+
+
+ExactDecimal = Annotated[Decimal, BeforeValidator(parse_exact_decimal)]
+
+
+class MarkupBand(_Section):
+    """One tier of a markup rule: the Amazon cost up to ``up_to_jpy`` (inclusive; omitted on
+    the last band) is multiplied by ``multiplier`` and ``add_jpy`` is added."""
+
+    up_to_jpy: int | None = Field(default=None, gt=0)  # JPY, inclusive upper bound on cost
+    multiplier: ExactDecimal
+    add_jpy: int = Field(default=0, ge=0)  # JPY
+
+
+# The replaced system's tiers: ≤1,000 ×1.4, ≤5,000 ×1.3, ≤10,000 ×1.25, above ×1.2.
+LEGACY_MARKUP_BANDS: tuple[MarkupBand, ...] = (
+    MarkupBand(up_to_jpy=1_000, multiplier=Decimal("1.4")),
+    MarkupBand(up_to_jpy=5_000, multiplier=Decimal("1.3")),
+    MarkupBand(up_to_jpy=10_000, multiplier=Decimal("1.25")),
+    MarkupBand(multiplier=Decimal("1.2")),
+)
+
+
+class PriceRule(_Section):
+    """How one platform (or one account) turns an Amazon cost into a price and a stock.
+
+    Prices, ``min_change`` and ``min_profit`` are in the platform's money unit: integer
+    yen on BASE, integer US cents on eBay. Costs (``*_jpy``) are yen. Rates are decimals
+    (0.066 = 6.6 %); ``*_pct`` keys are percent (1 = 1 %).
+    """
+
+    method: Literal["markup", "cost_plus"] = "markup"
+    bands: list[MarkupBand] = Field(default_factory=lambda: list(LEGACY_MARKUP_BANDS))
+    shipping_jpy: int = Field(default=0, ge=0)  # JPY per sale, a cost
+    packing_jpy: int = Field(default=0, ge=0)  # JPY per sale, a cost (fixed fees too)
+    fee_rate: ExactDecimal = Decimal(0)  # platform + payment fees, share of the price
+    duty_rate: ExactDecimal = Decimal(0)  # share of the price
+    margin_rate: ExactDecimal = Decimal(0)  # cost_plus only: the profit share of the price
+    rounding: Literal["none", "up_to_unit", "up_to_ending"] = "up_to_unit"
+    round_unit: int = Field(default=10, gt=0)  # up_to_unit: multiple; up_to_ending: modulus
+    round_ending: int = Field(default=0, ge=0)  # up_to_ending: e.g. 99 with round_unit 100
+    min_price: int | None = Field(default=None, gt=0)
+    max_price: int | None = Field(default=None, gt=0)
+    min_change: int = Field(default=0, ge=0)  # a smaller price move is not pushed
+    min_change_pct: ExactDecimal = Decimal(0)  # percent of the old price, likewise
+    min_profit: int = 0  # a change earning less is held for review
+    restock_quantity: int = Field(default=1, ge=1)
+    out_of_stock_action: Literal["stock_zero", "hide", "quantity_zero"] = "stock_zero"
+
+    @model_validator(mode="after")
+    def _rule_is_consistent(self) -> PriceRule:
+        if self.method == "markup":
+            if not self.bands:
+                raise ValueError("a markup rule needs at least one band")
+            bounds = [band.up_to_jpy for band in self.bands]
+            if bounds[-1] is not None or None in bounds[:-1]:
+                raise ValueError("only the last markup band omits up_to_jpy (it takes the rest)")
+            limits = [b for b in bounds if b is not None]
+            if limits != sorted(set(limits)):
+                raise ValueError("markup bands must rise: each up_to_jpy above the one before")
+            if any(band.multiplier <= 0 for band in self.bands):
+                raise ValueError("a markup multiplier must be above 0")
+        if self.fee_rate + self.duty_rate + self.margin_rate >= 1:
+            raise ValueError("fee_rate + duty_rate + margin_rate must stay below 1")
+        if self.rounding == "up_to_ending" and self.round_ending >= self.round_unit:
+            raise ValueError("round_ending must be below round_unit (e.g. 99 with 100)")
+        if self.min_price and self.max_price and self.min_price > self.max_price:
+            raise ValueError("min_price is above max_price")
+        return self
+
+
+def _default_ebay_rule() -> PriceRule:
+    return PriceRule(
+        method="cost_plus",
+        shipping_jpy=2_000,
+        packing_jpy=200,
+        fee_rate=Decimal("0.1325"),
+        margin_rate=Decimal("0.15"),
+        rounding="up_to_ending",
+        round_unit=100,
+        round_ending=99,
+        min_price=99,
+        min_change_pct=Decimal(1),
+        min_profit=100,
+        out_of_stock_action="quantity_zero",
+    )
+
+
+class PricingSettings(_Section):
+    """``[pricing.base]``, ``[pricing.ebay]`` and per-account overrides in
+    ``[pricing.accounts.<id>]`` (any key of a rule; the rest comes from the platform)."""
+
+    base: PriceRule = Field(default_factory=lambda: PriceRule(fee_rate=Decimal("0.066")))
+    ebay: PriceRule = Field(default_factory=_default_ebay_rule)
+    accounts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _platform_actions_fit(self) -> PricingSettings:
+        if self.base.out_of_stock_action not in ("stock_zero", "hide"):
+            raise ValueError("pricing.base.out_of_stock_action must be 'stock_zero' or 'hide'")
+        if self.ebay.out_of_stock_action != "quantity_zero":
+            raise ValueError("pricing.ebay.out_of_stock_action must be 'quantity_zero'")
+        return self
+
+    def rule_for(self, account: Account) -> PriceRule:
+        """The platform's rule with the account's overrides applied."""
+        platform_rule = self.base if account.platform == "base" else self.ebay
+        override = self.accounts.get(account.id)
+        if not override:
+            return platform_rule
+        merged = {**platform_rule.model_dump(), **override}
+        try:
+            return PriceRule.model_validate(merged)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            what = (
+                f"unknown key '{key}'"
+                if first["type"] == "extra_forbidden"
+                else f"'{key}' " + str(first["msg"]).removeprefix("Value error, ")
+            )
+            raise ValueError(f"pricing.accounts.{account.id}: {what}") from None
+
+
+class FxSettings(_Section):
+    """The JPY→USD rate for eBay: ``jpy_per_usd`` with ``as_of``, or a CSV ``file`` with
+    columns ``as_of,jpy_per_usd`` (the newest row counts). Older than ``max_age`` stops
+    eBay pricing. With neither, the sandbox demo uses 150 JPY/USD as of the run."""
+
+    jpy_per_usd: ExactDecimal | None = None
+    as_of: datetime | date | None = None
+    file: Path | None = None
+    max_age: Seconds = 3 * 86400.0  # seconds
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FxSettings:
+        if self.file is not None and self.jpy_per_usd is not None:
+            raise ValueError("give fx.jpy_per_usd or fx.file, not both")
+        if self.jpy_per_usd is not None and self.as_of is None:
+            raise ValueError("fx.jpy_per_usd needs fx.as_of (the date the rate was taken)")
+        if self.jpy_per_usd is not None and self.jpy_per_usd <= 0:
+            raise ValueError("fx.jpy_per_usd must be above 0")
+        return self
+
+
+class GuardrailSettings(_Section):
+    """The review gate (docs/review.md): row holds and the per-platform breaker."""
+
+    max_price_change_pct: ExactDecimal = Decimal(30)  # percent of the old price
+    max_source_age: Seconds = 12 * 3600.0  # seconds since the Amazon observation
+    max_out_of_stock_ratio: ExactDecimal = Decimal("0.5")  # of a platform's listings
+    max_api_error_ratio: ExactDecimal = Decimal("0.2")  # api_error + unknown, same base
+
+
 DEMO_ACCOUNTS: tuple[Account, ...] = (
     Account(id="shop1", platform="base", refresh_token_env="BASE_SHOP1_REFRESH_TOKEN"),
     Account(id="shop2", platform="base", refresh_token_env="BASE_SHOP2_REFRESH_TOKEN"),
@@ -134,6 +335,19 @@ class Settings(_Section):
     amazon: AmazonSettings = AmazonSettings()
     accounts: list[Account] = Field(default_factory=lambda: list(DEMO_ACCOUNTS))
     sandbox: SandboxSettings = SandboxSettings()
+    load: LoadSettings = LoadSettings()
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
+    fx: FxSettings = FxSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
+
+    @model_validator(mode="after")
+    def _pricing_overrides_name_accounts(self) -> Settings:
+        for account_id in self.pricing.accounts:
+            account = next((a for a in self.accounts if a.id == account_id), None)
+            if account is None:
+                raise ValueError(f"pricing.accounts.{account_id} names no declared account")
+            self.pricing.rule_for(account)  # a bad override fails here, naming the account
+        return self
 
     @model_validator(mode="after")
     def _accounts_are_unique(self) -> Settings:
@@ -168,7 +382,7 @@ class Settings(_Section):
         """Every variable live mode needs for the accounts configured."""
         names = list(SPAPI_SECRETS)
         if self.accounts_on("base"):
-            names += BASE_SECRETS
+            names += [*BASE_SECRETS, BASE_REDIRECT_VAR]
             names += [a.refresh_token_env for a in self.accounts_on("base") if a.refresh_token_env]
         if self.accounts_on("ebay"):
             names += EBAY_SECRETS
@@ -283,7 +497,8 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:
     """One sentence for the first problem of a pydantic error, naming key and file."""
-    errors = exc.errors()
+    # An unknown key explains a "missing" one (a misspelling), so it is reported first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     key = _key_path(tuple(first["loc"]))
     more = (
@@ -350,5 +565,5 @@ def describe_settings(ws: Workspace) -> dict[str, Any]:
         "data_dir": str(ws.data_dir),
         "settings": ws.settings.model_dump(mode="json"),
         "secrets": {n: ("set" if ws.env.get(n) else "not set") for n in dict.fromkeys(names)},
-        "endpoints": {n: ws.env.get(n, "(default)") for n in ENDPOINT_VARS},
+        "endpoints": {n: ws.env.get(n, "(default)") for n in (*ENDPOINT_VARS, BASE_REDIRECT_VAR)},
     }

@@ -1,0 +1,77 @@
+"""The docs are part of the product: every command has help text and a section, every
+configuration key and environment variable is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer.main
+from pydantic import BaseModel
+
+from pipeline import config
+from pipeline.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+
+def _commands(command, prefix: str = "invsync"):
+    subcommands = getattr(command, "commands", None)
+    if subcommands:
+        for name, sub in subcommands.items():
+            yield from _commands(sub, f"{prefix} {name}")
+    else:
+        yield prefix, command
+
+
+def all_commands() -> list[tuple[str, object]]:
+    return list(_commands(typer.main.get_command(app)))
+
+
+def test_every_command_has_help_text() -> None:
+    commands = all_commands()
+    assert len(commands) >= 14
+    for name, command in commands:
+        assert (command.help or "").strip(), f"`{name}` has no help text"
+
+
+def test_every_command_has_a_section_in_the_docs() -> None:
+    reference = (DOCS / "cli.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^## (invsync [a-z -]+?)\s*$", reference, flags=re.M))
+    for name, _ in all_commands():
+        assert name in headings, f"docs/cli.md has no '## {name}' section"
+
+
+def _keys(model: type[BaseModel], prefix: str = ""):
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested:
+            yield key
+            yield from _keys(nested[0], key + ".")
+        else:
+            yield key
+
+
+def test_every_configuration_key_is_documented() -> None:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    for key in _keys(config.Settings):
+        assert f"`{key}`" in text or f"[{key}]" in text or f"[[{key}]]" in text, (
+            f"docs/configuration.md does not document `{key}`"
+        )
+
+
+def test_every_environment_variable_is_documented() -> None:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    names = [
+        *config.SPAPI_SECRETS, *config.BASE_SECRETS, *config.EBAY_SECRETS,
+        *config.ENDPOINT_VARS, config.BASE_REDIRECT_VAR, config.CONFIG_ENV, config.DATA_DIR_ENV,
+    ]  # fmt: skip
+    for name in names:
+        assert f"`{name}`" in text, f"docs/configuration.md does not document {name}"
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for name in [*config.SPAPI_SECRETS, *config.BASE_SECRETS, *config.EBAY_SECRETS]:
+        assert f"{name}=" in example, f".env.example lacks {name}"
