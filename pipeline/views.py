@@ -1,0 +1,140 @@
+"""The analysts' views, in the warehouse and in a reader's copy beside it.
+
+Reads the snapshot and diff Parquet files and the warehouse tables; writes views into
+``warehouse.duckdb`` and into ``analytics.duckdb``, plus Parquet exports of the
+warehouse tables under ``exports/``.
+
+Why two databases: DuckDB lets one process write a database file and no other process
+open it at the same time, not even read-only. A sync holds ``warehouse.duckdb`` for
+its whole run, so analysts read ``analytics.duckdb`` instead: it holds only views over
+Parquet files (snapshots, diffs, and the exported ``runs``, ``push_journal`` and listing
+tables), so reading it never touches the sync's file, and the sync never needs it.
+Exports are replaced atomically; the views pick the new files up on their next query.
+
+View bodies live in ``sql/views/<name>.sql`` and are written over four source names:
+``snapshots``, ``diff_rows``, ``runs`` and ``push_journal``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline import schemas
+from pipeline.sql import load_sql
+
+ANALYST_VIEWS = ("price_history", "latest_price", "oos_episodes", "diffs", "pushes", "fetch_health")
+EXPORTED_TABLES = ("runs", "push_journal", "listings_base", "listings_ebay")
+ANALYTICS_NAME = "analytics.duckdb"
+log = logging.getLogger("invsync.views")
+
+_DUCKDB_TYPES = {
+    pl.Utf8: "varchar",
+    pl.Int64: "bigint",
+    pl.Int32: "integer",
+    pl.Boolean: "boolean",
+    pl.Float64: "double",
+}
+
+
+SNAPSHOT_FILES = ("snapshots/amazon", "dt=*/run_id=*/part-0.parquet")  # (folder, glob)
+DIFF_FILES = ("diffs", "run_id=*/platform=*/diff.parquet")
+
+
+def _literal(path: Path) -> str:
+    """A path as an SQL string literal. View DDL cannot take parameters, so the
+    absolute path is embedded, with quotes doubled."""
+    return "'" + str(path.resolve()).replace("'", "''") + "'"
+
+
+def _empty_relation(models: tuple[type[schemas.pa.DataFrameModel], ...]) -> str:
+    """``select … limit 0`` with the columns and types of the models (union of columns)."""
+    columns: dict[str, str] = {}
+    for model in models:
+        for name, column in model.to_schema().columns.items():
+            dtype = column.dtype.type
+            if isinstance(dtype, pl.Datetime):
+                sql_type = "timestamptz"
+            else:
+                sql_type = _DUCKDB_TYPES.get(dtype.base_type(), "varchar")
+            columns.setdefault(name, sql_type)
+    body = ", ".join(f"cast(null as {t}) as {n}" for n, t in columns.items())
+    return f"select {body} limit 0"
+
+
+def _glob_or_empty(
+    data_dir: Path, files: tuple[str, str], models: tuple[type[schemas.pa.DataFrameModel], ...]
+) -> str:
+    """A relation over the Parquet files, or an empty typed one while there are none
+    (DuckDB binds a view when it is created, and an empty glob does not bind)."""
+    folder, pattern = files
+    if any((data_dir / folder).glob(pattern)):
+        return (
+            f"select * from read_parquet({_literal(data_dir / folder / pattern)}, "
+            "union_by_name = true, hive_partitioning = false)"
+        )
+    return _empty_relation(models)
+
+
+def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,))
+    diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.DiffBase, schemas.DiffEbay))
+    con.execute(f"create or replace view snapshots as {snapshots}")
+    con.execute(f"create or replace view diff_rows as {diffs}")
+
+
+def create_analyst_views(con: duckdb.DuckDBPyConnection) -> None:
+    for name in ANALYST_VIEWS:
+        con.execute(f"create or replace view {name} as {load_sql(f'views/{name}')}")
+
+
+def refresh_warehouse_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """(Re)create the analysts' views inside the warehouse itself."""
+    create_source_views(con, data_dir)
+    create_analyst_views(con)
+
+
+def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """Write the warehouse tables analysts read to ``exports/<table>.parquet``, atomically."""
+    folder = data_dir / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in EXPORTED_TABLES:
+        target = folder / f"{table}.parquet"
+        temporary = folder / f".{table}.parquet.tmp"
+        con.execute(f"copy (select * from {table}) to {_literal(temporary)} (format parquet)")
+        os.replace(temporary, target)
+
+
+def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
+    """Refresh the warehouse views, the exports and ``analytics.duckdb``.
+
+    Returns False when a reader holds ``analytics.duckdb`` open so its views could not be
+    rewritten; they still read the fresh exports and snapshots, so nothing is lost.
+    """
+    refresh_warehouse_views(con, data_dir)
+    export_tables(con, data_dir)
+    try:
+        reader_db = duckdb.connect(str(data_dir / ANALYTICS_NAME))
+    except duckdb.IOException:
+        log.info("analytics.duckdb is open in another process; its views read the new files.")
+        return False
+    try:
+        for table in EXPORTED_TABLES:
+            source = data_dir / "exports" / f"{table}.parquet"
+            reader_db.execute(
+                f"create or replace view {table} as select * from read_parquet({_literal(source)})"
+            )
+        create_source_views(reader_db, data_dir)
+        create_analyst_views(reader_db)
+    finally:
+        reader_db.close()
+    return True
+
+
+def open_for_reading(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the analysts' database (what docs/analysts.md uses)."""
+    return duckdb.connect(str(data_dir / ANALYTICS_NAME), read_only=True)

@@ -1,0 +1,25 @@
+-- pushes: every intended change and what became of it (the push journal).
+with final as (
+    select
+        run_id,
+        platform,
+        account_id,
+        listing_key,
+        asin,
+        currency,
+        old_price,
+        new_price,
+        old_quantity,
+        new_quantity,
+        state,
+        attempts,
+        http_status,
+        error_code,
+        error_message,
+        created_at,
+        sent_at,
+        finished_at
+    from push_journal
+)
+
+select * from final
