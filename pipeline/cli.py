@@ -144,7 +144,15 @@ def listings_pull(
     account: Annotated[str | None, typer.Option("--account", help="One account only.")] = None,
 ) -> None:
     """Refresh the listing tables from the platforms' APIs; report gone and drifted listings."""
-    raise _not_built("listings pull", 6)
+    from pipeline import listings_pull, warehouse
+    from pipeline.logs import configure_logging
+
+    ws = state(ctx).workspace()
+    configure_logging(ws.data_dir, ws.env)
+    with warehouse.opened(ws.data_dir) as con:
+        result = listings_pull.run(ws, con, platform, account)
+    for line in listings_pull.describe(result):
+        console.print(line, markup=False, highlight=False)
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -214,7 +222,17 @@ def load(
     ] = False,
 ) -> None:
     """Push only the approved changed rows to BASE and eBay through the journal."""
-    raise _not_built("load", 6)
+    from pipeline import load as load_stage
+    from pipeline import warehouse
+    from pipeline.logs import configure_logging
+
+    ws = state(ctx).workspace()
+    configure_logging(ws.data_dir, ws.env)
+    with warehouse.opened(ws.data_dir) as con:
+        result = load_stage.run(ws, con, run, dry_run=dry_run, raise_on_failure=False)
+    for line in load_stage.describe(result):
+        console.print(line, markup=False, highlight=False)
+    load_stage.raise_for_outcome(result)
 
 
 @app.command()
@@ -234,7 +252,38 @@ def runs(
     last: Annotated[int, typer.Option("--last", help="How many runs to show.")] = 10,
 ) -> None:
     """A table of recent runs: outcome, calls, 429s, fetch time against the floor, pushes."""
-    raise _not_built("runs", 7)
+    from rich.table import Table
+
+    from pipeline import history as reports
+
+    ws = state(ctx).workspace()
+    with reports.reading(ws.data_dir) as con:
+        frame = reports.recent_runs(con, last)
+    if frame.is_empty():
+        console.print("No runs yet; start one with `invsync sync`.")
+        return
+    table = Table(title=f"Last {frame.height} run(s)")
+    columns = [
+        ("run", "run_id"), ("outcome", "outcome"), ("asins", "unique_asins"),
+        ("calls", "spapi_calls"), ("429s", "spapi_429s"), ("retries", "spapi_retries"),
+        ("fetch s", "fetch_seconds"), ("floor s", "quota_floor_seconds"),
+        ("pace", "pace_vs_floor"), ("diffs", "diffs"), ("held", "holds"),
+        ("pushed", "pushes"), ("failed", "push_failures"),
+    ]  # fmt: skip
+    for title, _ in columns:
+        table.add_column(title, justify="left" if title in ("run", "outcome") else "right")
+    for row in frame.iter_rows(named=True):
+        cells = []
+        for _, name in columns:
+            value = row[name]
+            if value is None:
+                cells.append("–")
+            elif isinstance(value, float):
+                cells.append(f"{value:.2f}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    console.print(table)
 
 
 @app.command()
@@ -244,7 +293,27 @@ def history(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG chart here.")] = None,
 ) -> None:
     """Price and stock of one ASIN over time, with a terminal sparkline."""
-    raise _not_built("history", 7)
+    from pipeline import history as reports
+
+    ws = state(ctx).workspace()
+    with reports.reading(ws.data_dir) as con:
+        frame = reports.asin_history(con, asin)
+    if frame.is_empty():
+        console.print(f"No observation of {asin} yet.")
+        return
+    prices = frame["price_jpy"].to_list()
+    stocked = [p for p, s in zip(prices, frame["in_stock"].to_list(), strict=True) if s]
+    console.print(f"{asin}: {frame.height} observations, {frame['run_id'].n_unique()} runs")
+    console.print(f"  price  {reports.sparkline(prices)}", markup=False, highlight=False)
+    if stocked:
+        console.print(f"  range  ¥{min(stocked):,} – ¥{max(stocked):,} (in stock)")
+    for row in frame.tail(10).iter_rows(named=True):
+        price = f"¥{row['price_jpy']:,}" if row["price_jpy"] is not None else "–"
+        stock = {True: "in stock", False: "out of stock", None: "unknown"}[row["in_stock"]]
+        console.print(f"  {row['fetched_at']:%Y-%m-%d %H:%M}  {price:>9}  {stock:<12} {row['status']}")
+    if plot is not None:
+        reports.plot_history(frame, asin, plot)
+        console.print(f"Wrote {plot}.")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -27,3 +28,10 @@ def run_sql(
 ) -> duckdb.DuckDBPyConnection:
     """Execute ``sql/<name>.sql`` with ``$params``; returns the connection for fetching."""
     return con.execute(load_sql(name), params or {})
+
+
+def query_frame(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+) -> pl.DataFrame:
+    """Run ``sql/<name>.sql`` (a query) with ``$params`` and return a polars frame."""
+    return con.sql(load_sql(name), params=params or {}).pl()

@@ -1,0 +1,109 @@
+"""Read-side reports: the run table (``invsync runs``) and one ASIN's price history
+(``invsync history``).
+
+Reads the warehouse when no sync holds it, else the analysts' copy
+(``analytics.duckdb``, see :mod:`pipeline.views`); writes nothing but an optional PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline import views, warehouse
+from pipeline.errors import UsageError
+from pipeline.schemas import ASIN_PATTERN
+from pipeline.sql import query_frame
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+@contextmanager
+def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection with the analysts' views: the warehouse itself, or, while
+    a sync holds it, the analysts' copy beside it."""
+    try:
+        con = warehouse.connect(data_dir, read_only=True)
+    except duckdb.IOException:
+        if not (data_dir / views.ANALYTICS_NAME).exists():
+            raise UsageError(
+                f"The warehouse in {data_dir} is busy with a sync and has no analysts' copy "
+                "yet; try again when the sync ends."
+            ) from None
+        con = views.open_for_reading(data_dir)
+    has_views = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'price_history'"
+    ).fetchall()[0][0]
+    if not has_views:
+        con.close()
+        raise UsageError(f"The warehouse in {data_dir} has no runs yet; run `invsync sync` first.")
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def recent_runs(con: duckdb.DuckDBPyConnection, last: int) -> pl.DataFrame:
+    """The ``last`` newest runs with the figures an operator checks first."""
+    return query_frame(con, "reports/recent_runs", {"last": last})
+
+
+def asin_history(con: duckdb.DuckDBPyConnection, asin: str) -> pl.DataFrame:
+    """Every observation of one ASIN, oldest first (facts and failures, with status)."""
+    import re
+
+    if not re.match(ASIN_PATTERN, asin):
+        raise UsageError(f"{asin!r} is not an ASIN (10 letters or digits such as B0C1234567).")
+    return query_frame(con, "reports/asin_history", {"asin": asin})
+
+
+def sparkline(values: Sequence[int | None]) -> str:
+    """One character per value, scaled between the smallest and the largest; a gap
+    (no price: out of stock or a failed fetch) is a space."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return " " * len(values)
+    low, high = min(present), max(present)
+    span = high - low
+    out = []
+    for value in values:
+        if value is None:
+            out.append(" ")
+        elif span == 0:
+            out.append(SPARK_LEVELS[len(SPARK_LEVELS) // 2])
+        else:
+            # integer arithmetic: level = floor((value - low) * 7 / span)
+            out.append(SPARK_LEVELS[(value - low) * (len(SPARK_LEVELS) - 1) // span])
+    return "".join(out)
+
+
+def plot_history(frame: pl.DataFrame, asin: str, path: Path) -> Path:
+    """Write a PNG chart of price (yen) and stock over time."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError(
+            "Plotting needs matplotlib; install it with `pip install 'invsync[plot]'` "
+            "(make setup includes it)."
+        ) from None
+    figure, axis = plt.subplots(figsize=(8, 3.5), dpi=100)
+    facts = frame.filter(pl.col("price_jpy").is_not_null())
+    axis.step(facts["fetched_at"].to_list(), facts["price_jpy"].to_list(), where="post")
+    out = frame.filter(pl.col("in_stock") == False)  # noqa: E712 — polars expression
+    if out.height:
+        axis.scatter(out["fetched_at"].to_list(), [0] * out.height, marker="x", color="red")
+    axis.set_title(f"{asin}: Amazon landed price (JPY); x = out of stock")
+    axis.set_ylabel("JPY")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    plt.close(figure)
+    return path
