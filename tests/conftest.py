@@ -6,9 +6,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,28 @@ def cli():
 def data_dir(clean_environment: Path) -> Path:
     path = clean_environment / "data"
     return path
+
+
+@pytest.fixture
+def start_sandbox() -> Iterator[Callable[..., Any]]:
+    """A factory: ``start_sandbox(**SandboxServer kwargs)`` starts a real sandbox on 127.0.0.1
+    (time scale 100 unless given); every server it started is stopped at teardown."""
+    from pipeline.sandbox.server import SandboxServer
+
+    started: list[SandboxServer] = []
+
+    def start(**kwargs: Any) -> SandboxServer:
+        kwargs.setdefault("time_scale", 100.0)
+        server = SandboxServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def sandbox(start_sandbox: Callable[..., Any]) -> Any:
+    """A started sandbox at time scale 100 (seed 42), stopped after the test."""
+    return start_sandbox(time_scale=100.0)

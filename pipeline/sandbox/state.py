@@ -13,11 +13,13 @@ shrink by the same factor (an "hour" lasts 3600/N seconds).
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -63,6 +65,7 @@ class CallRecord:
     outcome: str  # ok | throttled | error | fault:<name> | unauthorized | ...
     items: list[str] = field(default_factory=list)  # ASINs, item ids or SKUs in the call
     account: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # per-item outcomes, e.g. invalid ASINs
 
 
 @dataclass
@@ -95,9 +98,13 @@ class Ledger:
         outcome: str,
         items: list[str] | None = None,
         account: str | None = None,
+        detail: dict[str, Any] | None = None,
+        at: float | None = None,
     ) -> CallRecord:
+        """Record one answered call; ``at`` is the clock() reading when it was admitted
+        (default: now), so a call's time does not include building its answer."""
         record = CallRecord(
-            t=self._clock() - self.started,
+            t=(self._clock() if at is None else at) - self.started,
             wall=time.time(),
             api=api,
             operation=operation,
@@ -105,6 +112,7 @@ class Ledger:
             outcome=outcome,
             items=list(items or []),
             account=account,
+            detail=dict(detail or {}),
         )
         self.calls.append(record)
         return record
@@ -297,7 +305,9 @@ class SandboxState:
     ledger: Ledger = field(init=False)
     rng: random.Random = field(init=False)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    documented_rates: dict[str, float] = field(default_factory=dict)  # op -> unscaled req/s
     apis: dict[str, Any] = field(default_factory=dict)  # per-API private state
+    persist_path: Path | None = None  # where save() writes the world (JSON), if anywhere
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.clock)
@@ -312,6 +322,7 @@ class SandboxState:
 
         A ``rate_override`` fault changes the rate live (the pacer must follow).
         """
+        self.documented_rates[operation] = rate
         unscaled = self.faults.rate_override.get(operation, rate)
         scaled = unscaled * self.time_scale
         found = self.buckets.get(operation)
@@ -327,4 +338,93 @@ class SandboxState:
 
     def set_faults(self, spec: str | dict[str, Any] | None) -> Faults:
         self.faults = Faults.parse(spec, now=self.clock())
+        # a rate override (or its removal) takes effect now, not at the bucket's next use
+        for operation, bucket in self.buckets.items():
+            rate = self.documented_rates.get(operation)
+            if rate is not None:
+                bucket.set_rate(self.faults.rate_override.get(operation, rate) * self.time_scale)
         return self.faults
+
+    def reset(self) -> None:
+        """Forget the ledger and refill every rate bucket (``POST /_sandbox/reset``)."""
+        with self.lock:
+            self.ledger.reset()
+            self.buckets.clear()
+            for api in self.apis.values():  # platform hour/day counters, revision counts
+                reset_counters = getattr(api, "reset_counters", None)
+                if callable(reset_counters):
+                    reset_counters()
+
+    # --- fault decisions every API module shares (call them while holding ``lock``) ---
+
+    def fault_before_quota(self) -> str | None:
+        """``"outage"`` or ``"throttle_storm"`` when a window covers now, else None.
+
+        Checked before the rate bucket: an outage or a storm answers without spending
+        a token, as a load balancer in front of the API would.
+        """
+        now = self.clock()
+        if self.faults.in_outage(now):
+            return "outage"
+        if self.faults.in_storm(now):
+            return "throttle_storm"
+        return None
+
+    def fault_after_quota(self, operation: str) -> str | None:
+        """``"error"`` (a 500) or ``"html"`` (a 503 with an HTML body) by their rates, else None.
+
+        Checked after the rate bucket let the call through (the call spent its token).
+        """
+        if self.roll(self.faults.error_rate_for(operation)):
+            return "error"
+        if self.roll(self.faults.html_rate):
+            return "html"
+        return None
+
+    def malformed(self) -> bool:
+        """True when this 200 should carry cut-off JSON (``malformed_rate``)."""
+        return self.roll(self.faults.malformed_rate)
+
+    def slow_seconds(self) -> float:
+        """Extra latency for this response in seconds; sleep it WITHOUT holding ``lock``."""
+        return max(0.0, self.faults.slow_ms) / 1000.0
+
+    # --- persistence: one continuing world across processes ---
+
+    def dump(self) -> dict[str, Any]:
+        """The world as JSON-ready data: seed, tick, and each API module's own ``dump()``."""
+        with self.lock:
+            catalogue = self.apis.get("catalogue")
+            return {
+                "seed": self.seed,
+                "tick": getattr(catalogue, "tick_number", 0),
+                "apis": {
+                    name: api.dump()
+                    for name, api in self.apis.items()
+                    if callable(getattr(api, "dump", None))
+                },
+            }
+
+    def save(self) -> None:
+        """Write :meth:`dump` to ``persist_path`` atomically (temp file, then rename)."""
+        if self.persist_path is None:
+            return
+        data = self.dump()
+        path = Path(self.persist_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(temp, path)
+
+    def load(self, data: dict[str, Any]) -> None:
+        """Restore what :meth:`dump` wrote; modules without ``load`` keep their fresh state.
+
+        The catalogue loads first: other modules may read it while they load.
+        """
+        with self.lock:
+            stored = data.get("apis", {})
+            names = sorted(stored, key=lambda name: name != "catalogue")
+            for name in names:
+                api = self.apis.get(name)
+                if api is not None and callable(getattr(api, "load", None)):
+                    api.load(stored[name])

@@ -1,0 +1,137 @@
+"""The sandbox's own control routes under ``/_sandbox/``: faults, ticks, ledger, catalogue.
+
+Stage: sandbox. Reads and writes :class:`~pipeline.sandbox.state.SandboxState`; these calls
+are not recorded in the ledger (they are the test's hands, not the client's traffic).
+
+* ``GET  /_sandbox/health``              → ``{"ok": true, "tick": n}``
+* ``GET  /_sandbox/faults``              → the knobs now in force
+* ``POST /_sandbox/faults``              JSON object or a SPEC string; replaces every knob
+* ``POST /_sandbox/tick?n=1``            advance the world n steps; persists when configured
+* ``POST /_sandbox/reset``               clear the ledger and refill every rate bucket
+* ``GET  /_sandbox/stats?calls=1``       the ledger: per-operation counts, calls, changes
+* ``GET  /_sandbox/catalogue``           ASINs, invalid ASINs, demo listing counts, tick
+* ``GET  /_sandbox/catalogue/<asin>``    one ASIN's offers, buy box and reference price
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flask
+
+from pipeline.sandbox.catalogue import catalogue_of
+from pipeline.sandbox.state import SandboxState
+
+
+def blueprint(state: SandboxState) -> flask.Blueprint:
+    bp = flask.Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
+
+    def bad(message: str) -> tuple[flask.Response, int]:
+        return flask.jsonify({"error": message}), 400
+
+    @bp.get("/health")
+    def health() -> flask.Response:
+        return flask.jsonify({"ok": True, "tick": catalogue_of(state).tick_number})
+
+    @bp.get("/faults")
+    def get_faults() -> flask.Response:
+        with state.lock:
+            return flask.jsonify(state.faults.to_json())
+
+    @bp.post("/faults")
+    def set_faults() -> Any:
+        request = flask.request
+        spec: Any
+        if request.is_json:
+            spec = request.get_json(silent=True)
+            if isinstance(spec, dict) and set(spec) == {"spec"}:
+                spec = spec["spec"]
+            if not isinstance(spec, dict | str | None):
+                return bad("POST a JSON object of knobs or a SPEC string; see docs/sandbox.md.")
+        else:
+            spec = request.get_data(as_text=True)
+        try:
+            with state.lock:
+                faults = state.set_faults(spec)
+                return flask.jsonify(faults.to_json())
+        except (ValueError, TypeError, KeyError) as exc:
+            return bad(f"Fault spec rejected ({exc}); see docs/sandbox.md for the knobs.")
+
+    @bp.post("/tick")
+    def tick() -> Any:
+        try:
+            steps = int(flask.request.args.get("n", "1"))
+        except ValueError:
+            return bad("n must be a whole number of ticks.")
+        if not 1 <= steps <= 10_000:
+            return bad("n must be between 1 and 10000.")
+        with state.lock:
+            catalogue = catalogue_of(state)
+            summaries = [catalogue.tick() for _ in range(steps)]
+            for api in state.apis.values():  # platform modules may follow the world
+                on_tick = getattr(api, "on_tick", None)
+                if api is not catalogue and callable(on_tick):
+                    on_tick(summaries)
+            state.save()
+        last = summaries[-1]
+        return flask.jsonify(
+            {
+                "tick": last["tick"],
+                "repriced": sorted({a for s in summaries for a in s["repriced"]}),
+                "vanished": sorted({a for s in summaries for a in s["vanished"]}),
+                "appeared": sorted({a for s in summaries for a in s["appeared"]}),
+                "offers_changed": sorted({a for s in summaries for a in s["offers_changed"]}),
+            }
+        )
+
+    @bp.post("/reset")
+    def reset() -> flask.Response:
+        state.reset()
+        return flask.jsonify({"ok": True})
+
+    @bp.get("/stats")
+    def stats() -> flask.Response:
+        include_calls = flask.request.args.get("calls", "1") not in ("0", "false", "no")
+        with state.lock:
+            result = state.ledger.stats(include_calls=include_calls)
+            result["tick"] = catalogue_of(state).tick_number
+            result["time_scale"] = state.time_scale
+            result["seed"] = state.seed
+        return flask.jsonify(result)
+
+    @bp.get("/catalogue")
+    def catalogue_summary() -> flask.Response:
+        with state.lock:
+            catalogue = catalogue_of(state)
+            listings = catalogue.demo_listings()
+            return flask.jsonify(
+                {
+                    "seed": catalogue.seed,
+                    "tick": catalogue.tick_number,
+                    "asins": catalogue.asins,
+                    "invalid_asins": catalogue.invalid_asins,
+                    "demo_listings": {k: len(v) for k, v in listings.items()},
+                }
+            )
+
+    @bp.get("/catalogue/<asin>")
+    def catalogue_asin(asin: str) -> Any:
+        with state.lock:
+            catalogue = catalogue_of(state)
+            if not catalogue.is_valid(asin):
+                return flask.jsonify({"error": f"{asin} is not in the catalogue"}), 404
+            winner = catalogue.buy_box(asin)
+            return flask.jsonify(
+                {
+                    "asin": asin,
+                    "reference_price": catalogue.reference_price(asin),
+                    "buy_box": None if winner is None else winner.seller_id,
+                    "offers": [
+                        {**dataclasses.asdict(o), "points": o.points, "landed": o.landed}
+                        for o in catalogue.offers(asin)
+                    ],
+                }
+            )
+
+    return bp

@@ -1,0 +1,325 @@
+"""Sandbox eBay Trading API: ``POST /ws/api.dll`` with ``ReviseInventoryStatus`` (XML).
+
+Stage: sandbox. Reads: the request XML, ``state.faults``. Writes: the Trading listings of
+the eBay world (``state.apis["ebay"]``, see ``ebay.py``) and ``state.ledger`` (api
+``trading``).
+
+Wire contract (NOTES-platforms.md §A.4): 1–4 ``InventoryStatus`` nodes, each ``ItemID``
+and/or ``SKU`` plus ``StartPrice`` and/or ``Quantity``; always HTTP 200 with ``Ack``
+Success, Warning (some items failed) or Failure (all failed, or a call-level error); one
+``Errors`` element per failing item whose ``ErrorParameters`` value names the ItemID (or
+the SKU when no ItemID was sent). The response ``Quantity`` is available + already sold,
+as eBay's InventoryStatusType says. An Inventory-API listing is refused (21919474).
+Auth: ``X-EBAY-API-IAF-TOKEN`` (the OAuth user token) or ``RequesterCredentials``.
+
+Error codes: 2 (unsupported call), 37 (invalid input), 17 (no such item), 518 (call quota),
+10007 (internal error), 21916984 (invalid IAF token) and 21919474 are eBay's; the code for
+the daily revision cap (21919188) is the sandbox's choice — the real one is unverified.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from xml.sax.saxutils import escape
+
+from flask import Blueprint, Response, request
+
+from pipeline.sandbox.ebay import EbayListing, EbayWorld, value_to_cents
+from pipeline.sandbox.platform_limits import OUTAGE_HTML, truncated
+from pipeline.sandbox.state import SandboxState
+
+NS = "urn:ebay:apis:eBLBaseComponents"
+MAX_STATUSES = 4  # InventoryStatus nodes per ReviseInventoryStatus call
+VERSION = "1349"
+BUILD = "E1349_CORE_APISELLING_19187371_R1"
+REVISION_CAP_CODE = "21919188"  # sandbox's choice (see the module docstring)
+
+
+@dataclass
+class TradingError:
+    """One ``Errors`` element."""
+
+    code: str
+    short: str
+    long: str
+    param: str | None = None  # ItemID or SKU the error is about
+    classification: str = "RequestError"
+    severity: str = "Error"
+
+    def xml(self) -> str:
+        param = (
+            f'<ErrorParameters ParamID="0"><Value>{escape(self.param)}</Value></ErrorParameters>'
+            if self.param is not None
+            else ""
+        )
+        return (
+            f"<Errors><ShortMessage>{escape(self.short)}</ShortMessage>"
+            f"<LongMessage>{escape(self.long)}</LongMessage>"
+            f"<ErrorCode>{self.code}</ErrorCode><SeverityCode>{self.severity}</SeverityCode>"
+            f"{param}<ErrorClassification>{self.classification}</ErrorClassification></Errors>"
+        )
+
+
+def _response(call: str, ack: str, errors: list[TradingError], body: str = "") -> str:
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + "000Z"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<{call}Response xmlns="{NS}"><Timestamp>{timestamp}</Timestamp><Ack>{ack}</Ack>'
+        + "".join(e.xml() for e in errors)
+        + f"<Version>{VERSION}</Version><Build>{BUILD}</Build>{body}</{call}Response>"
+    )
+
+
+def _xml(text: str, status: int = 200) -> Response:
+    return Response(text, status=status, mimetype="text/xml", content_type="text/xml;charset=utf-8")
+
+
+def _child(node: ET.Element, name: str) -> str | None:
+    found = node.find(f"{{{NS}}}{name}")
+    if found is None:
+        found = node.find(name)
+    if found is None or found.text is None:
+        return None
+    return found.text.strip()
+
+
+def add_routes(bp: Blueprint, state: SandboxState, world: EbayWorld) -> None:
+    """Register ``/ws/api.dll`` on the eBay blueprint."""
+
+    @bp.route("/ws/api.dll", methods=["POST"])
+    def api_dll() -> Response:
+        call = request.headers.get("X-EBAY-API-CALL-NAME", "")
+        operation = call or "unknown"
+        delay = state.slow_seconds()
+        if delay:
+            time.sleep(delay)  # outside the lock
+        with state.lock:
+            record = state.ledger.record_call
+            pre = state.fault_before_quota()
+            if pre == "outage":
+                record("trading", operation, 503, "fault:outage", [], world.account)
+                html = state.faults.outage_html
+                body = OUTAGE_HTML if html else "Service Unavailable"
+                return Response(body, 503, mimetype="text/html" if html else "text/plain")
+            if call != "ReviseInventoryStatus":
+                error = TradingError(
+                    "2",
+                    "Unsupported API call.",
+                    f'The API call "{call}" is invalid or not supported in this release.',
+                )
+                record("trading", operation, 200, "error", [], world.account)
+                return _xml(_response(call or "Generic", "Failure", [error]))
+            call_error, outcome = _call_level_error(state, world, pre, operation)
+            if outcome == "fault:html":
+                record("trading", operation, 503, outcome, [], world.account)
+                return Response(OUTAGE_HTML, 503, mimetype="text/html")
+            if call_error is not None:
+                record("trading", operation, 200, outcome, [], world.account)
+                return _xml(_response(call, "Failure", [call_error]))
+            ack, errors, body, items = _revise(world, request.get_data())
+            outcome = {"Success": "ok", "Warning": "partial", "Failure": "error"}[ack]
+            text = _response(call, ack, errors, body)
+            if state.malformed():
+                text, outcome = truncated(text), "fault:malformed"
+            record("trading", operation, 200, outcome, items, world.account)
+            return _xml(text)
+
+
+def _call_level_error(
+    state: SandboxState, world: EbayWorld, pre: str | None, operation: str
+) -> tuple[TradingError | None, str]:
+    """A bad token, a storm, the exhausted daily quota or an error fault (in the order every
+    sandbox API checks them); counts the call against the quota when it gets that far."""
+    quota = TradingError(
+        "518",
+        "Call usage limit has been reached.",
+        "Your application has exceeded usage limit on this call, please make call to "
+        "Developer Analytics API to check your call usage.",
+    )
+    token = request.headers.get("X-EBAY-API-IAF-TOKEN", "").strip()
+    if not token:
+        token = _auth_token_in_body(request.get_data())
+    if not world.access_token_valid(token):
+        expired = token in world.access_tokens
+        invalid = TradingError(
+            "21916984",
+            "Invalid IAF token.",
+            "IAF token supplied is expired." if expired else "IAF token supplied is invalid.",
+        )
+        return invalid, "expired_token" if expired else "unauthorized"
+    if pre == "throttle_storm":
+        return quota, "fault:throttle_storm"
+    day = world.day()
+    if world.trading_calls.current(day) >= world.trading_daily_call_limit:
+        return quota, "throttled"
+    if state.roll(state.faults.ebay_429_rate):
+        return quota, "throttled"
+    world.trading_calls.add(day)
+    post = state.fault_after_quota(operation)
+    if post == "html":
+        return None, "fault:html"
+    if post == "error":
+        internal = TradingError(
+            "10007",
+            "Internal error to the application.",
+            "Internal error to the application.",
+            classification="SystemError",
+        )
+        return internal, "fault:error"
+    return None, "ok"
+
+
+def _auth_token_in_body(raw: bytes) -> str:
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError:
+        return ""
+    for node in root.iter():
+        if node.tag.endswith("eBayAuthToken") and node.text:
+            return node.text.strip()
+    return ""
+
+
+def _revise(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str, list[str]]:
+    """Ack, errors, the InventoryStatus/Fees body and the item keys of one call."""
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError:
+        return "Failure", [_invalid("the request is not well-formed XML")], "", []
+    if not root.tag.endswith("ReviseInventoryStatusRequest"):
+        return (
+            "Failure",
+            [_invalid("the root element must be ReviseInventoryStatusRequest")],
+            "",
+            [],
+        )
+    nodes = [n for n in root if n.tag.endswith("InventoryStatus")]
+    if not 1 <= len(nodes) <= MAX_STATUSES:
+        message = f"send 1 to {MAX_STATUSES} InventoryStatus containers, not {len(nodes)}"
+        return "Failure", [_invalid(message, tag="InventoryStatus")], "", []
+    errors: list[TradingError] = []
+    done: list[EbayListing] = []
+    items: list[str] = []
+    seen: set[str] = set()
+    for node in nodes:
+        item_id, sku = _child(node, "ItemID"), _child(node, "SKU")
+        param = item_id or sku
+        items.append(param or "")
+        listing, problem = _validate(world, node, item_id, sku, seen)
+        if problem is not None:
+            problem.param = param
+            errors.append(problem)
+            continue
+        assert listing is not None
+        seen.add(listing.listing_id)
+        price_text, quantity_text = _child(node, "StartPrice"), _child(node, "Quantity")
+        changes: dict[str, object] = {}
+        if price_text is not None:
+            listing.price_cents = _cents(price_text) or listing.price_cents
+            changes["price"] = listing.price_cents
+            changes["currency"] = "USD"
+        if quantity_text is not None:
+            listing.quantity = listing.available_quantity = int(quantity_text)
+            changes["quantity"] = listing.quantity
+        world.add_revision(listing)
+        world.state.ledger.record_change(
+            "ebay", world.account, listing.sku, changes, "ReviseInventoryStatus"
+        )
+        done.append(listing)
+    if not done:
+        ack = "Failure"
+    elif errors:
+        ack = "Warning"
+    else:
+        ack = "Success"
+    body = "".join(_status_xml(listing) for listing in done) + "".join(
+        _fees_xml(listing) for listing in done
+    )
+    return ack, errors, body, items
+
+
+def _validate(
+    world: EbayWorld, node: ET.Element, item_id: str | None, sku: str | None, seen: set[str]
+) -> tuple[EbayListing | None, TradingError | None]:
+    if item_id is None and sku is None:
+        return None, _invalid("each InventoryStatus needs an ItemID or a SKU", tag="ItemID")
+    listing = world.by_item_id(item_id) if item_id else world.listings.get(sku or "")
+    if listing is None:
+        missing = item_id or sku or ""
+        return None, TradingError(
+            "17",
+            "Item cannot be accessed.",
+            f"This item cannot be accessed because the listing has been deleted or you are "
+            f'not the seller ("{missing}").',
+        )
+    if listing.api != "trading":
+        return None, TradingError(
+            "21919474",
+            "Inventory API listing",
+            "This listing was created with the Inventory API and can only be revised with the "
+            "Inventory API.",
+        )
+    if listing.listing_id in seen:
+        return None, _invalid("the same listing appears twice in this request", tag="ItemID")
+    price_text, quantity_text = _child(node, "StartPrice"), _child(node, "Quantity")
+    if price_text is None and quantity_text is None:
+        return None, _invalid("send StartPrice or Quantity (or both)", tag="StartPrice")
+    if price_text is not None:
+        cents = _cents(price_text)
+        if cents is None or cents < 99:
+            return None, _invalid(
+                f'StartPrice "{price_text}" is not a price of 0.99 or more', tag="StartPrice"
+            )
+    if quantity_text is not None and not quantity_text.isdigit():
+        return None, _invalid(
+            f'Quantity "{quantity_text}" is not a whole number of 0 or more', tag="Quantity"
+        )
+    if world.revisions_today(listing) >= world.revisions_per_day:
+        return None, TradingError(
+            REVISION_CAP_CODE,
+            "Revision limit reached.",
+            f"This listing has been revised the maximum {world.revisions_per_day} times today; "
+            "try again after midnight PST.",
+        )
+    faults = world.state.faults
+    if listing.sku in faults.partial_failure_skus or world.state.roll(faults.partial_failure_rate):
+        return None, TradingError(
+            "10007",
+            "Internal error to the application.",
+            "Internal error to the application.",
+            classification="SystemError",
+        )
+    return listing, None
+
+
+def _invalid(why: str, tag: str = "ReviseInventoryStatusRequest") -> TradingError:
+    return TradingError(
+        "37", "Input data is invalid.", f"Input data for tag <{tag}> is invalid or missing: {why}."
+    )
+
+
+def _cents(text: str) -> int | None:
+    whole, _, fraction = text.partition(".")
+    if fraction and len(fraction) > 2 and set(fraction[2:]) <= {"0"}:
+        text = f"{whole}.{fraction[:2]}"  # "20.000" is 20.00
+    return value_to_cents(text)
+
+
+def _status_xml(listing: EbayListing) -> str:
+    # Quantity echoes available + sold, as eBay's InventoryStatusType documents.
+    return (
+        f"<InventoryStatus><SKU>{escape(listing.sku)}</SKU><ItemID>{listing.listing_id}</ItemID>"
+        f'<StartPrice currencyID="USD">{listing.price_value()}</StartPrice>'
+        f"<Quantity>{listing.quantity + listing.sold_quantity}</Quantity></InventoryStatus>"
+    )
+
+
+def _fees_xml(listing: EbayListing) -> str:
+    fees = "".join(
+        f'<Fee><Name>{name}</Name><Fee currencyID="USD">0.0</Fee></Fee>'
+        for name in ("AuctionLPFee", "InsertionFee", "ListingFee")
+    )
+    return f"<Fees><ItemID>{listing.listing_id}</ItemID>{fees}</Fees>"

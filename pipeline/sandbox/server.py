@@ -1,0 +1,234 @@
+"""The sandbox HTTP server: one Flask app on 127.0.0.1 speaking SP-API, BASE and eBay.
+
+Stage: sandbox. Reads an optional persisted world (``persist_path``, JSON); writes it back at
+stop and after each tick. Everything else lives in memory in one
+:class:`~pipeline.sandbox.state.SandboxState`.
+
+* :func:`create_app` wires the LWA and SP-API routes (``spapi``), the ``/_sandbox`` control
+  routes (``control``) and, when their modules exist, ``thebase.blueprint(state)`` and
+  ``ebay.blueprint(state)``.
+* :class:`SandboxServer` runs it on a real socket in a background thread (tests, the demo).
+* :func:`serve_forever` backs ``invsync sandbox serve``.
+
+Latency: werkzeug writes the status line and headers, then the body, in separate
+``send`` calls; with Nagle's algorithm on and the client's delayed ACK, each response
+would wait ~40 ms for the second packet. Accepted sockets get ``TCP_NODELAY``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from pipeline.sandbox import control, spapi
+from pipeline.sandbox.catalogue import Catalogue, catalogue_of
+from pipeline.sandbox.credentials import DEMO_ENV
+from pipeline.sandbox.state import SandboxState
+
+logger = logging.getLogger(__name__)
+HOST = "127.0.0.1"
+_PLATFORM_MODULES = ("thebase", "ebay")
+_SPAPI_PREFIXES = ("/products/", "/batches/products/")
+
+
+def create_app(state: SandboxState) -> flask.Flask:
+    """The Flask app over ``state``; creates the catalogue from the seed if it is missing."""
+    catalogue_of(state)
+    app = flask.Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the official key order
+    app.register_blueprint(spapi.blueprint(state))
+    app.register_blueprint(control.blueprint(state))
+    for name in _PLATFORM_MODULES:
+        module_name = f"pipeline.sandbox.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise  # the module exists but something it imports does not
+            continue
+        app.register_blueprint(module.blueprint(state))
+
+    @app.errorhandler(HTTPException)
+    def spapi_style_errors(exc: HTTPException) -> Any:
+        """Unknown SP-API paths and methods answer like Amazon (JSON ``errors``); other
+        paths keep werkzeug's answer (the platform blueprints register their own)."""
+        path = flask.request.path
+        if not path.startswith(_SPAPI_PREFIXES) or exc.code is None:
+            return exc
+        message = {404: "The requested resource doesn't exist."}.get(
+            exc.code, exc.description or exc.name
+        )
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.code, "InvalidInput")
+        body = {"errors": [{"code": code, "message": message, "details": ""}]}
+        return flask.Response(json.dumps(body), status=exc.code, content_type="application/json")
+
+    return app
+
+
+class _NoDelayRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler with TCP_NODELAY on each accepted socket and no access log."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # the ledger records every call; an access line per request is noise
+
+    def log_error(self, format: str, *args: Any) -> None:
+        logger.debug(format, *args)
+
+
+def read_world(path: Path | None) -> dict[str, Any] | None:
+    """The persisted world at ``path``, None when there is none yet."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"the sandbox world file {path} cannot be read ({exc.__class__.__name__}); delete it to start a fresh world"
+        ) from None
+    return data if isinstance(data, dict) else None
+
+
+class SandboxServer:
+    """A real HTTP server on 127.0.0.1 in a background thread.
+
+    ``with SandboxServer(time_scale=100) as sandbox: ... sandbox.url ...``
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        time_scale: float = 1.0,
+        seed: int = 42,
+        faults: str | dict[str, Any] | None = None,
+        token_lifetime: float = 3600.0,
+        persist_path: Path | None = None,
+        n_asins: int | None = None,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be above 0")
+        self.port = port
+        self.url = ""
+        self.state = SandboxState(
+            time_scale=time_scale,
+            seed=seed,
+            token_lifetime=token_lifetime,
+            persist_path=Path(persist_path) if persist_path is not None else None,
+        )
+        if faults:
+            self.state.set_faults(faults)
+        world = read_world(self.state.persist_path)
+        catalogue = Catalogue(seed, n_asins)
+        if world is not None:
+            stored = world.get("apis", {})
+            if int(world.get("seed", seed)) != seed:
+                raise ValueError(
+                    f"the sandbox world file {persist_path} was made with seed {world.get('seed')}, "
+                    f"not {seed}; pass that seed or delete the file"
+                )
+            catalogue.load(stored.get("catalogue", {}))
+        self.state.apis["catalogue"] = catalogue
+        self.app = create_app(self.state)
+        if world is not None:
+            others = {k: v for k, v in world.get("apis", {}).items() if k != "catalogue"}
+            self.state.load({"apis": others})
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SandboxServer:
+        if self._server is not None:
+            return self
+        server = make_server(
+            HOST, self.port, self.app, threaded=True, request_handler=_NoDelayRequestHandler
+        )
+        self._server = server
+        self.port = server.server_port
+        self.url = f"http://{HOST}:{self.port}"
+        # a short poll interval keeps stop() fast (seconds)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self.state.lock:
+            self.state.save()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """Endpoint overrides pointing at this server, plus the demo credentials."""
+        if not self.url:
+            raise RuntimeError("start the sandbox before asking for its environment")
+        endpoints = dict.fromkeys(
+            ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL"), self.url
+        )
+        return {**endpoints, **DEMO_ENV}
+
+
+def serve_forever(
+    port: int,
+    time_scale: float,
+    seed: int,
+    faults: str | dict[str, Any] | None,
+    *,
+    on_ready: Callable[[SandboxServer], None] | None = None,
+    persist_path: Path | None = None,
+    n_asins: int | None = None,
+) -> None:
+    """Run a sandbox until SIGINT or SIGTERM; ``on_ready`` gets the started server."""
+    stopping = threading.Event()
+
+    def stop_on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = SandboxServer(
+        port=port,
+        time_scale=time_scale,
+        seed=seed,
+        faults=faults,
+        persist_path=persist_path,
+        n_asins=n_asins,
+    )
+    try:
+        server.start()
+        if on_ready is not None:
+            on_ready(server)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,190 @@
+"""The sandbox's eBay Trading API: ReviseInventoryStatus over real HTTP, in XML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.sandbox.platform_clients import (
+    EbayClient,
+    set_faults,
+    set_limits,
+    stats,
+    trading_text,
+    wait_for_window,
+)
+
+SMALL = 150  # catalogue ASINs
+
+
+def setup(start_sandbox: Any, **kwargs: Any) -> tuple[Any, EbayClient, list[Any], list[Any]]:
+    """A sandbox, a client with a token, the Trading listings and the Inventory listings."""
+    sandbox = start_sandbox(n_asins=SMALL, **kwargs)
+    client = EbayClient(sandbox.url)
+    client.refresh()
+    listings = list(sandbox.state.apis["ebay"].listings.values())
+    trading = [row for row in listings if row.api == "trading"]
+    inventory = [row for row in listings if row.api == "inventory"]
+    return sandbox, client, trading, inventory
+
+
+def test_four_listings_revised_in_one_call_with_success(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    statuses = [
+        {"ItemID": trading[0].listing_id, "StartPrice": "20.00", "Quantity": "3"},
+        {"ItemID": trading[1].listing_id, "Quantity": "0"},
+        {"SKU": trading[2].sku, "StartPrice": "15.5"},
+        {
+            "ItemID": trading[3].listing_id,
+            "SKU": trading[3].sku,
+            "StartPrice": "9.99",
+            "Quantity": "1",
+        },
+    ]
+    root = client.revise_inventory_status(statuses)
+    assert trading_text(root, "Ack") == ["Success"]
+    assert trading_text(root, "Errors") == []
+    assert trading_text(root, "InventoryStatus/ItemID") == [t.listing_id for t in trading[:4]]
+    assert trading_text(root, "InventoryStatus/SKU") == [t.sku for t in trading[:4]]
+    prices = trading_text(root, "InventoryStatus/StartPrice")
+    assert prices[0] == "20.00" and prices[2] == "15.50" and prices[3] == "9.99"
+    # Quantity echoes available + already sold (eBay's InventoryStatusType quirk).
+    quantities = [int(q) for q in trading_text(root, "InventoryStatus/Quantity")]
+    assert quantities[0] == 3 + trading[0].sold_quantity
+    assert quantities[1] == 0 + trading[1].sold_quantity
+    assert trading_text(root, "Fees/ItemID") == [t.listing_id for t in trading[:4]]
+    ledger = stats(sandbox.url)
+    assert [(c["key"], c["changes"], c["via"]) for c in ledger["changes"]] == [
+        (
+            trading[0].sku,
+            {"price": 2000, "currency": "USD", "quantity": 3},
+            "ReviseInventoryStatus",
+        ),
+        (trading[1].sku, {"quantity": 0}, "ReviseInventoryStatus"),
+        (trading[2].sku, {"price": 1550, "currency": "USD"}, "ReviseInventoryStatus"),
+        (trading[3].sku, {"price": 999, "currency": "USD", "quantity": 1}, "ReviseInventoryStatus"),
+    ]
+    assert ledger["per_operation"]["trading.ReviseInventoryStatus"]["by_outcome"] == {"ok": 1}
+
+
+def test_an_inventory_api_listing_is_refused_by_item_id_or_sku_with_a_warning(start_sandbox):
+    sandbox, client, trading, inventory = setup(start_sandbox)
+    root = client.revise_inventory_status(
+        [
+            {"ItemID": trading[0].listing_id, "Quantity": "2"},
+            {"ItemID": inventory[0].listing_id, "Quantity": "2"},
+            {"SKU": inventory[1].sku, "Quantity": "2"},
+        ]
+    )
+    assert trading_text(root, "Ack") == ["Warning"]  # one of three went through
+    assert trading_text(root, "Errors/ErrorCode") == ["21919474", "21919474"]
+    assert trading_text(root, "Errors/SeverityCode") == ["Error", "Error"]
+    assert trading_text(root, "Errors/ErrorParameters/Value") == [
+        inventory[0].listing_id,
+        inventory[1].sku,
+    ]
+    assert trading_text(root, "InventoryStatus/ItemID") == [trading[0].listing_id]
+    assert [c["key"] for c in stats(sandbox.url)["changes"]] == [trading[0].sku]
+
+
+def test_all_items_failing_is_a_failure_with_one_error_each(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    root = client.revise_inventory_status(
+        [
+            {"ItemID": "999999999999", "Quantity": "1"},
+            {"ItemID": trading[0].listing_id, "StartPrice": "abc"},
+            {"ItemID": trading[1].listing_id, "Quantity": "-2"},
+            {"ItemID": trading[2].listing_id},
+        ]
+    )
+    assert trading_text(root, "Ack") == ["Failure"]
+    assert trading_text(root, "Errors/ErrorCode") == ["17", "37", "37", "37"]
+    assert trading_text(root, "Errors/ErrorParameters/Value") == [
+        "999999999999",
+        trading[0].listing_id,
+        trading[1].listing_id,
+        trading[2].listing_id,
+    ]
+    assert trading_text(root, "InventoryStatus") == []
+    assert stats(sandbox.url)["total_changes"] == 0
+
+
+def test_more_than_four_statuses_or_a_duplicate_listing_is_refused(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    five = [{"ItemID": t.listing_id, "Quantity": "1"} for t in trading[:5]]
+    root = client.revise_inventory_status(five)
+    assert trading_text(root, "Ack") == ["Failure"]
+    assert trading_text(root, "Errors/ErrorCode") == ["37"]
+    twice = client.revise_inventory_status(
+        [
+            {"ItemID": trading[0].listing_id, "Quantity": "1"},
+            {"SKU": trading[0].sku, "Quantity": "2"},
+        ]
+    )
+    assert trading_text(twice, "Ack") == ["Warning"]
+    assert trading_text(twice, "Errors/ErrorParameters/Value") == [trading[0].sku]
+    assert [c["changes"] for c in stats(sandbox.url)["changes"]] == [{"quantity": 1}]
+
+
+def test_a_trading_listing_is_not_revisable_through_the_inventory_api(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    response = client.bulk_update(
+        [{"sku": trading[0].sku, "shipToLocationAvailability": {"quantity": 1}}]
+    )
+    assert response.status_code == 207
+    assert response.json()["responses"][0]["errors"][0]["errorId"] == 25702
+    assert client.get("/offer", sku=trading[0].sku).status_code == 404
+    assert stats(sandbox.url)["total_changes"] == 0
+
+
+def test_bad_token_unsupported_call_and_daily_quota(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    status = [{"ItemID": trading[0].listing_id, "Quantity": "1"}]
+    bad = client.revise_inventory_status(status, token="nope")
+    assert trading_text(bad, "Ack") == ["Failure"]
+    assert trading_text(bad, "Errors/ErrorCode") == ["21916984"]
+    assert trading_text(bad, "Errors/ShortMessage") == ["Invalid IAF token."]
+
+    other = client.trading("GetItem", "<GetItemRequest/>")
+    assert other.status_code == 200 and "<ErrorCode>2</ErrorCode>" in other.text
+
+    set_limits(sandbox.url, "ebay", {"trading_daily_call_limit": 2})
+    wait_for_window(sandbox.url, "ebay", "seconds_to_next_day", 5.0)
+    for _ in range(2):
+        assert trading_text(client.revise_inventory_status(status), "Ack") == ["Success"]
+    over = client.revise_inventory_status(status)
+    assert trading_text(over, "Ack") == ["Failure"]
+    assert trading_text(over, "Errors/ErrorCode") == ["518"]
+    assert trading_text(over, "Errors/ShortMessage") == ["Call usage limit has been reached."]
+    by_outcome = stats(sandbox.url)["per_operation"]["trading.ReviseInventoryStatus"]["by_outcome"]
+    assert by_outcome == {"unauthorized": 1, "ok": 2, "throttled": 1}
+
+
+def test_the_revision_cap_and_partial_failure_fault_apply_to_trading_too(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    set_limits(sandbox.url, "ebay", {"revisions_per_day": 2})
+    set_faults(sandbox.url, {"partial_failure_skus": [trading[1].sku]})
+    wait_for_window(sandbox.url, "ebay", "seconds_to_next_day", 5.0)
+    for _ in range(2):
+        client.revise_inventory_status([{"ItemID": trading[0].listing_id, "Quantity": "1"}])
+    root = client.revise_inventory_status(
+        [
+            {"ItemID": trading[0].listing_id, "Quantity": "1"},
+            {"ItemID": trading[1].listing_id, "Quantity": "1"},
+        ]
+    )
+    assert trading_text(root, "Ack") == ["Failure"]
+    assert trading_text(root, "Errors/ErrorCode") == ["21919188", "10007"]
+    assert trading_text(root, "Errors/ErrorClassification") == ["RequestError", "SystemError"]
+    assert len(stats(sandbox.url)["changes"]) == 2
+
+
+def test_the_listings_export_names_every_trading_item_id(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    rows = requests.get(f"{sandbox.url}/_sandbox/ebay/listings", timeout=10).json()["listings"]
+    exported = [row for row in rows if row["api"] == "trading"]
+    assert [row["listing_id"] for row in exported] == [t.listing_id for t in trading]
+    assert all(row["offer_id"] is None and row["sku"].startswith("s-") for row in exported)
+    statuses = [{"ItemID": row["listing_id"], "Quantity": "1"} for row in exported[:4]]
+    assert trading_text(client.revise_inventory_status(statuses), "Ack") == ["Success"]
