@@ -113,6 +113,33 @@ class Snapshot(pa.DataFrameModel):
         )
 
 
+class Asins(pa.DataFrameModel):
+    """Phase 1 extract: every ASIN listed anywhere, once (fetch reads it). ``valid`` says
+    whether the ASIN has ASIN form; malformed ones are reported and never sent."""
+
+    asin: str = pa.Field(str_length={"min_value": 1, "max_value": 40})
+    valid: pl.Boolean
+    listings: pl.Int64 = pa.Field(ge=1)  # listed listings pointing at the ASIN
+    base_listings: pl.Int64 = pa.Field(ge=0)
+    ebay_listings: pl.Int64 = pa.Field(ge=0)
+    platforms: pl.List(pl.String)  # sorted, e.g. ["base", "ebay"]
+    accounts: pl.List(pl.String)  # sorted account ids
+
+    class Config:
+        unique = ["asin"]
+        strict = True
+
+    @pa.dataframe_check
+    def valid_means_asin_form(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("valid") == pl.col("asin").str.contains(ASIN_PATTERN))
+
+    @pa.dataframe_check
+    def counts_add_up(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("listings") == pl.col("base_listings") + pl.col("ebay_listings")
+        )
+
+
 CHANGE_KINDS = ["price_up", "price_down", "out_of_stock", "restock"]
 
 
@@ -170,3 +197,109 @@ class DiffEbay(_DiffCommon):
 
     class Config:
         unique = ["run_id", "account_id", "listing_key"]
+
+
+def _price_within_bounds(price: str, low: str, high: str, old: str) -> pl.Expr:
+    """A price the rule set (it moved) lies within the row's min/max; an untouched one may not."""
+    moved = pl.col(price) != pl.col(old)
+    inside = (pl.col(low).is_null() | (pl.col(price) >= pl.col(low))) & (
+        pl.col(high).is_null() | (pl.col(price) <= pl.col(high))
+    )
+    return ~moved | inside
+
+
+def _kind_matches_values(
+    old_price: str, new_price: str, went_out: pl.Expr, came_back: pl.Expr
+) -> pl.Expr:
+    """``change_kind`` says what changed: a stock move, else the price direction with the
+    stock untouched."""
+    kind = pl.col("change_kind")
+    return (
+        ((kind == "out_of_stock") & went_out)
+        | ((kind == "restock") & came_back)
+        | ((kind == "price_up") & (pl.col(new_price) > pl.col(old_price)) & ~went_out & ~came_back)
+        | (
+            (kind == "price_down")
+            & (pl.col(new_price) < pl.col(old_price))
+            & ~went_out
+            & ~came_back
+        )
+    )
+
+
+class PricedDiffBase(DiffBase):
+    """``diff_base`` as transform writes it: :class:`DiffBase` plus the rule bounds each row was
+    checked against, so every row explains itself (issue 5)."""
+
+    target_price_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)  # the rule's price after min/max
+    min_price_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)
+    max_price_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)
+    min_profit_jpy: pl.Int64
+    pricing_method: str = pa.Field(isin=["markup", "cost_plus"])
+
+    @pa.dataframe_check
+    def new_price_within_min_max(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            _price_within_bounds("new_price_jpy", "min_price_jpy", "max_price_jpy", "old_price_jpy")
+        )
+
+    @pa.dataframe_check
+    def profit_at_least_minimum_unless_held(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        profit = pl.col("expected_profit_jpy")
+        return data.lazyframe.select(
+            pl.col("held") | profit.is_null() | (profit >= pl.col("min_profit_jpy"))
+        )
+
+    @pa.dataframe_check
+    def something_changes_as_named(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        went_out = ((pl.col("old_stock") > 0) & (pl.col("new_stock") == 0)) | (
+            pl.col("old_visible") & ~pl.col("new_visible")
+        )
+        came_back = ((pl.col("old_stock") == 0) & (pl.col("new_stock") > 0)) | (
+            ~pl.col("old_visible") & pl.col("new_visible")
+        )
+        return data.lazyframe.select(
+            _kind_matches_values("old_price_jpy", "new_price_jpy", went_out, came_back)
+        )
+
+    @pa.dataframe_check
+    def held_rows_say_why(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("held") == pl.col("hold_reason").is_not_null())
+
+
+class PricedDiffEbay(DiffEbay):
+    """``diff_ebay`` as transform writes it: :class:`DiffEbay` plus bounds and the FX rate."""
+
+    target_price_cents: pl.Int64 = pa.Field(nullable=True, gt=0)
+    min_price_cents: pl.Int64 = pa.Field(nullable=True, gt=0)
+    max_price_cents: pl.Int64 = pa.Field(nullable=True, gt=0)
+    min_profit_cents: pl.Int64
+    fx_jpy_per_usd: str = pa.Field(nullable=True)  # exact decimal as text, e.g. "150.25"
+    pricing_method: str = pa.Field(isin=["markup", "cost_plus"])
+
+    @pa.dataframe_check
+    def new_price_within_min_max(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            _price_within_bounds(
+                "new_price_cents", "min_price_cents", "max_price_cents", "old_price_cents"
+            )
+        )
+
+    @pa.dataframe_check
+    def profit_at_least_minimum_unless_held(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        profit = pl.col("expected_profit_cents")
+        return data.lazyframe.select(
+            pl.col("held") | profit.is_null() | (profit >= pl.col("min_profit_cents"))
+        )
+
+    @pa.dataframe_check
+    def something_changes_as_named(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        went_out = (pl.col("old_quantity") > 0) & (pl.col("new_quantity") == 0)
+        came_back = (pl.col("old_quantity") == 0) & (pl.col("new_quantity") > 0)
+        return data.lazyframe.select(
+            _kind_matches_values("old_price_cents", "new_price_cents", went_out, came_back)
+        )
+
+    @pa.dataframe_check
+    def held_rows_say_why(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("held") == pl.col("hold_reason").is_not_null())

@@ -1,0 +1,630 @@
+"""Phase 1, fetch: every valid ASIN from SP-API exactly once, paced at the quota floor.
+
+Stage: fetch (the ONLY SP-API caller). Reads the ASIN frame of :mod:`pipeline.extract`
+(or, on ``--resume``, the run's ``fetch_plan`` and partial snapshot) and earlier snapshots
+for fallback; writes ``fetch_plan`` rows, the run's snapshot
+(``snapshots/amazon/dt=…/run_id=…/part-0.parquet``) and the run's fetch figures in ``runs``.
+
+One run makes ``ceil(valid ASINs / 20)`` batch calls, plus the retries that throttling or
+errors forced, plus ONE retry pass — batched again — for the ASINs whose call failed:
+
+* a 429 waits for the bucket (:class:`pipeline.pacer.Pacer`), never a blind sleep;
+* a 5xx, timeout, connection error or unreadable answer backs off exponentially with
+  jitter, a bounded number of times, then its ASINs are ``api_error``;
+* a refused token is fetched again once; a second refusal, or LWA refusing the
+  credentials, stops the run at once (:class:`~pipeline.errors.ApiAuthError`);
+* an ``api_error`` is never a fact: it becomes ``fallback`` (the last good observation
+  younger than ``max_fallback_age``, flagged with its run and age) or ``unknown``.
+
+SIGINT/SIGTERM finish the batch in flight (or abandon it if it is waiting to retry),
+write what was fetched as a valid snapshot and mark the run ``interrupted``;
+``invsync fetch --resume`` then fetches only what that run lacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import polars as pl
+import tenacity
+
+from pipeline import runs, snapshots
+from pipeline.clients.spapi import (
+    OPERATION_IDS,
+    BatchAnswer,
+    Observation,
+    SpApiCallError,
+    SpApiClient,
+    SpApiForbidden,
+    SpApiThrottled,
+    distinct,
+)
+from pipeline.config import Workspace
+from pipeline.errors import ApiAuthError, UsageError
+from pipeline.interrupt import StopRequest, stopping_on_signals
+from pipeline.pacer import DEFAULT_PLANS, Pacer
+from pipeline.sql import query_frame, run_sql
+from pipeline.warehouse import transaction
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_TRIES = 4  # attempts per batch when calls fail with 5xx/timeouts (1 + 3 retries)
+MAX_THROTTLED_TRIES = 40  # attempts per batch while answered 429 (a storm, a rate cut)
+BACKOFF_CAP_SECONDS = 120.0  # longest back-off between two tries after an error
+# Statuses a resumed fetch keeps: Amazon answered about the ASIN itself.
+FINAL_STATUSES = ("ok", "no_offer", "filtered_out", "invalid_asin")
+
+
+class FetchInterrupted(Exception):
+    """A stop was asked for while waiting; the batch waiting is abandoned."""
+
+
+# --- progress ----------------------------------------------------------------------------
+
+
+class FetchProgress(Protocol):
+    """What fetch reports while it runs (the CLI draws it)."""
+
+    def start(self, *, asins: int, calls: int, eta_seconds: float, operation: str) -> None: ...
+
+    def update(
+        self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float
+    ) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class SilentProgress:
+    def start(self, *, asins: int, calls: int, eta_seconds: float, operation: str) -> None:
+        pass
+
+    def update(self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class LineProgress:
+    """Plain log lines (not a terminal): one at start, then at most one every
+    ``every_seconds``, and one at the end."""
+
+    def __init__(self, emit: Callable[[str], None], every_seconds: float = 10.0) -> None:
+        self.emit = emit
+        self.every_seconds = every_seconds
+        self._last = 0.0
+        self._total = 0
+        self._state = (0, 0, 0, 0.0)
+
+    def start(self, *, asins: int, calls: int, eta_seconds: float, operation: str) -> None:
+        self._total = asins
+        self._last = time.monotonic()
+        self.emit(
+            f"fetch: {asins} ASINs in {calls} {operation} calls; quota floor {eta_seconds:.0f} s"
+        )
+
+    def update(self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float) -> None:
+        self._state = (asins_done, calls, throttled, eta_seconds)
+        now = time.monotonic()
+        if now - self._last >= self.every_seconds:
+            self._last = now
+            self._line()
+
+    def _line(self) -> None:
+        done, calls, throttled, eta = self._state
+        self.emit(
+            f"fetch: {done}/{self._total} ASINs, {calls} calls, {throttled} 429s, ETA {eta:.0f} s"
+        )
+
+    def finish(self) -> None:
+        self._line()
+
+
+class RichProgress:
+    """A rich progress bar: ASINs done, calls, 429s and an ETA from the quota floor."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]fetch[/bold] {task.fields[operation]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ASINs · {task.fields[calls]} calls · {task.fields[throttled]} 429s"),
+            TextColumn("· ETA {task.fields[eta]}"),
+            console=console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def start(self, *, asins: int, calls: int, eta_seconds: float, operation: str) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(
+            "fetch", total=asins, operation=operation, calls=0, throttled=0,
+            eta=_clock_text(eta_seconds),
+        )  # fmt: skip
+
+    def update(self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float) -> None:
+        self._progress.update(
+            self._task, completed=asins_done, calls=calls, throttled=throttled,
+            eta=_clock_text(eta_seconds),
+        )  # fmt: skip
+
+    def finish(self) -> None:
+        self._progress.stop()
+
+
+def _clock_text(seconds: float) -> str:
+    whole = max(0, math.ceil(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+# --- pure frame functions ------------------------------------------------------------------
+
+
+def batches(asins: Sequence[str], size: int) -> list[list[str]]:
+    """``asins`` in consecutive batches of ``size`` (the last may be shorter)."""
+    return [list(asins[i : i + size]) for i in range(0, len(asins), size)]
+
+
+def malformed_rows(asins: Sequence[str], run_id: str, operation: str) -> list[dict[str, Any]]:
+    """Snapshot rows for ASINs that are not ASINs: recorded, never sent."""
+    return [
+        {"run_id": run_id, "asin": a, "operation": operation, "status": "invalid_asin",
+         "error_code": "MalformedAsin"}
+        for a in asins
+    ]  # fmt: skip
+
+
+def observation_row(
+    observation: Observation, run_id: str, operation: str, fetched_at: datetime
+) -> dict[str, Any]:
+    row = dict(vars(observation))
+    row.update(run_id=run_id, operation=operation, fetched_at=fetched_at)
+    return row
+
+
+def resolve_failures(
+    frame: pl.DataFrame, last_good: pl.DataFrame, *, max_age_seconds: float
+) -> pl.DataFrame:
+    """Every ``api_error`` row becomes ``fallback`` (the last good observation, younger
+    than ``max_age_seconds``, with its run, its fetched_at and its age) or ``unknown``
+    (no price, no stock). Other rows pass through. The failure's error code is kept."""
+    failed = frame.filter(pl.col("status") == "api_error")
+    if failed.is_empty():
+        return frame
+    kept = frame.filter(pl.col("status") != "api_error")
+    fresh = last_good.filter(pl.col("age_seconds") < max_age_seconds) if last_good.height else None
+    rows: list[dict[str, Any]] = []
+    sources = {r["asin"]: r for r in fresh.iter_rows(named=True)} if fresh is not None else {}
+    for row in failed.iter_rows(named=True):
+        source = sources.get(row["asin"])
+        if source is None:
+            rows.append({**row, "status": "unknown"})
+            continue
+        fact = {c: source[c] for c in snapshots.SNAPSHOT_SCHEMA if c in source}
+        fact.update(
+            run_id=row["run_id"],
+            operation=row["operation"],
+            status="fallback",
+            error_code=row["error_code"],
+            fallback_from_run=source["run_id"],
+            fallback_age_seconds=float(source["age_seconds"]),
+        )
+        rows.append(fact)
+    resolved = snapshots.snapshot_frame(rows)
+    return pl.concat([snapshots.conform(kept), resolved]).sort("asin")
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class FetchCounters:
+    """Calls this fetch made (and, on resume, the run's earlier ones added)."""
+
+    calls: int = 0  # SP-API requests put on the wire
+    throttled: int = 0  # answered 429
+    retries: int = 0  # calls that re-sent ASINs already sent in this run
+    retry_pass_calls: int = 0  # calls of the one batched retry pass
+    batches: int = 0  # first calls of main-pass batches
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    run_id: str
+    snapshot: Path
+    statuses: dict[str, int]  # rows per snapshot status
+    counters: FetchCounters
+    seconds: float  # this fetch's wall time
+    quota_floor_seconds: float  # (accepted calls − burst) / rate, for this fetch's calls
+    rate: float  # requests/s in use at the end
+    operation: str
+    interrupted_by: int | None = None  # signal number when stopped
+    resumed: bool = False
+    sent_asins: int = 0  # distinct ASINs this fetch sent to Amazon
+    asins_planned: int = 0  # valid ASINs of the run
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
+
+    def count(self, status: str) -> int:
+        return self.statuses.get(status, 0)
+
+
+# --- the fetch -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fetcher:
+    """One fetch pass over a list of ASINs with one client and one pacer."""
+
+    client: SpApiClient
+    pacer: Pacer
+    stop: StopRequest
+    counters: FetchCounters
+    progress: FetchProgress
+    total_asins: int
+    asins_done: int = 0
+    sent: set[str] = field(default_factory=set)
+    _jitter: random.Random = field(default_factory=random.Random)
+    _token_refreshed: bool = False
+
+    def remaining_eta(self, remaining_calls: int) -> float:
+        return self.pacer.eta_seconds(remaining_calls)
+
+    def call(self, batch: list[str], *, first_is_retry: bool) -> BatchAnswer:
+        """One batch, retried as the failure allows; raises the last SpApiCallError."""
+        tries = {"errors": 0, "throttled": 0, "attempts": 0}
+
+        def attempt() -> BatchAnswer:
+            if not self.pacer.wait(self.stop.sleep):
+                raise FetchInterrupted
+            is_retry = tries["attempts"] > 0 or first_is_retry
+            tries["attempts"] += 1
+            try:
+                answer = self.client.fetch_batch(batch)
+            except SpApiCallError as exc:
+                self._record(exc.exchange, is_retry, throttled=isinstance(exc, SpApiThrottled))
+                if isinstance(exc, SpApiThrottled):
+                    tries["throttled"] += 1
+                elif isinstance(exc, SpApiForbidden):
+                    if self._token_refreshed:
+                        raise ApiAuthError(
+                            "SP-API refused a freshly issued access token; check that the app "
+                            "is authorised for the Product Pricing API and re-authorise it in "
+                            "Seller Central."
+                        ) from None
+                    self._token_refreshed = True
+                    self.client.forget_token()
+                else:
+                    tries["errors"] += 1
+                raise
+            self._record(answer.exchange, is_retry, throttled=False)
+            self._token_refreshed = False
+            self.sent.update(batch)
+            return answer
+
+        def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, SpApiForbidden):
+                return True  # the token was dropped above; the next try fetches a new one
+            return isinstance(exc, SpApiCallError) and exc.retryable
+
+        def stop_trying(state: tenacity.RetryCallState) -> bool:
+            return (
+                tries["errors"] >= MAX_ERROR_TRIES
+                or tries["throttled"] >= MAX_THROTTLED_TRIES
+                or self.stop.is_set()
+            )
+
+        def backoff(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, SpApiThrottled | SpApiForbidden):
+                return 0.0  # the pacer waits for the bucket
+            # Exponential in intervals of the quota, with full jitter in its upper half.
+            ceiling = min(BACKOFF_CAP_SECONDS, self.pacer.interval * 2 ** tries["errors"])
+            return ceiling * self._jitter.uniform(0.5, 1.0)
+
+        def sleep(seconds: float) -> None:
+            if not self.stop.sleep(seconds):
+                raise FetchInterrupted
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(should_retry),
+            stop=stop_trying,
+            wait=backoff,
+            sleep=sleep,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _record(self, exchange: Any, is_retry: bool, *, throttled: bool) -> None:
+        if exchange is None or exchange.sent_at is None:
+            return
+        self.counters.calls += 1
+        if is_retry:
+            self.counters.retries += 1
+        else:
+            self.counters.batches += 1
+        self.pacer.sent(exchange.sent_at)
+        if throttled:
+            self.counters.throttled += 1
+            self.pacer.throttled(exchange.answered_at or self.pacer.clock())
+        elif exchange.answered_at is not None:
+            change = self.pacer.answered(
+                exchange.sent_at, exchange.answered_at, exchange.rate_header, exchange.size
+            )
+            if change is not None:
+                logger.info(
+                    "SP-API %s rate changed from %s to %s requests/s",
+                    self.client.operation_id, change.old_rate, change.new_rate,
+                )  # fmt: skip
+
+    def run_pass(
+        self,
+        asins: list[str],
+        batch_size: int,
+        results: dict[str, tuple[Observation, datetime]],
+        *,
+        retry_pass: bool,
+    ) -> bool:
+        """Fetch ``asins`` in batches into ``results``; False when a stop ended it early."""
+        todo = batches(asins, batch_size)
+        for index, batch in enumerate(todo):
+            if self.stop.is_set():
+                return False
+            calls_before = self.counters.calls
+            try:
+                answer = self.call(batch, first_is_retry=retry_pass)
+            except FetchInterrupted:
+                return False
+            except SpApiCallError as exc:
+                failed_at = datetime.now(UTC)
+                for asin in batch:
+                    results[asin] = (Observation.failed(asin, exc.code), failed_at)
+            else:
+                answered_at = datetime.now(UTC)
+                for observation in answer.observations:
+                    results[observation.asin] = (observation, answered_at)
+            finally:
+                if retry_pass:
+                    self.counters.retry_pass_calls += self.counters.calls - calls_before
+            if not retry_pass:
+                self.asins_done += len(batch)
+            self.progress.update(
+                asins_done=self.asins_done,
+                calls=self.counters.calls,
+                throttled=self.counters.throttled,
+                eta_seconds=self.remaining_eta(len(todo) - index - 1),
+            )
+        return True
+
+
+def run(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    asins: pl.DataFrame | None,
+    *,
+    progress: FetchProgress | None = None,
+    stop: StopRequest | None = None,
+    resume: bool = False,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    initial_rate: float | None = None,
+) -> FetchResult:
+    """Fetch the run's ASINs into its snapshot and record the figures on ``runs``.
+
+    ``asins`` is the extract frame (:class:`pipeline.schemas.Asins`); with ``resume`` it
+    may be None: the run's ``fetch_plan`` says what to fetch and its snapshot what it has.
+    The run's outcome is set only when the fetch is interrupted (``interrupted``) or the
+    credentials are refused (``failed``); the caller finishes a successful run.
+    ``initial_rate`` (requests/s) replaces the documented default until the first
+    ``x-amzn-RateLimit-Limit`` header; ``now`` is the clock fallback ages are measured on.
+    """
+    started = time.monotonic()
+    amazon = ws.settings.amazon
+    operation = amazon.operation
+    progress = progress or SilentProgress()
+    previous: dict[str, Any] = {}
+    kept = snapshots.empty_snapshot()
+    if resume:
+        plan = query_frame(con, "fetch_plan_select", {"run_id": run_id})
+        if plan.is_empty():
+            raise UsageError(
+                f"Run {run_id} has no fetch plan to resume; start a new one with `invsync fetch`."
+            )
+        if snapshots.snapshot_exists(ws.data_dir, run_id):
+            kept = snapshots.read_snapshot(ws.data_dir, run_id).filter(
+                pl.col("status").is_in(FINAL_STATUSES) & pl.col("fetched_at").is_not_null()
+            )
+        previous = _previous_counters(con, run_id)
+    else:
+        if asins is None:
+            raise ValueError("a new fetch needs the extract frame")
+        plan = asins
+        with transaction(con):
+            con.execute("delete from fetch_plan where run_id = $r", {"r": run_id})
+            con.register("plan_asins", plan.select(
+                "asin", "valid", "listings", "platforms", "accounts"
+            ).to_arrow())  # fmt: skip
+            run_sql(con, "fetch_plan_insert", {"run_id": run_id})
+            con.unregister("plan_asins")
+
+    valid = distinct(plan.filter(pl.col("valid"))["asin"].to_list())
+    malformed = plan.filter(~pl.col("valid"))["asin"].to_list()
+    have = set(kept["asin"].to_list())
+    todo = [a for a in valid if a not in have]
+    rows: list[dict[str, Any]] = malformed_rows(malformed, run_id, operation)
+
+    rate, burst = DEFAULT_PLANS[OPERATION_IDS[operation]]
+    # 0.5 % of an interval of safety (50 ms of 10 s): measured 1.01–1.02 × floor, no 429
+    pacer = Pacer(initial_rate or rate, burst, safety=0.005)
+    counters = FetchCounters()
+    stop = stop or StopRequest()
+    results: dict[str, tuple[Observation, datetime]] = {}
+    interrupted = False
+    auth_error: ApiAuthError | None = None
+    fetcher: _Fetcher | None = None
+    with stopping_on_signals(stop), contextlib.ExitStack() as stack:
+        if todo:
+            client = stack.enter_context(SpApiClient(ws, operation))
+            fetcher = _Fetcher(client, pacer, stop, counters, progress, total_asins=len(todo))
+            calls_planned = math.ceil(len(todo) / amazon.batch_size)
+            progress.start(
+                asins=len(todo), calls=calls_planned,
+                eta_seconds=pacer.eta_seconds(calls_planned - burst), operation=operation,
+            )  # fmt: skip
+            try:
+                with contextlib.suppress(SpApiCallError):
+                    client.warm_token()  # a failure here is retried by the first batch
+                completed = fetcher.run_pass(todo, amazon.batch_size, results, retry_pass=False)
+                failed = [a for a, (o, _) in results.items() if o.status == "api_error"]
+                if completed and failed:
+                    logger.info("retry pass: %d ASINs in one batched pass", len(failed))
+                    completed = fetcher.run_pass(
+                        failed, amazon.batch_size, results, retry_pass=True
+                    )
+                interrupted = not completed
+            except ApiAuthError as exc:
+                auth_error = exc
+            finally:
+                progress.finish()
+
+    for observation, fetched_at in results.values():
+        rows.append(observation_row(observation, run_id, operation, fetched_at))
+    frame = pl.concat([snapshots.conform(kept), snapshots.snapshot_frame(rows)])
+    failures = frame.filter(pl.col("status") == "api_error")["asin"].to_list()
+    moment = now()
+    last_good = snapshots.last_good_observations(
+        ws.data_dir, failures, now=moment, max_age_seconds=amazon.max_fallback_age,
+        exclude_run=run_id,
+    )  # fmt: skip
+    frame = resolve_failures(frame, last_good, max_age_seconds=amazon.max_fallback_age)
+    path = snapshots.write_snapshot(ws.data_dir, run_id, frame)
+
+    seconds = time.monotonic() - started
+    statuses = {str(s): int(n) for s, n in frame.group_by("status").len().iter_rows()}
+    total = _add_counters(previous, counters)
+    floor = previous.get("quota_floor_seconds", 0.0) + pacer.floor_seconds
+    runs.update_run(
+        con,
+        run_id,
+        operation=operation,
+        listings=int(plan["listings"].sum()) if plan.height else 0,
+        unique_asins=plan.height,
+        invalid_asins=statuses.get("invalid_asin", 0),
+        spapi_calls=total.calls,
+        spapi_429s=total.throttled,
+        spapi_retries=total.retries,
+        fetched_ok=sum(statuses.get(s, 0) for s in snapshots.GOOD_STATUSES),
+        fallbacks=statuses.get("fallback", 0),
+        unknowns=statuses.get("unknown", 0),
+        fetch_seconds=previous.get("fetch_seconds", 0.0) + seconds,
+        quota_floor_seconds=floor,
+    )
+    run_sql(
+        con,
+        "fetch_record_run",
+        {
+            "run_id": run_id,
+            "retry_pass_calls": total.retry_pass_calls,
+            "rate": pacer.rate,
+            "interruptions": previous.get("interruptions", 0) + (1 if interrupted else 0),
+        },
+    )
+    if auth_error is not None:
+        runs.finish_run(con, run_id, "failed", auth_error.message)
+        raise auth_error
+    signum = stop.signum if interrupted else None
+    if interrupted:
+        runs.finish_run(
+            con, run_id, "interrupted",
+            f"Fetch stopped after {len(results)} of {len(todo)} ASINs; "
+            "`invsync fetch --resume` fetches the rest.",
+        )  # fmt: skip
+    return FetchResult(
+        run_id=run_id,
+        snapshot=path,
+        statuses=statuses,
+        counters=total,
+        seconds=seconds,
+        quota_floor_seconds=pacer.floor_seconds,
+        rate=pacer.rate,
+        operation=operation,
+        interrupted_by=(signum or signal.SIGINT) if interrupted else None,
+        resumed=resume,
+        sent_asins=len(fetcher.sent) if fetcher else 0,
+        asins_planned=len(valid),
+    )
+
+
+def _previous_counters(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    row = con.execute(
+        "select coalesce(spapi_calls, 0), coalesce(spapi_429s, 0), coalesce(spapi_retries, 0),"
+        " coalesce(spapi_retry_pass_calls, 0), coalesce(fetch_seconds, 0),"
+        " coalesce(quota_floor_seconds, 0), coalesce(fetch_interruptions, 0)"
+        " from runs where run_id = $r",
+        {"r": run_id},
+    ).fetchall()
+    if not row:
+        return {}
+    calls, throttled, retries, pass_calls, seconds, floor, interruptions = row[0]
+    return {
+        "calls": calls, "throttled": throttled, "retries": retries,
+        "retry_pass_calls": pass_calls, "fetch_seconds": seconds,
+        "quota_floor_seconds": floor, "interruptions": interruptions,
+    }  # fmt: skip
+
+
+def _add_counters(previous: dict[str, Any], counters: FetchCounters) -> FetchCounters:
+    return FetchCounters(
+        calls=previous.get("calls", 0) + counters.calls,
+        throttled=previous.get("throttled", 0) + counters.throttled,
+        retries=previous.get("retries", 0) + counters.retries,
+        retry_pass_calls=previous.get("retry_pass_calls", 0) + counters.retry_pass_calls,
+        batches=counters.batches,
+    )
+
+
+def resumable_run(con: duckdb.DuckDBPyConnection) -> str:
+    """The latest interrupted (or failed) run with a fetch plan, for ``--resume``."""
+    rows = query_frame(con, "fetch_resumable_run")
+    if rows.is_empty():
+        raise UsageError("There is no interrupted fetch to resume; start one with `invsync fetch`.")
+    return str(rows["run_id"][0])
+
+
+@contextlib.contextmanager
+def spapi_workspace(ws: Workspace) -> Iterator[tuple[Workspace, Any]]:
+    """``ws`` ready to reach SP-API, and the in-process sandbox started for it (or None).
+
+    In sandbox mode without ``SP_API_ENDPOINT`` (and no ``[amazon] endpoint``), a sandbox
+    server is started on 127.0.0.1 for the duration, with the configured time scale and
+    seed; its world persists in ``<data_dir>/sandbox/world.json`` so prices move across
+    runs. Live mode is never redirected."""
+    if not ws.is_sandbox or ws.endpoint("SP_API_ENDPOINT") or ws.settings.amazon.endpoint:
+        yield ws, None
+        return
+    from pipeline.sandbox.server import SandboxServer
+
+    server = SandboxServer(
+        time_scale=ws.settings.sandbox.time_scale,
+        seed=ws.settings.sandbox.seed,
+        persist_path=ws.data_dir / "sandbox" / "world.json",
+    ).start()
+    try:
+        yield ws.with_env(server.env()), server
+    finally:
+        server.stop()

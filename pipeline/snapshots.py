@@ -1,0 +1,163 @@
+"""Amazon snapshots: where they live, how they are written and read, and the last good
+observation of an ASIN for fallback.
+
+Stage: fetch writes (one file per run), transform and the analysts' views read. Files:
+``<data_dir>/snapshots/amazon/dt=YYYY-MM-DD/run_id=<id>/part-0.parquet``, Hive-partitioned
+so DuckDB, Spark or Trino read them as one table. ``dt`` is the run's start date (UTC, from
+the run id), so a run that crosses midnight or is resumed the next day keeps one file.
+Every file is validated with :class:`pipeline.schemas.Snapshot` on write (atomically:
+temp file, then rename) and on read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline import warehouse
+from pipeline.errors import DataError
+from pipeline.schemas import Snapshot
+from pipeline.sql import query_frame
+
+SNAPSHOT_FILE = "part-0.parquet"
+_RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]+$")
+
+# The snapshot's columns and types, in order (pipeline.schemas.Snapshot, strict).
+SNAPSHOT_SCHEMA: dict[str, Any] = {
+    "run_id": pl.String,
+    "asin": pl.String,
+    "fetched_at": pl.Datetime(time_unit="us", time_zone="UTC"),
+    "operation": pl.String,
+    "status": pl.String,
+    "price_jpy": pl.Int64,
+    "listing_price_jpy": pl.Int64,
+    "shipping_jpy": pl.Int64,
+    "points_jpy": pl.Int64,
+    "in_stock": pl.Boolean,
+    "offer_count": pl.Int32,
+    "eligible_offer_count": pl.Int32,
+    "seller_id": pl.String,
+    "is_prime": pl.Boolean,
+    "is_fba": pl.Boolean,
+    "availability_type": pl.String,
+    "max_shipping_hours": pl.Int32,
+    "error_code": pl.String,
+    "fallback_from_run": pl.String,
+    "fallback_age_seconds": pl.Float64,
+}
+# Statuses that record what Amazon said about the ASIN itself: usable as a fallback.
+GOOD_STATUSES = ("ok", "no_offer", "filtered_out")
+
+
+def snapshots_root(data_dir: Path) -> Path:
+    return data_dir / "snapshots" / "amazon"
+
+
+def run_date(run_id: str) -> str:
+    """``YYYY-MM-DD`` of a run id ``YYYYMMDDTHHMMSSZ-xxxxxx``."""
+    match = _RUN_ID.match(run_id)
+    if not match:
+        raise DataError(f"Run id {run_id!r} is not of the form YYYYMMDDTHHMMSSZ-xxxxxx.")
+    return f"{match.group(1)}-{match.group(2)}-{match.group(3)}"
+
+
+def snapshot_path(data_dir: Path, run_id: str) -> Path:
+    return snapshots_root(data_dir) / f"dt={run_date(run_id)}" / f"run_id={run_id}" / SNAPSHOT_FILE
+
+
+def snapshot_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    """Rows (dicts with snapshot columns; missing ones are null) → a frame with exactly the
+    snapshot's columns and types, sorted by ASIN."""
+    frame = pl.DataFrame(list(rows), schema=SNAPSHOT_SCHEMA, orient="row")
+    return frame.sort("asin")
+
+
+def empty_snapshot() -> pl.DataFrame:
+    return pl.DataFrame(schema=SNAPSHOT_SCHEMA)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the snapshot's column order and types (extra columns are a bug)."""
+    missing = [c for c in SNAPSHOT_SCHEMA if c not in frame.columns]
+    for column in missing:
+        frame = frame.with_columns(pl.lit(None, dtype=SNAPSHOT_SCHEMA[column]).alias(column))
+    return frame.select([pl.col(c).cast(t) for c, t in SNAPSHOT_SCHEMA.items()]).sort("asin")
+
+
+def write_snapshot(data_dir: Path, run_id: str, frame: pl.DataFrame) -> Path:
+    """Validate and write the run's snapshot atomically; returns its path."""
+    frame = conform(frame)
+    if frame.height and frame["run_id"].ne(run_id).any():
+        raise ValueError("every snapshot row must carry the run id of its file")
+    return warehouse.write_parquet_atomic(frame, snapshot_path(data_dir, run_id), Snapshot)
+
+
+def read_snapshot(data_dir: Path, run_id: str) -> pl.DataFrame:
+    """The run's snapshot, validated (a :class:`DataError` names a missing or bad file)."""
+    path = snapshot_path(data_dir, run_id)
+    if not path.is_file():
+        raise DataError(
+            f"Run {run_id} has no Amazon snapshot at {path}; run `invsync fetch` first."
+        )
+    return warehouse.read_parquet_validated(path, Snapshot)
+
+
+def snapshot_exists(data_dir: Path, run_id: str) -> bool:
+    return snapshot_path(data_dir, run_id).is_file()
+
+
+def snapshot_files(data_dir: Path, *, since: datetime | None = None) -> list[Path]:
+    """Every snapshot file, oldest partition first; with ``since``, only partitions whose
+    date is on or after ``since``'s date (UTC)."""
+    root = snapshots_root(data_dir)
+    if not root.is_dir():
+        return []
+    first_day = since.astimezone(UTC).date().isoformat() if since else None
+    files = []
+    for day in sorted(root.glob("dt=*")):
+        if first_day and day.name.removeprefix("dt=") < first_day:
+            continue
+        files.extend(sorted(day.glob(f"run_id=*/{SNAPSHOT_FILE}")))
+    return files
+
+
+def last_good_observations(
+    data_dir: Path,
+    asins: Sequence[str],
+    *,
+    now: datetime,
+    max_age_seconds: float,
+    exclude_run: str | None = None,
+) -> pl.DataFrame:
+    """The latest observation per ASIN whose status is a fact (ok, no_offer, filtered_out)
+    and that is younger than ``max_age_seconds`` at ``now``, from every other run's
+    snapshot. A fallback row is never a source: a fallback of a fallback would hide its
+    true age. Columns: the snapshot's, plus ``age_seconds``."""
+    since = now - timedelta(seconds=max_age_seconds)
+    files = [str(p) for p in snapshot_files(data_dir, since=since)]
+    if not asins or not files:
+        return empty_snapshot().with_columns(pl.lit(None, dtype=pl.Float64).alias("age_seconds"))
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.register("wanted_asins", pl.DataFrame({"asin": list(asins)}).to_arrow())
+        found = query_frame(
+            con,
+            "fetch_last_good",
+            {
+                "files": files,
+                "exclude_run": exclude_run or "",
+                "now": now.astimezone(UTC),
+                "since": since.astimezone(UTC),
+                "good_statuses": list(GOOD_STATUSES),
+            },
+        )
+    finally:
+        con.close()
+    return found

@@ -1,0 +1,101 @@
+"""Invariant 2, the quota floor: 2,000 ASINs within 1.02 x (calls − burst) / rate and no 429;
+a rate the server changes mid-run is followed within one call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import fetch
+from tests.integration.test_fetch import (
+    catalogue,
+    fetch_run,
+    ledger,
+    open_warehouse,
+    run_row,
+    seed_listings,
+    set_faults,
+    spapi_calls,
+    workspace,
+)
+
+
+@pytest.fixture
+def con(data_dir: Path):
+    yield from open_warehouse(data_dir)
+
+
+PACE_SCALE = 50.0  # getItemOffersBatch at 5 req/s: 100 calls ≈ 20 s
+
+
+def test_two_thousand_asins_at_the_quota_floor_without_a_429(
+    start_sandbox,
+    con,
+    data_dir: Path,
+) -> None:
+    server = start_sandbox(time_scale=PACE_SCALE, n_asins=2000)
+    asins = catalogue(server)["asins"][:2000]
+    seed_listings(con, asins)
+    result = fetch_run(workspace(server, data_dir), con)
+
+    calls = spapi_calls(ledger(server), "getItemOffersBatch")
+    assert len(calls) == 100
+    assert [c for c in calls if c["status"] == 429] == []
+    rate = 0.1 * PACE_SCALE
+    floor = (len(calls) - 1) / rate  # seconds
+    assert result.quota_floor_seconds == pytest.approx(floor)
+    span = calls[-1]["t"] - calls[0]["t"]  # server side, first to last answer
+    print(f"paced span {span:.3f} s, fetch {result.seconds:.3f} s, floor {floor:.3f} s")
+    assert span <= 1.02 * floor
+    row = run_row(con, result.run_id)
+    assert row["spapi_429s"] == 0
+    assert row["quota_floor_seconds"] == pytest.approx(floor)
+
+
+class RateChangeAt(fetch.SilentProgress):
+    """Changes the sandbox's rate for getItemOffersBatch once ``after`` ASINs are done."""
+
+    def __init__(self, server: object, after: int, rate: float) -> None:
+        self.server, self.after, self.rate = server, after, rate
+        self.changed = False
+
+    def update(self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float) -> None:
+        if not self.changed and asins_done >= self.after:
+            set_faults(self.server, f"rate_override.getItemOffersBatch={self.rate}")
+            self.changed = True
+
+
+@pytest.mark.parametrize("new_rate", [0.2, 0.05])  # unscaled requests/s (documented 0.1)
+def test_a_mid_run_rate_change_is_followed_within_one_call(
+    start_sandbox,
+    con,
+    data_dir: Path,
+    new_rate: float,
+) -> None:
+    scale = 50.0  # after a doubling 10 req/s: intervals well above loopback jitter
+    server = start_sandbox(time_scale=scale)
+    seed_listings(con, catalogue(server)["asins"][:400])
+    change = RateChangeAt(server, after=160, rate=new_rate)
+    result = fetch_run(workspace(server, data_dir), con, progress=change)
+
+    calls = spapi_calls(ledger(server), "getItemOffersBatch")
+    accepted = [c for c in calls if c["status"] == 200]
+    assert len(accepted) == 20
+    k = 160 // 20  # batches answered before the change
+    times = [c["t"] for c in accepted]
+    # A cut takes effect at once; until an answer states it, 429s can happen (they carry
+    # no rate header) - but only for the one call after the change, never later.
+    refused = [c["t"] for c in calls if c["status"] == 429]
+    assert all(times[k - 1] < t < times[k] for t in refused), " ".join(
+        f"{c['t']:.4f}:{c['status']}" for c in calls
+    )
+    assert len(refused) <= 4
+    old, new = 1 / (0.1 * scale), 1 / (new_rate * scale)  # seconds per call
+    # call k+1 still left at the old pace; its answer carried the new rate; from the
+    # next call on the pacer follows it
+    assert times[k] - times[k - 1] >= 0.97 * old
+    following = [b - a for a, b in zip(times[k:], times[k + 1 :], strict=False)]
+    assert min(following) >= 0.97 * new
+    assert max(following) <= 1.3 * new
+    assert run_row(con, result.run_id)["spapi_rate"] == pytest.approx(new_rate * scale)
