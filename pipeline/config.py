@@ -174,6 +174,18 @@ def parse_exact_decimal(value: Any) -> Decimal:
 ExactDecimal = Annotated[Decimal, BeforeValidator(parse_exact_decimal)]
 
 
+def parse_percent(value: Any) -> Decimal:
+    """A percentage (``30``, ``1.25``) with at most 2 decimal places, so that as a share it
+    still fits in whole basis points."""
+    number = parse_exact_decimal(value)
+    if number != number.quantize(Decimal("0.01")):
+        raise ValueError(f"{number} % has more than 2 decimal places")
+    return number
+
+
+Percent = Annotated[Decimal, BeforeValidator(parse_percent)]
+
+
 class MarkupBand(_Section):
     """One tier of a markup rule: the Amazon cost up to ``up_to_jpy`` (inclusive; omitted on
     the last band) is multiplied by ``multiplier`` and ``add_jpy`` is added."""
@@ -213,7 +225,7 @@ class PriceRule(_Section):
     min_price: int | None = Field(default=None, gt=0)
     max_price: int | None = Field(default=None, gt=0)
     min_change: int = Field(default=0, ge=0)  # a smaller price move is not pushed
-    min_change_pct: ExactDecimal = Decimal(0)  # percent of the old price, likewise
+    min_change_pct: Percent = Decimal(0)  # percent of the old price, likewise
     min_profit: int = 0  # a change earning less is held for review
     restock_quantity: int = Field(default=1, ge=1)
     out_of_stock_action: Literal["stock_zero", "hide", "quantity_zero"] = "stock_zero"
@@ -264,6 +276,20 @@ class PricingSettings(_Section):
     base: PriceRule = Field(default_factory=lambda: PriceRule(fee_rate=Decimal("0.066")))
     ebay: PriceRule = Field(default_factory=_default_ebay_rule)
     accounts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_override_platform_defaults(cls, data: Any) -> Any:
+        """``[pricing.ebay] min_profit = 200`` changes that key only; the rest of the eBay
+        defaults (cost-plus, .99 endings, …) stay."""
+        if not isinstance(data, dict):
+            return data
+        defaults = {"base": PriceRule(fee_rate=Decimal("0.066")), "ebay": _default_ebay_rule()}
+        merged = dict(data)
+        for platform, default in defaults.items():
+            if isinstance(data.get(platform), dict):
+                merged[platform] = {**default.model_dump(), **data[platform]}
+        return merged
 
     @model_validator(mode="after")
     def _platform_actions_fit(self) -> PricingSettings:
@@ -317,7 +343,7 @@ class FxSettings(_Section):
 class GuardrailSettings(_Section):
     """The review gate (docs/review.md): row holds and the per-platform breaker."""
 
-    max_price_change_pct: ExactDecimal = Decimal(30)  # percent of the old price
+    max_price_change_pct: Percent = Decimal(30)  # percent of the old price
     max_source_age: Seconds = 12 * 3600.0  # seconds since the Amazon observation
     max_out_of_stock_ratio: ExactDecimal = Decimal("0.5")  # of a platform's listings
     max_api_error_ratio: ExactDecimal = Decimal("0.2")  # api_error + unknown, same base

@@ -1,0 +1,258 @@
+"""Phase 2, transform: the run's Amazon snapshot + the listings + the pricing rules → diffs.
+
+Reads the snapshot ``<data_dir>/snapshots/amazon/dt=*/run_id=<id>/part-0.parquet``
+(validated with :class:`~pipeline.schemas.Snapshot`), ``listings_base``, ``listings_ebay``,
+``runs.unique_asins`` and the ``[pricing]``, ``[fx]`` and ``[guardrails]`` settings.
+Writes ``<data_dir>/diffs/run_id=<id>/platform=<p>/diff.parquet`` (atomic, validated with
+:class:`~pipeline.schemas.PricedDiffBase` / ``PricedDiffEbay``), the warehouse history
+(``diff_base_history``, ``diff_ebay_history``, ``transform_platform_stats``) and the run's
+``transform_seconds``, ``diffs`` and ``holds``.
+
+All pricing happens set-based in DuckDB (``sql/transform/*.sql``); Python only wires.
+Phase 2 never calls SP-API. A stale or missing FX rate stops eBay pricing — BASE is still
+written, then the error is raised — and the eBay diff of the run is removed, so a stale
+conversion can never be loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandera.errors
+import polars as pl
+
+from pipeline import pricing
+from pipeline.config import Settings, Workspace
+from pipeline.errors import ConfigError, DataError, InvsyncError
+from pipeline.runs import resolve_run, update_run
+from pipeline.schemas import CHANGE_KINDS, PricedDiffBase, PricedDiffEbay, Snapshot
+from pipeline.sql import load_sql, run_sql
+from pipeline.warehouse import read_parquet_validated, transaction, write_parquet_atomic
+
+PLATFORMS = ("base", "ebay")
+DIFF_SCHEMAS = {"base": PricedDiffBase, "ebay": PricedDiffEbay}
+HISTORY_TABLES = {"base": "diff_base_history", "ebay": "diff_ebay_history"}
+
+
+def snapshot_path(data_dir: Path, run_id: str) -> Path:
+    """The run's snapshot file; a clear error when fetch has not written it."""
+    found = sorted((data_dir / "snapshots" / "amazon").glob(f"dt=*/run_id={run_id}/part-0.parquet"))
+    if not found:
+        raise DataError(
+            f"Run {run_id} has no Amazon snapshot under {data_dir / 'snapshots' / 'amazon'}; "
+            f"run `invsync fetch` (or `invsync sync`) first."
+        )
+    if len(found) > 1:
+        raise DataError(
+            f"Run {run_id} has {len(found)} snapshot files ({found[0]}, …); keep one and "
+            "run `invsync transform` again."
+        )
+    return found[0]
+
+
+def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:
+    return data_dir / "diffs" / f"run_id={run_id}" / f"platform={platform}" / "diff.parquet"
+
+
+@dataclass
+class PlatformDiff:
+    """One platform's diff of one run, in counts."""
+
+    platform: str
+    listings: int
+    rows: int
+    held: int
+    kinds: dict[str, int]
+    path: Path | None
+
+
+@dataclass
+class TransformResult:
+    run_id: str
+    platforms: dict[str, PlatformDiff]
+    seconds: float
+    fx: pricing.FxRate | None = None
+    stopped: dict[str, str] = field(default_factory=dict)  # platform → why it was not priced
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.platforms.values())
+
+    @property
+    def held(self) -> int:
+        return sum(p.held for p in self.platforms.values())
+
+
+@dataclass
+class ComputedDiffs:
+    frames: dict[str, pl.DataFrame]  # platform → validated diff
+    stats: pl.DataFrame  # transform_platform_stats rows
+
+
+def _frame(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> pl.DataFrame:
+    """``sql/<name>.sql`` as a polars frame (through Arrow, no copy per row)."""
+    table = con.sql(load_sql(name), params=params).to_arrow_table()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _validated(frame: pl.DataFrame, platform: str) -> pl.DataFrame:
+    try:
+        return DIFF_SCHEMAS[platform].validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        first = exc.failure_cases.head(1).to_dicts()
+        where = f" (first: {first[0].get('check')} on {first[0].get('column')})" if first else ""
+        raise InvsyncError(
+            f"The {platform} diff failed its own validation{where}; nothing was written — "
+            "this is a bug in invsync's pricing SQL, please report it with the run id."
+        ) from None
+
+
+def compute_diffs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    snapshot: Path,
+    settings: Settings,
+    as_of: datetime,
+    fx: pricing.FxRate | None,
+    platforms: tuple[str, ...] = PLATFORMS,
+) -> ComputedDiffs:
+    """Price every listing of ``platforms`` against ``snapshot`` and return validated diffs.
+
+    Reads the listing tables through ``con``; writes nothing but a temp table. eBay is
+    priced only when ``fx`` is given.
+    """
+    rules: list[pricing.AccountRule] = []
+    for platform in platforms:
+        rules += pricing.compile_rules(settings, platform, fx if platform == "ebay" else None)
+    guard = pricing.compile_guardrails(settings)
+    con.register("pricing_rules", pricing.rules_frame(rules))
+    con.register("markup_bands", pricing.bands_frame(rules))
+    try:
+        run_sql(
+            con,
+            "transform/priced_listings",
+            {
+                "snapshot_path": str(snapshot),
+                "as_of": as_of,
+                "max_move_bp": guard.max_move_bp,
+                "max_source_age_us": guard.max_source_age_us,
+                "max_source_age_s": guard.max_source_age_us / 1_000_000,
+            },
+        )
+        frames = {
+            platform: _validated(
+                _frame(con, f"transform/diff_{platform}", {"run_id": run_id}), platform
+            )
+            for platform in platforms
+        }
+        stats = _frame(
+            con,
+            "transform/platform_stats",
+            {"run_id": run_id, "snapshot_path": str(snapshot), "as_of": as_of},
+        )
+    finally:
+        con.execute("drop table if exists priced_listings")
+        con.unregister("pricing_rules")
+        con.unregister("markup_bands")
+    return ComputedDiffs(frames=frames, stats=stats)
+
+
+def _has_listed(con: duckdb.DuckDBPyConnection, platform: str) -> bool:
+    table = "listings_base" if platform == "base" else "listings_ebay"
+    # The table name comes from the fixed pair above, never from input.
+    rows = con.execute(f"select count(*) from {table} where status = 'listed'").fetchall()
+    return bool(rows[0][0])
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection, run_id: str, computed: ComputedDiffs, dropped: list[str]
+) -> None:
+    """Replace the run's history rows, stats and (now stale) review verdicts in one go."""
+    with transaction(con):
+        for platform, frame in computed.frames.items():
+            table = HISTORY_TABLES[platform]
+            con.execute(f"delete from {table} where run_id = $r", {"r": run_id})
+            con.register("new_diff", frame)
+            con.execute(f"insert into {table} by name select * from new_diff")
+            con.unregister("new_diff")
+        for platform in dropped:
+            con.execute(f"delete from {HISTORY_TABLES[platform]} where run_id = $r", {"r": run_id})
+        con.execute("delete from transform_platform_stats where run_id = $r", {"r": run_id})
+        con.register("new_stats", computed.stats)
+        con.execute("insert into transform_platform_stats by name select * from new_stats")
+        con.unregister("new_stats")
+        # A new diff voids earlier verdicts: what was approved may no longer be what is loaded.
+        con.execute("delete from review_breakers where run_id = $r", {"r": run_id})
+        con.execute("delete from review_approvals where run_id = $r", {"r": run_id})
+
+
+def run(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str | None = None,
+    *,
+    as_of: datetime | None = None,
+) -> TransformResult:
+    """Transform one run (default: the latest): price, diff, validate, write, record."""
+    started = time.perf_counter()
+    run_id = resolve_run(con, run_id)
+    as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+    snapshot = snapshot_path(ws.data_dir, run_id)
+    read_parquet_validated(snapshot, Snapshot)
+
+    platforms = [p for p in PLATFORMS if ws.settings.accounts_on(p)]
+    stopped: dict[str, str] = {}
+    fx: pricing.FxRate | None = None
+    if "ebay" in platforms and _has_listed(con, "ebay"):
+        config_dir = ws.config_path.parent if ws.config_path else None
+        try:
+            fx = pricing.resolve_fx(ws.settings, as_of, config_dir)
+        except ConfigError as exc:
+            stopped["ebay"] = exc.message
+            platforms.remove("ebay")
+    elif "ebay" in platforms:
+        fx = pricing.FxRate(pricing.SANDBOX_DEMO_RATE, as_of, "unused: no eBay listings")
+
+    computed = compute_diffs(
+        con,
+        run_id=run_id,
+        snapshot=snapshot,
+        settings=ws.settings,
+        as_of=as_of,
+        fx=fx,
+        platforms=tuple(platforms),
+    )
+    for platform, frame in computed.frames.items():
+        write_parquet_atomic(frame, diff_path(ws.data_dir, run_id, platform))
+    for platform in stopped:
+        diff_path(ws.data_dir, run_id, platform).unlink(missing_ok=True)
+    _store(con, run_id, computed, list(stopped))
+
+    stats = {row["platform"]: row for row in computed.stats.to_dicts()}
+    result = TransformResult(run_id=run_id, platforms={}, seconds=0.0, fx=fx, stopped=stopped)
+    for platform, frame in computed.frames.items():
+        kinds = dict(frame.group_by("change_kind").len().iter_rows())
+        result.platforms[platform] = PlatformDiff(
+            platform=platform,
+            listings=int(stats[platform]["listings"]),
+            rows=frame.height,
+            held=int(frame["held"].sum()),
+            kinds={kind: int(kinds.get(kind, 0)) for kind in CHANGE_KINDS},
+            path=diff_path(ws.data_dir, run_id, platform),
+        )
+    result.seconds = time.perf_counter() - started
+    update_run(con, run_id, transform_seconds=result.seconds, diffs=result.rows, holds=result.held)
+    if stopped:
+        raise ConfigError(
+            stopped["ebay"].rstrip(".")
+            + f" (the BASE diff of run {run_id} was written; eBay has none)."
+        )
+    return result

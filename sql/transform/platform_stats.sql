@@ -1,0 +1,59 @@
+-- platform_stats: per platform of run $run_id, what the review breaker judges — how many
+-- listings Amazon calls buyable, out of stock, doubtful or missing, and how many ASINs the
+-- snapshot covers against what extract recorded (runs.unique_asins).
+-- Reads: priced_listings, pricing_rules, the snapshot at $snapshot_path, runs.
+with
+
+platforms as (
+    select distinct platform from pricing_rules
+),
+
+per_platform as (
+    select
+        platform,
+        count(*) as listings,
+        count(*) filter (where source_says = 'in_stock') as source_in_stock,
+        count(*) filter (where source_says = 'out_of_stock') as source_out_of_stock,
+        count(*) filter (where source_status in ('api_error', 'unknown')) as source_doubtful,
+        count(*) filter (
+            where source_status is null or source_status = 'invalid_asin'
+        ) as source_missing,
+        count(*) filter (where change_kind is not null) as diff_rows,
+        count(*) filter (where change_kind is not null and held) as held_rows
+    from priced_listings
+    group by platform
+),
+
+coverage as (
+    select count(distinct asin) as snapshot_asins
+    from read_parquet($snapshot_path)
+),
+
+extracted as (
+    select max(unique_asins) as extracted_asins
+    from runs
+    where run_id = $run_id
+),
+
+final as (
+    select
+        cast($run_id as varchar) as run_id,
+        platforms.platform,
+        coalesce(per_platform.listings, 0) as listings,
+        coalesce(per_platform.source_in_stock, 0) as source_in_stock,
+        coalesce(per_platform.source_out_of_stock, 0) as source_out_of_stock,
+        coalesce(per_platform.source_doubtful, 0) as source_doubtful,
+        coalesce(per_platform.source_missing, 0) as source_missing,
+        coverage.snapshot_asins,
+        extracted.extracted_asins,
+        coalesce(per_platform.diff_rows, 0) as diff_rows,
+        coalesce(per_platform.held_rows, 0) as held_rows,
+        cast($as_of as timestamptz) as as_of
+    from platforms
+    left join per_platform using (platform)
+    cross join coverage
+    cross join extracted
+)
+
+select * from final
+order by platform

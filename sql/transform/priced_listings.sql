@@ -1,0 +1,263 @@
+-- priced_listings: every listed listing of a priced account, what this run's snapshot says
+-- about its ASIN, the rule's target price and stock, the decision, and why it would be held.
+-- One row per listing (platform, account_id, listing_key); diff_base / diff_ebay keep the
+-- rows whose change_kind is not null, platform_stats counts all of them for the breaker.
+--
+-- Reads: listings_base, listings_ebay, the snapshot at $snapshot_path, and two frames that
+-- pipeline/transform.py registers: pricing_rules (one row per account) and markup_bands.
+-- Parameters: $snapshot_path, $as_of (timestamptz), $max_move_bp, $max_source_age_us,
+-- $max_source_age_s.
+--
+-- Money is integer: yen on BASE, US cents on eBay ("the platform unit"); rates are basis
+-- points (1/10,000). Every division is a ceiling on non-negative integers, written
+-- (n + d - 1) // d, in hugeint so no intermediate overflows. pipeline/pricing.py:decide is
+-- the independent reference; the two are tested to agree on every row.
+create or replace temp table priced_listings as
+
+with
+
+base_listings as (
+    select
+        'base' as platform,
+        account_id,
+        cast(item_id as varchar) as listing_key,
+        asin,
+        price_jpy as old_price,
+        cast(stock as bigint) as old_quantity,
+        visible as old_visible,
+        drift_detected_at is not null as drifted
+    from listings_base
+    where status = 'listed'
+),
+
+ebay_listings as (
+    select
+        'ebay' as platform,
+        account_id,
+        sku as listing_key,
+        asin,
+        price_cents as old_price,
+        cast(quantity as bigint) as old_quantity,
+        true as old_visible,  -- eBay has no hidden state: out of stock is quantity 0
+        drift_detected_at is not null as drifted
+    from listings_ebay
+    where status = 'listed'
+),
+
+listings as (
+    select * from base_listings
+    union all
+    select * from ebay_listings
+),
+
+snapshot as (
+    select
+        asin,
+        status as source_status,
+        price_jpy as cost_jpy,  -- landed Amazon price, JPY
+        in_stock,
+        fetched_at as source_fetched_at,
+        case when status = 'fallback' then fallback_from_run else run_id end as source_run_id,
+        fallback_age_seconds as source_fallback_age_seconds  -- seconds
+    from read_parquet($snapshot_path)
+),
+
+observed as (
+    select
+        listings.*,
+        snapshot.* exclude (asin),
+        rules.* exclude (platform, account_id),
+        -- An error is not a fact: doubtful or missing observations change nothing.
+        case
+            when snapshot.source_status is null
+                or snapshot.source_status in ('api_error', 'unknown', 'invalid_asin')
+                then 'ignore'
+            when snapshot.source_status in ('no_offer', 'filtered_out')
+                or snapshot.in_stock = false
+                then 'out_of_stock'
+            when snapshot.source_status in ('ok', 'fallback')
+                and snapshot.in_stock
+                and snapshot.cost_jpy is not null
+                then 'in_stock'
+            else 'ignore'
+        end as source_says
+    from listings
+    inner join pricing_rules as rules using (platform, account_id)
+    left join snapshot using (asin)
+),
+
+banded as (
+    select
+        observed.*,
+        bands.multiplier_bp,
+        bands.add_jpy
+    from observed
+    left join markup_bands as bands
+        on bands.account_id = observed.account_id
+        and observed.cost_jpy > bands.lower_exclusive_jpy
+        and (bands.up_to_jpy is null or observed.cost_jpy <= bands.up_to_jpy)
+),
+
+raw_priced as (
+    select
+        *,
+        case
+            when source_says <> 'in_stock' then null
+            -- markup: ceil((cost × multiplier + add) in the platform unit)
+            when method = 'markup' then (
+                (cast(cost_jpy as hugeint) * multiplier_bp + add_jpy * 10000) * conv_num
+                + 10000 * conv_den - 1
+            ) // (10000 * conv_den)
+            -- cost_plus: ceil((cost + shipping + packing) / (1 − fee − duty − margin))
+            else (
+                cast(cost_jpy + shipping_jpy + packing_jpy as hugeint) * 10000 * conv_num
+                + (10000 - fee_bp - duty_bp - margin_bp) * conv_den - 1
+            ) // ((10000 - fee_bp - duty_bp - margin_bp) * conv_den)
+        end as raw_price
+    from banded
+),
+
+rounded as (
+    select
+        *,
+        -- (DuckDB's greatest() skips nulls, so a missing raw price must stay null explicitly)
+        case
+            when raw_price is null then null
+            -- up_to_unit: the next multiple of round_unit at or above
+            when rounding = 'up_to_unit' then (raw_price + round_unit - 1) // round_unit * round_unit
+            -- up_to_ending: the smallest price at or above ending in round_ending (e.g. .99)
+            when rounding = 'up_to_ending' then round_ending
+                + (greatest(raw_price - round_ending, 0) + round_unit - 1) // round_unit * round_unit
+            else raw_price
+        end as rounded_price
+    from raw_priced
+),
+
+targeted as (
+    select
+        *,
+        -- min_price first, then max_price (a bound left out does not apply)
+        case
+            when rounded_price is null then null
+            when max_price < greatest(rounded_price, coalesce(min_price, rounded_price))
+                then max_price
+            else greatest(rounded_price, coalesce(min_price, rounded_price))
+        end as target_price,
+        -- cost + shipping + packing in the platform unit, rounded up
+        (cast(cost_jpy + shipping_jpy + packing_jpy as hugeint) * conv_num + conv_den - 1)
+            // conv_den as cost_in_unit,
+        old_quantity = 0 or (out_of_stock_action = 'hide' and not old_visible) as currently_out
+    from rounded
+),
+
+decided as (
+    select
+        *,
+        case
+            when source_says <> 'in_stock' then old_price
+            when target_price = old_price then old_price
+            -- a fallback observation may raise a price, never lower it
+            when source_status = 'fallback' and target_price < old_price then old_price
+            -- too small a move is not worth a push, unless it lifts a loss-making price
+            when (
+                abs(target_price - old_price) < min_change
+                or abs(target_price - old_price) * 10000 < min_change_bp * old_price
+            )
+            and not (
+                target_price > old_price
+                and old_price - (cast(old_price as hugeint) * (fee_bp + duty_bp) + 9999) // 10000
+                    - cost_in_unit < min_profit
+            ) then old_price
+            else target_price
+        end as new_price,
+        case
+            when source_says = 'out_of_stock' and not currently_out then 'out_of_stock'
+            -- a fallback observation never restocks
+            when source_says = 'in_stock' and currently_out and source_status <> 'fallback'
+                then 'restock'
+        end as stock_kind
+    from targeted
+),
+
+changed as (
+    select
+        *,
+        case
+            when stock_kind = 'out_of_stock' and out_of_stock_action = 'hide' then old_quantity
+            when stock_kind = 'out_of_stock' then 0
+            when stock_kind = 'restock' and old_quantity = 0 then restock_quantity
+            else old_quantity
+        end as new_quantity,
+        case
+            when stock_kind = 'out_of_stock' and out_of_stock_action = 'hide' then false
+            when stock_kind = 'restock' and out_of_stock_action = 'hide' then true
+            else old_visible
+        end as new_visible,
+        case
+            when source_says = 'in_stock' then new_price
+                - (cast(new_price as hugeint) * (fee_bp + duty_bp) + 9999) // 10000 - cost_in_unit
+        end as expected_profit,
+        coalesce(
+            stock_kind,
+            case
+                when new_price > old_price then 'price_up'
+                when new_price < old_price then 'price_down'
+            end
+        ) as change_kind
+    from decided
+),
+
+hold_checked as (
+    select
+        *,
+        concat_ws(
+            ', ',
+            case
+                when abs(new_price - old_price) * 10000 > $max_move_bp * old_price
+                    then 'price_move_over_limit'
+            end,
+            case when expected_profit < min_profit then 'profit_below_minimum' end,
+            case when rounded_price > max_price then 'capped_at_max_price' end,
+            case
+                when source_fetched_at is null
+                    or source_fetched_at < $as_of - to_microseconds($max_source_age_us)
+                    or coalesce(source_fallback_age_seconds, 0) > $max_source_age_s
+                    then 'source_stale'
+            end,
+            case when drifted then 'listing_drifted' end
+        ) as hold_text
+    from changed
+),
+
+final as (
+    select
+        platform,
+        account_id,
+        listing_key,
+        asin,
+        source_says,
+        change_kind,
+        cast(old_price as bigint) as old_price,
+        cast(new_price as bigint) as new_price,
+        old_quantity,
+        new_quantity,
+        old_visible,
+        new_visible,
+        cast(target_price as bigint) as target_price,
+        min_price,
+        max_price,
+        min_profit,
+        cast(expected_profit as bigint) as expected_profit,
+        cost_jpy,
+        method,
+        fx_text,
+        source_run_id,
+        source_fetched_at,
+        source_status,
+        source_fallback_age_seconds,
+        hold_text <> '' as held,
+        nullif(hold_text, '') as hold_reason
+    from hold_checked
+)
+
+select * from final

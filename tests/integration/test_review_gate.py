@@ -1,0 +1,225 @@
+"""The review gate end to end: row holds, the per-platform breaker on the "every ASIN has 0
+offers" fault, approve, exit codes, loadable_rows for load, and review.html's content."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.config import open_workspace
+from pipeline.review import loadable_rows
+from pipeline.transform import run as transform_run
+from pipeline.warehouse import opened
+from tests.sql.frames import asin, observation, seed_run, write_snapshot
+
+RUN = "20250601T000000Z-5e5e5e"
+N = 6
+
+
+def _listings() -> tuple[list[dict], list[dict]]:
+    base = [
+        {
+            "account_id": "shop1" if n % 2 else "shop2",
+            "item_id": n,
+            "asin": asin(n),
+            "price_jpy": 1300,
+            "stock": 1,
+        }
+        for n in range(1, N + 1)
+    ]
+    ebay = [
+        {"account_id": "ebay-main", "sku": f"S-{n}", "asin": asin(n), "price_cents": 2900}
+        for n in range(1, N + 1)
+    ]
+    return base, ebay
+
+
+def _transform(data_dir: Path) -> None:
+    ws = open_workspace(data_dir=data_dir, environ={})
+    with opened(data_dir) as con:
+        transform_run(ws, con, RUN)
+
+
+def _loadable(data_dir: Path, platform: str) -> tuple[pl.DataFrame, str | None]:
+    ws = open_workspace(data_dir=data_dir, environ={})
+    with opened(data_dir) as con:
+        return loadable_rows(ws, con, RUN, platform)
+
+
+def test_zero_offers_fault_trips_the_breaker_and_approve_releases_it(cli, data_dir: Path) -> None:
+    base, ebay = _listings()
+    # The SP-API fault: every ASIN answers with 0 offers.
+    seed_run(
+        data_dir,
+        RUN,
+        base=base,
+        ebay=ebay,
+        unique_asins=N,
+        snapshot=[observation(asin(n), "no_offer") for n in range(1, N + 1)],
+    )
+    assert cli("--data-dir", str(data_dir), "transform").exit_code == 0
+
+    review = cli("--data-dir", str(data_dir), "review")
+    assert review.exit_code == 3, review.output
+    assert f"Run {RUN} is held for review" in review.stderr
+    assert f"invsync approve {RUN} --platform base" in review.stderr
+    assert f"invsync approve {RUN} --platform ebay" in review.stderr
+    assert "Amazon calls 6 of 6 BASE listings out of stock" in review.stderr
+    rows, reason = _loadable(data_dir, "base")
+    assert rows.height == 0 and reason is not None and "--platform base" in reason
+
+    approved = cli("--data-dir", str(data_dir), "approve", RUN, "--platform", "base")
+    assert approved.exit_code == 0, approved.output
+    assert "released 0 held rows and the tripped breaker" in approved.stdout
+    rows, reason = _loadable(data_dir, "base")
+    assert reason is None and rows.height == N
+    assert set(rows["change_kind"]) == {"out_of_stock"}
+    rows, reason = _loadable(data_dir, "ebay")
+    assert rows.height == 0 and reason is not None
+
+    still = cli("--data-dir", str(data_dir), "review", "--run", RUN)
+    assert still.exit_code == 3 and "--platform ebay" in still.stderr
+    assert "--platform base" not in still.stderr
+    assert cli("--data-dir", str(data_dir), "approve", RUN).exit_code == 0
+    done = cli("--data-dir", str(data_dir), "review", "--run", RUN)
+    assert done.exit_code == 0, done.output
+
+
+def test_api_error_share_and_short_coverage_trip_the_breaker(data_dir: Path) -> None:
+    base, _ = _listings()
+    snapshot = [observation(asin(n), "api_error") for n in range(1, 3)]
+    snapshot += [observation(asin(n), price_jpy=1000) for n in range(3, N + 1)]
+    seed_run(data_dir, RUN, base=base, snapshot=snapshot, unique_asins=N + 2)
+    _transform(data_dir)
+    rows, reason = _loadable(data_dir, "base")
+    assert rows.height == 0
+    assert reason is not None
+    assert "2 of 6 BASE listings have an api_error or unknown source" in reason
+    assert "the snapshot covers 6 ASINs but extract listed 8" in reason
+
+
+def test_held_rows_wait_for_approval_and_a_new_transform_voids_it(cli, data_dir: Path) -> None:
+    base, _ = _listings()
+    base[0]["price_jpy"] = 500  # 500 → 1,400 is a 180 % move: held
+    seed_run(
+        data_dir,
+        RUN,
+        base=base,
+        unique_asins=N,
+        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
+    )
+    _transform(data_dir)
+    rows, reason = _loadable(data_dir, "base")
+    assert reason is None
+    assert sorted(rows["item_id"]) == [2, 3, 4, 5, 6]  # item 1 waits
+
+    review = cli("--data-dir", str(data_dir), "review")
+    assert review.exit_code == 3
+    assert "held 1 (B000000001, price_up): price_move_over_limit" in review.stdout
+    assert "1 BASE row" in review.stderr
+
+    assert cli("--data-dir", str(data_dir), "approve", RUN, "--platform", "base").exit_code == 0
+    rows, _ = _loadable(data_dir, "base")
+    assert sorted(rows["item_id"]) == [1, 2, 3, 4, 5, 6]
+
+    _transform(data_dir)  # the diff may differ now: the approval no longer stands
+    rows, _ = _loadable(data_dir, "base")
+    assert 1 not in rows["item_id"].to_list()
+
+
+def test_approve_errors_exit_2(cli, data_dir: Path) -> None:
+    base, _ = _listings()
+    seed_run(
+        data_dir,
+        RUN,
+        base=base,
+        unique_asins=N,
+        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
+    )
+    nothing = cli("--data-dir", str(data_dir), "approve", RUN)
+    assert nothing.exit_code == 2 and "invsync transform --run" in nothing.stderr
+    _transform(data_dir)
+    wrong = cli("--data-dir", str(data_dir), "approve", RUN, "--platform", "amazon")
+    assert wrong.exit_code == 2 and "not one of base, ebay" in wrong.stderr
+    unknown = cli("--data-dir", str(data_dir), "approve", "20990101T000000Z-000000")
+    assert unknown.exit_code == 2 and "invsync runs" in unknown.stderr
+
+
+class ReportParser(HTMLParser):
+    """Collects the counts cells, row markers and sparklines of review.html."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.platform: str | None = None
+        self.counts: dict[str, dict[str, int]] = {}
+        self.rows: dict[str, list[dict[str, str | None]]] = {}
+        self.sparks: dict[str, int] = {}
+        self.external: list[str] = []
+        self._kind: str | None = None
+        self._row: dict[str, str | None] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section" and a.get("data-platform"):
+            self.platform = a["data-platform"]
+            self.counts[self.platform] = {}
+            self.rows[self.platform] = []
+            self.sparks[self.platform] = 0
+        elif tag == "td" and a.get("data-kind"):
+            self._kind = a["data-kind"]
+        elif tag == "tr" and "data-listing" in a and self.platform:
+            self.rows[self.platform].append(a)
+        elif tag == "svg" and self.platform:
+            self.sparks[self.platform] += 1
+        if tag in ("script", "link", "img") or any(
+            (v or "").startswith("http") for k, v in attrs if k in ("src", "href")
+        ):
+            self.external.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        if self._kind and self.platform:
+            self.counts[self.platform][self._kind] = int(data)
+            self._kind = None
+
+
+def test_review_html_and_csvs_show_the_run(cli, data_dir: Path) -> None:
+    base, ebay = _listings()
+    # An earlier run gives the sparklines a history of two points per ASIN.
+    write_snapshot(
+        data_dir,
+        "20250531T000000Z-000001",
+        [observation(asin(n), price_jpy=900) for n in range(1, N + 1)],
+    )
+    snapshot = [observation(asin(1), "no_offer"), observation(asin(2), "api_error")]
+    snapshot += [observation(asin(n), price_jpy=1000) for n in range(3, N + 1)]
+    base[2]["stock"] = 0  # item 3 restocks
+    base[3]["price_jpy"] = 2000  # item 4: 2,000 → 1,400, a 30 % drop: not held
+    base[4]["price_jpy"] = 700  # item 5: 700 → 1,400, 100 % up: held
+    seed_run(data_dir, RUN, base=base, ebay=ebay, snapshot=snapshot, unique_asins=N)
+    assert cli("--data-dir", str(data_dir), "transform").exit_code == 0
+    review = cli("--data-dir", str(data_dir), "review")
+    assert review.exit_code == 3  # item 5 and the eBay price moves are held
+    assert "Report:" in review.stdout
+
+    report = data_dir / "reviews" / RUN / "review.html"
+    parser = ReportParser()
+    parser.feed(report.read_text(encoding="utf-8"))
+    assert parser.counts["base"] == {
+        "price_up": 2,
+        "price_down": 1,
+        "out_of_stock": 1,
+        "restock": 1,
+        "total": 5,
+        "held": 1,
+    }
+    assert [r["data-listing"] for r in parser.rows["base"] if r["data-held"] == "true"] == ["5"]
+    assert len(parser.rows["base"]) == 5
+    # Every row with an Amazon price history has its sparkline; item 1 (no_offer now) had
+    # a price in the earlier run, so all five do.
+    assert parser.sparks["base"] == 5
+    assert parser.external == []  # self-contained
+    csv = pl.read_csv(data_dir / "reviews" / RUN / "diff_base.csv")
+    assert csv.height == 5 and set(csv["item_id"]) == {1, 3, 4, 5, 6}
+    assert (data_dir / "reviews" / RUN / "diff_ebay.csv").is_file()
