@@ -1,0 +1,523 @@
+"""eBay over ``requests``: OAuth refresh, Sell Inventory API and Trading ReviseInventoryStatus.
+
+Stage: load and listings pull. Reads: the eBay APIs (or the sandbox). Writes: nothing.
+
+* Token: ``POST /identity/v1/oauth2/token`` with HTTP Basic client credentials and the
+  refresh-token grant; eBay does not rotate its refresh token. A 401 (errorId 1001) on a
+  data call refreshes once and repeats the call once.
+* ``bulk_update_price_quantity``: at most 25 SKUs per call; 200 and 207 both carry one
+  result per SKU, which :meth:`EbayClient.bulk_update` returns as :class:`SkuResult`.
+* ``getInventoryItems`` (paged by following ``next``) and ``getOffers?sku=`` for pulls and
+  for reading a listing's state back before a resend.
+* Trading ``ReviseInventoryStatus`` (XML, at most 4 listings per call, same OAuth token in
+  ``X-EBAY-API-IAF-TOKEN``) for listings created outside the Inventory API.
+
+Money crosses the wire as a decimal string (``"49.99"``); inside invsync it is integer
+cents, converted exactly (no rounding: a value with more than 2 decimals is an error).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urljoin
+from xml.sax.saxutils import escape
+
+import requests
+
+from pipeline.clients.http import RetryPolicy, TransientApiError, json_body, send
+from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
+
+log = logging.getLogger("invsync.ebay")
+
+LIVE_URL = "https://api.ebay.com"
+INVENTORY = "/sell/inventory/v1"
+TOKEN_PATH = "/identity/v1/oauth2/token"
+TRADING_PATH = "/ws/api.dll"
+SCOPE = "https://api.ebay.com/oauth/api_scope/sell.inventory"
+BULK_LIMIT = 25  # SKUs per bulk_update_price_quantity
+TRADING_LIMIT = 4  # listings per ReviseInventoryStatus
+TRADING_COMPATIBILITY = "1349"
+TRADING_NS = "urn:ebay:apis:eBLBaseComponents"
+TRADING_QUOTA_CODES = frozenset({"518"})  # "Call usage limit has been reached."
+TRADING_AUTH_CODES = frozenset({"931", "21916984"})  # invalid Auth'n'Auth / IAF token
+TRADING_GONE_CODES = frozenset({"17"})  # "Item cannot be accessed."
+TOKEN_MARGIN = 300.0  # seconds before expiry to refresh
+
+
+class EbayAuthError(ApiAuthError):
+    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+class EbayRequestRejected(ExternalApiError):
+    """A whole call refused (HTTP 400 at request level); every row in it failed."""
+
+    def __init__(self, message: str, *, code: str, description: str, http_status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.description = description
+        self.http_status = http_status
+
+
+class EbayQuotaError(ApiQuotaError):
+    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+class ReadBackUnavailable(ExternalApiError):
+    """The listing's current state cannot be read (e.g. GetItem not offered)."""
+
+
+@dataclass(frozen=True)
+class EbayCredentials:
+    client_id: str
+    client_secret: str
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class PriceQuantity:
+    """One listing's absolute target: what bulk_update / ReviseInventoryStatus sends."""
+
+    sku: str
+    price_cents: int  # US cents
+    quantity: int
+    currency: str = "USD"
+    offer_id: str | None = None
+    listing_id: str | None = None  # Trading ItemID
+
+
+@dataclass(frozen=True)
+class SkuResult:
+    """eBay's answer for one SKU of a call."""
+
+    sku: str
+    ok: bool
+    status: int | None  # per-item statusCode (Inventory) or None (Trading)
+    code: str | None  # errorId / ErrorCode of the first error
+    message: str | None
+
+
+@dataclass(frozen=True)
+class OfferState:
+    """A published offer as eBay holds it now."""
+
+    sku: str
+    offer_id: str | None
+    listing_id: str | None
+    price_cents: int | None
+    currency: str | None
+    quantity: int | None
+    status: str | None
+
+
+def cents_to_text(cents: int) -> str:
+    """Integer cents → eBay's decimal string, exactly (``4999`` → ``"49.99"``)."""
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+def text_to_cents(value: Any) -> int | None:
+    """eBay's decimal string → integer cents, exactly; None when absent or not 2-decimal."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value)) * 100
+    except InvalidOperation:
+        return None
+    if amount != amount.to_integral_value():
+        return None  # never round money silently
+    return int(amount)
+
+
+def _first_error(errors: Any) -> tuple[str | None, str | None]:
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        code = first.get("errorId")
+        return (str(code) if code is not None else None, first.get("message"))
+    return None, None
+
+
+class EbayClient:
+    """The eBay APIs for one seller account."""
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        api_url: str,
+        credentials: EbayCredentials,
+        policy: RetryPolicy,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.account_id = account_id
+        self.api_url = api_url.rstrip("/")
+        self._credentials = credentials
+        self.policy = policy
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._access_token: str | None = None
+        self._expires_at = 0.0
+        self.calls = 0
+
+    def _send(self, method: str, url: str, operation: str, **kwargs: Any) -> requests.Response:
+        def before() -> None:
+            self.calls += 1
+
+        return send(
+            self._session,
+            method,
+            url,
+            platform=f"eBay {self.account_id}",
+            operation=operation,
+            policy=self.policy,
+            before_attempt=before,
+            **kwargs,
+        )
+
+    # --- OAuth ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        pair = f"{self._credentials.client_id}:{self._credentials.client_secret}"
+        basic = base64.b64encode(pair.encode()).decode()
+        response = self._send(
+            "POST",
+            f"{self.api_url}{TOKEN_PATH}",
+            "oauth2/token",
+            headers={"Authorization": f"Basic {basic}"},
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": self._credentials.refresh_token,
+                "scope": SCOPE,
+            },
+        )
+        body = json_body(response)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(token, str) or not token:
+            code = str(body.get("error", "")) if isinstance(body, dict) else ""
+            raise EbayAuthError(
+                f"eBay account {self.account_id} refused the token refresh "
+                f"({code or 'HTTP ' + str(response.status_code)}); check EBAY_CLIENT_ID, "
+                "EBAY_CLIENT_SECRET and EBAY_REFRESH_TOKEN, or consent again.",
+                code=code or f"http_{response.status_code}",
+                http_status=response.status_code,
+            )
+        self._access_token = token
+        lifetime = float(body.get("expires_in") or 7200)  # seconds
+        self._expires_at = self._clock() + lifetime - TOKEN_MARGIN / self.policy.time_scale
+        log.info("eBay %s: access token refreshed", self.account_id)
+
+    def _token(self) -> str:
+        if self._access_token is None or self._clock() >= self._expires_at:
+            self.refresh()
+        assert self._access_token is not None
+        return self._access_token
+
+    def _authorised(
+        self,
+        method: str,
+        url: str,
+        operation: str,
+        headers: Callable[[str], dict[str, str]],
+        **kwargs: Any,
+    ) -> requests.Response:
+        """A data call; on 401 one refresh and one repeat, then an auth error."""
+        for attempt in (1, 2):
+            response = self._send(method, url, operation, headers=headers(self._token()), **kwargs)
+            if response.status_code != 401:
+                return response
+            if attempt == 1:
+                self._access_token = None
+        raise EbayAuthError(
+            f"eBay account {self.account_id} refused a freshly refreshed access token on "
+            f"{operation} (401); check the account's consent and EBAY_REFRESH_TOKEN.",
+            code="1001",
+            http_status=401,
+        )
+
+    def _rest(
+        self, method: str, path_or_url: str, operation: str, **kwargs: Any
+    ) -> requests.Response:
+        url = path_or_url if "://" in path_or_url else f"{self.api_url}{path_or_url}"
+        return self._authorised(
+            method,
+            url,
+            operation,
+            lambda token: {"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            **kwargs,
+        )
+
+    # --- Inventory API ----------------------------------------------------------------
+
+    def bulk_update(self, items: list[PriceQuantity]) -> list[SkuResult]:
+        """``bulk_update_price_quantity`` for ≤ 25 SKUs; one result per SKU sent."""
+        if not 0 < len(items) <= BULK_LIMIT:
+            raise ValueError(f"bulk_update takes 1 to {BULK_LIMIT} SKUs, got {len(items)}")
+        requests_ = []
+        for item in items:
+            entry: dict[str, Any] = {
+                "sku": item.sku,
+                "shipToLocationAvailability": {"quantity": item.quantity},
+            }
+            if item.offer_id:
+                entry["offers"] = [
+                    {
+                        "offerId": item.offer_id,
+                        "availableQuantity": item.quantity,
+                        "price": {
+                            "value": cents_to_text(item.price_cents),
+                            "currency": item.currency,
+                        },
+                    }
+                ]
+            requests_.append(entry)
+        response = self._rest(
+            "POST",
+            f"{INVENTORY}/bulk_update_price_quantity",
+            "bulk_update_price_quantity",
+            json={"requests": requests_},
+        )
+        body = json_body(response)
+        if response.status_code == 400:
+            code, message = _first_error(body.get("errors") if isinstance(body, dict) else None)
+            raise EbayRequestRejected(
+                f"eBay account {self.account_id} rejected a bulk_update_price_quantity call "
+                f"({code or 'HTTP 400'}).",
+                code=code or "http_400",
+                description=message or "",
+                http_status=400,
+            )
+        if response.status_code not in (200, 207) or not isinstance(body, dict):
+            raise TransientApiError(
+                f"eBay account {self.account_id} answered bulk_update_price_quantity with HTTP "
+                f"{response.status_code} and no usable body; run the command again.",
+                operation="bulk_update_price_quantity",
+                http_status=response.status_code,
+            )
+        by_sku: dict[str, SkuResult] = {}
+        for answer in body.get("responses") or []:
+            if not isinstance(answer, dict) or not answer.get("sku"):
+                continue
+            sku = str(answer["sku"])
+            status = answer.get("statusCode")
+            code, message = _first_error(answer.get("errors"))
+            ok = status == 200 and code is None
+            previous = by_sku.get(sku)
+            if previous is not None and not previous.ok:
+                continue  # several offers of one SKU: the first failure stands
+            by_sku[sku] = SkuResult(sku, ok, status, code, message)
+        return [
+            by_sku.get(
+                item.sku,
+                SkuResult(
+                    item.sku, False, None, "no_result", "eBay returned no result for this SKU"
+                ),
+            )
+            for item in items
+        ]
+
+    def offers(self, sku: str) -> list[OfferState]:
+        """``getOffers?sku=``: the SKU's offers as eBay holds them (empty when unknown)."""
+        response = self._rest("GET", f"{INVENTORY}/offer", "getOffers", params={"sku": sku})
+        if response.status_code == 404:
+            return []
+        body = json_body(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            code, _ = _first_error(body.get("errors") if isinstance(body, dict) else None)
+            if response.status_code == 400 and code in ("25710", "25702"):
+                return []  # resource not found / SKU not available
+            raise TransientApiError(
+                f"eBay account {self.account_id} answered getOffers with HTTP "
+                f"{response.status_code}; run the command again.",
+                operation="getOffers",
+                http_status=response.status_code,
+            )
+        found = []
+        for offer in body.get("offers") or []:
+            if not isinstance(offer, dict):
+                continue
+            price = (offer.get("pricingSummary") or {}).get("price") or {}
+            listing = offer.get("listing") or {}
+            quantity = offer.get("availableQuantity")
+            found.append(
+                OfferState(
+                    sku=str(offer.get("sku") or sku),
+                    offer_id=str(offer["offerId"]) if offer.get("offerId") else None,
+                    listing_id=str(listing["listingId"]) if listing.get("listingId") else None,
+                    price_cents=text_to_cents(price.get("value")),
+                    currency=price.get("currency"),
+                    quantity=int(quantity) if isinstance(quantity, int) else None,
+                    status=offer.get("status"),
+                )
+            )
+        return found
+
+    def inventory_items(self, page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Every inventory item, following the ``next`` link (never computing offsets)."""
+        url: str | None = f"{self.api_url}{INVENTORY}/inventory_item?limit={page_size}&offset=0"
+        while url:
+            response = self._rest("GET", url, "getInventoryItems")
+            body = json_body(response)
+            if response.status_code != 200 or not isinstance(body, dict):
+                raise TransientApiError(
+                    f"eBay account {self.account_id} answered getInventoryItems with HTTP "
+                    f"{response.status_code}; run the command again.",
+                    operation="getInventoryItems",
+                    http_status=response.status_code,
+                )
+            items = body.get("inventoryItems") or []
+            yield from (i for i in items if isinstance(i, dict))
+            following = body.get("next")
+            url = urljoin(f"{self.api_url}/", following) if following and items else None
+            if url and "://" in url and not url.startswith(self.api_url):
+                # eBay's next links name its own host; keep the configured one (sandbox, proxy)
+                url = self.api_url + url[url.index("/", url.index("://") + 3) :]
+
+    # --- Trading API ------------------------------------------------------------------
+
+    def _trading(self, call: str, xml_body: str) -> ET.Element:
+        """One Trading call; an IAF-token error (HTTP 200, Ack=Failure) refreshes once."""
+        for attempt in (1, 2):
+            response = self._authorised(
+                "POST",
+                f"{self.api_url}{TRADING_PATH}",
+                call,
+                lambda token: {
+                    "X-EBAY-API-CALL-NAME": call,
+                    "X-EBAY-API-SITEID": "0",
+                    "X-EBAY-API-COMPATIBILITY-LEVEL": TRADING_COMPATIBILITY,
+                    "X-EBAY-API-IAF-TOKEN": token,
+                    "Content-Type": "text/xml",
+                },
+                data=xml_body.encode("utf-8"),
+            )
+            try:
+                root = ET.fromstring(response.content)
+            except ET.ParseError:
+                raise TransientApiError(
+                    f"eBay account {self.account_id} answered {call} with a body that is not "
+                    f"XML (HTTP {response.status_code}); run the command again.",
+                    operation=call,
+                    http_status=response.status_code,
+                ) from None
+            codes = {
+                (e.text or "").strip()
+                for e in root.findall(f"{{{TRADING_NS}}}Errors/{{{TRADING_NS}}}ErrorCode")
+            }
+            if not codes & TRADING_AUTH_CODES:
+                return root
+            if attempt == 1:
+                self._access_token = None
+        raise EbayAuthError(
+            f"eBay account {self.account_id} refused a freshly refreshed token on {call}; "
+            "check the account's consent and EBAY_REFRESH_TOKEN.",
+            code="21916984",
+            http_status=200,
+        )
+
+    def revise_inventory_status(self, items: list[PriceQuantity]) -> list[SkuResult]:
+        """Trading ``ReviseInventoryStatus`` for ≤ 4 listings (by ItemID); one result each."""
+        if not 0 < len(items) <= TRADING_LIMIT:
+            raise ValueError(f"ReviseInventoryStatus takes 1 to {TRADING_LIMIT} listings")
+        nodes = []
+        for item in items:
+            ident = (
+                f"<ItemID>{escape(item.listing_id)}</ItemID>"
+                if item.listing_id
+                else f"<SKU>{escape(item.sku)}</SKU>"
+            )
+            nodes.append(
+                f"<InventoryStatus>{ident}"
+                f"<StartPrice>{cents_to_text(item.price_cents)}</StartPrice>"
+                f"<Quantity>{item.quantity}</Quantity></InventoryStatus>"
+            )
+        xml_body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<ReviseInventoryStatusRequest xmlns="{TRADING_NS}">{"".join(nodes)}'
+            "</ReviseInventoryStatusRequest>"
+        )
+        root = self._trading("ReviseInventoryStatus", xml_body)
+        ns = {"e": TRADING_NS}
+        ack = (root.findtext("e:Ack", default="", namespaces=ns) or "").strip()
+        errors: dict[str, tuple[str, str]] = {}  # ItemID or SKU -> (code, message)
+        general: tuple[str, str] | None = None
+        for error in root.findall("e:Errors", ns):
+            if (error.findtext("e:SeverityCode", default="", namespaces=ns) or "") == "Warning":
+                continue
+            code = (error.findtext("e:ErrorCode", default="", namespaces=ns) or "").strip()
+            message = (error.findtext("e:ShortMessage", default="", namespaces=ns) or "").strip()
+            if code in TRADING_QUOTA_CODES:
+                raise EbayQuotaError(
+                    f"eBay account {self.account_id} reached the Trading API call limit "
+                    f"(ErrorCode {code}); the rest waits — run the command again tomorrow.",
+                    code=code,
+                    http_status=200,  # Trading answers failures with HTTP 200 too
+                )
+            values = [
+                (v.text or "").strip()
+                for v in error.findall("e:ErrorParameters/e:Value", ns)
+                if (v.text or "").strip()
+            ]
+            if values:
+                for value in values:
+                    errors.setdefault(value, (code, message))
+            elif general is None:
+                general = (code, message)
+        results = []
+        for item in items:
+            found = errors.get(item.listing_id or "") or errors.get(item.sku)
+            if found is None and ack == "Failure":
+                found = general or ("Failure", "eBay answered Ack=Failure")
+            if found is None and ack not in ("Success", "Warning", "Failure"):
+                found = ("no_ack", "eBay answered without an Ack")
+            if found is None:
+                results.append(SkuResult(item.sku, True, None, None, None))
+            else:
+                results.append(SkuResult(item.sku, False, None, found[0], found[1]))
+        return results
+
+    def trading_item(self, listing_id: str) -> OfferState | None:
+        """Trading ``GetItem``: a Trading listing's price and quantity available (or None)."""
+        xml_body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<GetItemRequest xmlns="{TRADING_NS}"><ItemID>{escape(listing_id)}</ItemID>'
+            "</GetItemRequest>"
+        )
+        root = self._trading("GetItem", xml_body)
+        ns = {"e": TRADING_NS}
+        item = root.find("e:Item", ns)
+        if item is None:
+            codes = {(c.text or "").strip() for c in root.findall("e:Errors/e:ErrorCode", ns)}
+            if codes & TRADING_GONE_CODES:
+                return None
+            raise ReadBackUnavailable(
+                f"eBay account {self.account_id} did not answer GetItem for listing "
+                f"{listing_id} (ErrorCode {', '.join(sorted(codes)) or 'none'})."
+            )
+        price = item.find("e:StartPrice", ns)
+        quantity = item.findtext("e:Quantity", default=None, namespaces=ns)
+        sold = item.findtext("e:SellingStatus/e:QuantitySold", default="0", namespaces=ns)
+        # Trading's Quantity is available + sold: what a buyer can still buy is the difference
+        available = int(quantity) - int(sold or 0) if quantity is not None else None
+        return OfferState(
+            sku=item.findtext("e:SKU", default="", namespaces=ns) or "",
+            offer_id=None,
+            listing_id=listing_id,
+            price_cents=text_to_cents(price.text if price is not None else None),
+            currency=price.get("currencyID") if price is not None else None,
+            quantity=available,
+            status=item.findtext("e:SellingStatus/e:ListingStatus", default=None, namespaces=ns),
+        )

@@ -1,0 +1,170 @@
+"""One retry policy for the BASE and eBay clients (``requests`` + tenacity).
+
+Stage: load and listings pull (the platform clients). Reads: nothing. Writes: nothing.
+
+Transient answers are retried with capped exponential backoff: HTTP 429, every 5xx, a
+dropped connection and a timeout. A ``Retry-After`` header (seconds) wins over the
+backoff, capped like it. Every other status goes back to the caller, which knows the
+platform's error body. When the attempts run out the last problem is raised as one of
+two types, so callers tell "not processed, try later" from "we do not know":
+
+* :class:`ThrottledError` — the platform kept answering 429 (nothing was processed);
+* :class:`TransientApiError` — 5xx or no answer at all (the call may have been applied).
+
+Messages are built from our own values (platform, operation, status): never ``str()``
+of a ``requests`` exception, which can carry URLs and headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from pipeline.errors import ApiQuotaError, ApiResponseError
+
+log = logging.getLogger("invsync.http")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry. Times are seconds of real time; ``time_scale`` divides every wait
+    (the sandbox runs its clocks N times faster, so its clients wait N times shorter)."""
+
+    max_attempts: int = 5
+    backoff_base: float = 1.0  # seconds, first wait; doubles each attempt
+    backoff_max: float = 60.0  # seconds, cap of one wait (and of Retry-After)
+    timeout: float = 30.0  # seconds, connect and read, every call
+    time_scale: float = 1.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+
+    def wait_seconds(self, attempt: int, retry_after: float | None) -> float:
+        cap = self.backoff_max / self.time_scale
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), cap)
+        backoff = self.backoff_base * 2 ** (attempt - 1) / self.time_scale
+        # full jitter keeps several shops from retrying in lock step
+        return min(cap, backoff * (0.5 + random.random() / 2))
+
+
+class ThrottledError(ApiQuotaError):
+    """429 on every attempt: the platform processed nothing."""
+
+    def __init__(self, message: str, *, operation: str) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.http_status = 429
+
+
+class TransientApiError(ApiResponseError):
+    """5xx or no answer on every attempt: the call may or may not have been applied."""
+
+    def __init__(self, message: str, *, operation: str, http_status: int | None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.http_status = http_status
+
+
+class _RetryableAnswer(Exception):
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return float(value) if value else None
+    except ValueError:  # an HTTP date: fall back to our own backoff
+        return None
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    platform: str,
+    operation: str,
+    policy: RetryPolicy,
+    before_attempt: Callable[[], None] | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """One HTTP call with the retry policy; returns the first non-retryable response.
+
+    ``before_attempt`` runs before every attempt (BASE counts each one against the
+    shop's hourly budget, and may raise to stop).
+    """
+
+    def attempt() -> requests.Response:
+        if before_attempt is not None:
+            before_attempt()
+        response = session.request(method, url, timeout=policy.timeout, **kwargs)
+        if response.status_code in RETRY_STATUSES:
+            raise _RetryableAnswer(response)
+        return response
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = _retry_after(exc.response) if isinstance(exc, _RetryableAnswer) else None
+        seconds = policy.wait_seconds(state.attempt_number, after)
+        status = exc.response.status_code if isinstance(exc, _RetryableAnswer) else "no answer"
+        log.info(
+            "%s %s: %s, retrying in %.3f s (attempt %d)",
+            platform,
+            operation,
+            status,
+            seconds,
+            state.attempt_number,
+        )
+        return seconds
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.max_attempts),
+        wait=wait,
+        retry=retry_if_exception_type(
+            (_RetryableAnswer, requests.ConnectionError, requests.Timeout)
+        ),
+        sleep=policy.sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except _RetryableAnswer as exc:
+        status = exc.response.status_code
+        if status == 429:
+            raise ThrottledError(
+                f"{platform} kept answering 429 (too many requests) to {operation} after "
+                f"{policy.max_attempts} attempts; run the command again later.",
+                operation=operation,
+            ) from None
+        raise TransientApiError(
+            f"{platform} answered HTTP {status} to {operation} after {policy.max_attempts} "
+            "attempts; check the platform's status and run the command again.",
+            operation=operation,
+            http_status=status,
+        ) from None
+    except (requests.ConnectionError, requests.Timeout):
+        raise TransientApiError(
+            f"{platform} did not answer {operation} after {policy.max_attempts} attempts "
+            "(connection failed or timed out); check the network or the endpoint and run "
+            "the command again.",
+            operation=operation,
+            http_status=None,
+        ) from None
+
+
+def json_body(response: requests.Response) -> Any:
+    """The JSON body, or None when the body is not JSON (an HTML error page, a cut-off body)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,296 @@
+"""BASE (api.thebase.in) over ``requests``: OAuth refresh, items, items/detail, items/edit.
+
+Stage: load and listings pull. Reads: the BASE API (or the sandbox), the refresh-token
+store. Writes: the refresh-token store (a rotated token, before it is used).
+
+One client per shop. Every BASE error is HTTP 400 ``{"error", "error_description"}``;
+this module turns them into types the loader acts on:
+
+* :class:`BaseLimitReached` — ``hour_api_limit`` / ``day_api_limit``: stop the shop;
+* :class:`BaseAuthError` — the refresh token or the client credentials are refused;
+* :class:`BaseItemRejected` — one item refused (``bad_item_id``, ``validation_error``, …).
+
+An expired access token (``invalid_request`` about the token) is refreshed once and the
+call repeated once. Each HTTP attempt first passes ``before_call`` (the shop's hourly
+budget), which may raise to stop the shop before BASE does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from pipeline.clients.http import RetryPolicy, TransientApiError, json_body, send
+from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
+from pipeline.tokens import RefreshTokenStore
+
+log = logging.getLogger("invsync.thebase")
+
+LIVE_URL = "https://api.thebase.in"
+PAGE_LIMIT = 100  # BASE's maximum for GET /1/items
+TOKEN_MARGIN = 300.0  # seconds: refresh this long before the access token expires
+LIMIT_CODES = frozenset({"hour_api_limit", "day_api_limit"})
+GONE_CODES = frozenset({"bad_item_id", "no_item"})
+
+
+class BaseItemRejected(ExternalApiError):
+    """BASE refused one item; ``code`` is BASE's ``error``."""
+
+    def __init__(self, message: str, *, code: str, description: str, http_status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.description = description
+        self.http_status = http_status
+
+
+class BaseLimitReached(ApiQuotaError):
+    """``hour_api_limit`` or ``day_api_limit`` (BASE's) or our own budget: stop the shop."""
+
+    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+class BaseAuthError(ApiAuthError):
+    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class BaseCredentials:
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    refresh_token: str  # the environment's (initial) token; the store's wins when newer
+
+
+def _is_token_problem(code: str, description: str) -> bool:
+    # BASE answers an expired or unknown access token with invalid_request and a sentence
+    # about the access token; the same code also means "digital goods cannot be edited".
+    return code == "invalid_request" and ("トークン" in description or "token" in description)
+
+
+class BaseShopClient:
+    """The BASE API for one shop."""
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        api_url: str,
+        credentials: BaseCredentials,
+        token_store: RefreshTokenStore,
+        policy: RetryPolicy,
+        before_call: Callable[[str], None] | None = None,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,  # unix seconds: expiries are stored
+    ) -> None:
+        self.account_id = account_id
+        self.api_url = api_url.rstrip("/")
+        self._credentials = credentials
+        self._store = token_store
+        self._store_key = f"base:{account_id}"
+        self.policy = policy
+        self._before_call = before_call
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._access_token: str | None = None
+        self._expires_at = 0.0  # unix seconds
+        self._refused_stored = False  # the stored access token was refused: refresh
+        self.calls = 0  # HTTP attempts made by this client
+
+    # --- transport --------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, operation: str, **kwargs: Any) -> requests.Response:
+        def before() -> None:
+            if self._before_call is not None:
+                self._before_call(operation)
+            self.calls += 1
+
+        return send(
+            self._session,
+            method,
+            f"{self.api_url}{path}",
+            platform=f"BASE {self.account_id}",
+            operation=operation,
+            policy=self.policy,
+            before_attempt=before,
+            **kwargs,
+        )
+
+    def _error(self, response: requests.Response, operation: str) -> ExternalApiError:
+        body = json_body(response)
+        code = str(body.get("error", "")) if isinstance(body, dict) else ""
+        description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
+        status = response.status_code
+        where = f"BASE shop {self.account_id}"
+        if code in LIMIT_CODES:
+            window = "hour" if code == "hour_api_limit" else "day"
+            return BaseLimitReached(
+                f"{where} reached BASE's {window}ly API limit ({code}); the rest waits for "
+                f"the next {window} — run the command again then.",
+                code=code,
+                http_status=status,
+            )
+        if (
+            operation == "oauth/token"
+            or status in (401, 403)
+            or _is_token_problem(code, description)
+        ):
+            return BaseAuthError(
+                f"{where} refused our credentials on {operation} ({code or status}); check "
+                "BASE_CLIENT_ID, BASE_CLIENT_SECRET and the shop's refresh token, or consent again.",
+                code=code or f"http_{status}",
+                http_status=status,
+            )
+        if not code:
+            return TransientApiError(
+                f"{where} answered {operation} with HTTP {status} and no BASE error body; "
+                "run the command again.",
+                operation=operation,
+                http_status=status,
+            )
+        return BaseItemRejected(
+            f"{where} rejected {operation} ({code}).",
+            code=code,
+            description=description,
+            http_status=status,
+        )
+
+    # --- OAuth ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Swap the refresh token for an access token; store the rotated refresh token first."""
+        seed = self._credentials.refresh_token
+        current = self._store.current(self._store_key, seed)
+        response = self._send(
+            "POST",
+            "/1/oauth/token",
+            "oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "client_id": self._credentials.client_id,
+                "client_secret": self._credentials.client_secret,
+                "refresh_token": current,
+                "redirect_uri": self._credentials.redirect_uri,
+            },
+        )
+        body = json_body(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise self._error(response, "oauth/token")
+        access = body.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise BaseAuthError(
+                f"BASE shop {self.account_id} answered the token refresh without an access "
+                "token; run the command again.",
+                code="no_access_token",
+                http_status=response.status_code,
+            )
+        lifetime = float(body.get("expires_in") or 3600)  # seconds
+        expires_at = self._clock() + lifetime - TOKEN_MARGIN / self.policy.time_scale
+        rotated = body.get("refresh_token")
+        # BASE invalidates the old refresh token: persist the new one (with the access token,
+        # for the next process to reuse) before anything can use — or lose — it.
+        self._store.save(
+            self._store_key,
+            rotated if isinstance(rotated, str) and rotated else current,
+            seed,
+            access_token=access,
+            access_expires_at=expires_at,
+        )
+        self._access_token = access
+        self._expires_at = expires_at
+        log.info("BASE %s: access token refreshed", self.account_id)
+
+    def _headers(self) -> dict[str, str]:
+        if self._access_token is None and not self._refused_stored:
+            stored = self._store.access(
+                self._store_key, self._credentials.refresh_token, self._clock()
+            )
+            if stored is not None:
+                self._access_token, self._expires_at = stored
+        if self._access_token is None or self._clock() >= self._expires_at:
+            self.refresh()
+        return {"Authorization": f"Bearer {self._access_token}"}
+
+    def _authorised(self, method: str, path: str, operation: str, **kwargs: Any) -> Any:
+        """A data call with the access token; one refresh and one repeat on a token error."""
+        for attempt in (1, 2):
+            response = self._send(method, path, operation, headers=self._headers(), **kwargs)
+            if response.status_code == 200:
+                body = json_body(response)
+                if body is None:
+                    raise TransientApiError(
+                        f"BASE shop {self.account_id} answered {operation} with a body that "
+                        "is not JSON; run the command again.",
+                        operation=operation,
+                        http_status=200,
+                    )
+                return body
+            error = self._error(response, operation)
+            if isinstance(error, BaseAuthError) and attempt == 1:
+                self._access_token = None  # expired early: refresh once, repeat once
+                self._refused_stored = True
+                self._expires_at = 0.0
+                continue
+            raise error
+        raise AssertionError("unreachable")
+
+    # --- items ------------------------------------------------------------------------
+
+    def edit_item(
+        self, item_id: int, *, price: int, stock: int, visible: bool | None = None
+    ) -> dict[str, Any]:
+        """``POST /1/items/edit`` for one item; returns BASE's updated item."""
+        form: dict[str, Any] = {"item_id": item_id, "price": price, "stock": stock}
+        if visible is not None:
+            form["visible"] = 1 if visible else 0
+        body = self._authorised("POST", "/1/items/edit", "items/edit", data=form)
+        item = body.get("item") if isinstance(body, dict) else None
+        if not isinstance(item, dict):
+            raise TransientApiError(
+                f"BASE shop {self.account_id} answered items/edit for item {item_id} without "
+                "the item; run the command again.",
+                operation="items/edit",
+                http_status=200,
+            )
+        return item
+
+    def item_detail(self, item_id: int) -> dict[str, Any] | None:
+        """``GET /1/items/detail/{item_id}``; None when BASE says the item does not exist."""
+        try:
+            body = self._authorised("GET", f"/1/items/detail/{int(item_id)}", "items/detail")
+        except BaseItemRejected as exc:
+            if exc.code in GONE_CODES:
+                return None
+            raise
+        item = body.get("item") if isinstance(body, dict) else None
+        return item if isinstance(item, dict) else None
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Every item of the shop, paging ``GET /1/items`` by 100 until a short page."""
+        offset = 0
+        while True:
+            body = self._authorised(
+                "GET", "/1/items", "items", params={"limit": PAGE_LIMIT, "offset": offset}
+            )
+            page = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(page, list):
+                raise TransientApiError(
+                    f"BASE shop {self.account_id} answered GET /1/items without an items "
+                    "list; run the command again.",
+                    operation="items",
+                    http_status=200,
+                )
+            yield from page
+            if len(page) < PAGE_LIMIT:
+                return
+            offset += PAGE_LIMIT

@@ -1,0 +1,318 @@
+"""``invsync listings pull``: refresh the listing tables from BASE and eBay.
+
+Stage: listings (before extract). Reads: BASE ``GET /1/items`` (paged by 100), eBay
+``getInventoryItems`` (following ``next``) and ``getOffers?sku=`` per SKU, and the
+listing tables. Writes: ``listings_base`` / ``listings_ebay`` — one transaction per
+account, so a failed pull changes nothing for that account.
+
+Each listing is mapped to its ASIN by the account's ``asin_field`` (a BASE item field,
+``identifier`` by default) or ``sku_pattern`` (a regex over the eBay SKU; the ``asin``
+group, else the whole match). Listings without a recognisable ASIN are counted and left
+out. The pull reports:
+
+* **gone** — ours, but no longer on the platform (status ``gone``; never for eBay Trading
+  listings, which the Inventory API cannot see);
+* **drifted** — price or stock on the platform differs from what we last pushed or pulled:
+  changed by hand. ``drift_detected_at`` is set so the review gate holds changes to them;
+  a confirmed push clears it. Rows last written by an import are updated, not flagged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline import load
+from pipeline.clients.ebay import EbayClient
+from pipeline.clients.thebase import BaseShopClient
+from pipeline.config import Account, Workspace
+from pipeline.errors import UsageError
+from pipeline.schemas import ASIN_PATTERN
+from pipeline.sql import run_sql
+from pipeline.warehouse import transaction
+
+_ASIN = re.compile(ASIN_PATTERN)
+SAMPLE = 10  # keys kept per report list
+
+
+@dataclass
+class AccountPull:
+    platform: str
+    account_id: str
+    seen: int = 0  # listings on the platform
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    drifted: int = 0
+    gone: int = 0
+    unmapped: int = 0  # no ASIN in the configured field / SKU pattern, or no price
+    calls: int = 0
+    drifted_keys: list[str] = field(default_factory=list)
+    gone_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PullResult:
+    platform: str
+    accounts: list[AccountPull]
+    seconds: float
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(a, name)) for a in self.accounts)
+
+
+BASE_PULLED = {
+    "account_id": pl.String,
+    "item_id": pl.Int64,
+    "asin": pl.String,
+    "price_jpy": pl.Int64,
+    "stock": pl.Int64,
+    "visible": pl.Boolean,
+    "title": pl.String,
+    "identifier": pl.String,
+}
+EBAY_PULLED = {
+    "account_id": pl.String,
+    "sku": pl.String,
+    "offer_id": pl.String,
+    "listing_id": pl.String,
+    "asin": pl.String,
+    "price_cents": pl.Int64,
+    "currency": pl.String,
+    "quantity": pl.Int64,
+    "status": pl.String,
+}
+
+
+def asin_from_field(item: dict[str, Any], field_name: str) -> str | None:
+    value = item.get(field_name)
+    if not isinstance(value, str):
+        return None
+    value = value.strip().upper()
+    return value if _ASIN.match(value) else None
+
+
+def asin_from_sku(sku: str, pattern: str) -> str | None:
+    match = re.search(pattern, sku)
+    if match is None:
+        return None
+    value = match.groupdict().get("asin") or match.group(0)
+    return value if _ASIN.match(value) else None
+
+
+def base_rows(account: Account, items: list[dict[str, Any]]) -> tuple[pl.DataFrame, int]:
+    """BASE items → rows for listings_base, and how many had no ASIN or no usable price."""
+    rows, unmapped = [], 0
+    for item in items:
+        asin = asin_from_field(item, account.asin_field)
+        price, stock = item.get("price"), item.get("stock")
+        if (
+            asin is None
+            or not isinstance(price, int)
+            or price <= 0
+            or not isinstance(stock, int)
+            or stock < 0
+        ):
+            unmapped += 1
+            continue
+        rows.append(
+            {
+                "account_id": account.id,
+                "item_id": int(item["item_id"]),
+                "asin": asin,
+                "price_jpy": price,  # JPY, tax included
+                "stock": stock,
+                "visible": bool(item.get("visible", 1)),
+                "title": item.get("title"),
+                "identifier": item.get("identifier"),
+            }
+        )
+    frame = pl.DataFrame(rows, schema=BASE_PULLED).unique("item_id", keep="first")
+    return frame, unmapped
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection, platform: str, account_id: str, frame: pl.DataFrame
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Classify, update, insert and mark gone in one transaction; kinds → keys, gone keys."""
+    key = "item_id" if platform == "base" else "sku"
+    params = {"account_id": account_id}
+    con.register("pulled", frame.to_arrow())
+    try:
+        cursor = run_sql(con, f"pull/classify_{platform}", params)
+        classified = pl.DataFrame(
+            cursor.fetchall(), schema=[d[0] for d in cursor.description], orient="row"
+        )
+        con.register("classified", classified.to_arrow())
+        with transaction(con):
+            run_sql(con, f"pull/merge_{platform}", params)
+            run_sql(con, f"pull/insert_{platform}")
+            gone = [str(r[0]) for r in run_sql(con, f"pull/gone_{platform}", params).fetchall()]
+    finally:
+        for name in ("classified", "pulled"):
+            with contextlib.suppress(duckdb.Error):  # never registered: classify failed first
+                con.unregister(name)
+    kinds: dict[str, list[str]] = {"new": [], "drifted": [], "changed": [], "same": []}
+    if len(classified):
+        for value, kind in zip(classified[key], classified["kind"], strict=True):
+            kinds[kind].append(str(value))
+    return kinds, gone
+
+
+def _account_result(
+    platform: str,
+    account_id: str,
+    seen: int,
+    unmapped: int,
+    kinds: dict[str, list[str]],
+    gone: list[str],
+    calls: int,
+) -> AccountPull:
+    return AccountPull(
+        platform=platform,
+        account_id=account_id,
+        seen=seen,
+        inserted=len(kinds["new"]),
+        updated=len(kinds["changed"]) + len(kinds["drifted"]),
+        unchanged=len(kinds["same"]),
+        drifted=len(kinds["drifted"]),
+        gone=len(gone),
+        unmapped=unmapped,
+        calls=calls,
+        drifted_keys=sorted(kinds["drifted"])[:SAMPLE],
+        gone_keys=sorted(gone)[:SAMPLE],
+    )
+
+
+def pull_base(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -> AccountPull:
+    budget = load.base_budget(ws, con, account.id)
+    client: BaseShopClient = load.base_client(
+        ws, account, before_call=_budget_guard(budget, account.id)
+    )
+    try:
+        items = list(client.items())  # every page first: a half-read shop marks nothing gone
+    finally:
+        budget.flush()
+        calls = client.calls
+    frame, unmapped = base_rows(account, items)
+    kinds, gone = _merge(con, "base", account.id, frame)
+    return _account_result("base", account.id, len(items), unmapped, kinds, gone, calls)
+
+
+def _budget_guard(budget: Any, account_id: str) -> Any:
+    from pipeline.clients.thebase import BaseLimitReached
+    from pipeline.journal import BudgetSpent
+
+    def spend(operation: str) -> None:
+        try:
+            budget.spend(operation)
+        except BudgetSpent as exc:
+            raise BaseLimitReached(
+                f"BASE shop {account_id} has used its {exc.window_kind}ly budget of "
+                f"{exc.limit} calls (load.base_calls_per_{exc.window_kind}); pull again in the "
+                f"next {exc.window_kind}.",
+                code=f"budget_{exc.window_kind}",
+                http_status=None,
+            ) from None
+
+    return spend
+
+
+def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -> AccountPull:
+    client: EbayClient = load.ebay_client(ws, account)
+    rows, unmapped, seen = [], 0, 0
+    try:
+        for item in client.inventory_items():
+            seen += 1
+            sku = str(item.get("sku") or "")
+            asin = asin_from_sku(sku, account.sku_pattern) if sku else None
+            if asin is None:
+                unmapped += 1
+                continue
+            ship = ((item.get("availability") or {}).get("shipToLocationAvailability") or {}).get(
+                "quantity"
+            )
+            offers = [o for o in client.offers(sku) if o.offer_id]
+            offer = next(
+                (o for o in offers if o.status == "PUBLISHED"), offers[0] if offers else None
+            )
+            if offer is None or offer.price_cents is None or offer.price_cents <= 0:
+                unmapped += 1
+                continue
+            quantities = [q for q in (offer.quantity, ship) if isinstance(q, int)]
+            rows.append(
+                {
+                    "account_id": account.id,
+                    "sku": sku,
+                    "offer_id": offer.offer_id,
+                    "listing_id": offer.listing_id,
+                    "asin": asin,
+                    "price_cents": offer.price_cents,  # US cents
+                    "currency": offer.currency or "USD",
+                    # what a buyer can buy: the smaller of the offer's and the item's quantity
+                    "quantity": min(quantities) if quantities else 0,
+                    "status": "listed" if offer.status == "PUBLISHED" else "unlisted",
+                }
+            )
+    finally:
+        calls = client.calls
+    frame = pl.DataFrame(rows, schema=EBAY_PULLED).unique("sku", keep="first")
+    kinds, gone = _merge(con, "ebay", account.id, frame)
+    return _account_result("ebay", account.id, seen, unmapped, kinds, gone, calls)
+
+
+def run(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, platform: str, account: str | None = None
+) -> PullResult:
+    """Pull every account of ``platform`` (or just ``account``) into the listing tables."""
+    if platform not in ("base", "ebay"):
+        raise UsageError(f"--platform must be base or ebay, not {platform!r}.")
+    started = time.monotonic()
+    if account is not None:
+        chosen = ws.settings.account(account)
+        if chosen.platform != platform:
+            raise UsageError(
+                f"Account {account!r} is a {chosen.platform} account, not {platform}; "
+                f"use --platform {chosen.platform}."
+            )
+        accounts = [chosen]
+    else:
+        accounts = ws.settings.accounts_on(platform)
+    results = []
+    for acct in accounts:
+        pulled = pull_base(ws, con, acct) if platform == "base" else pull_ebay(ws, con, acct)
+        results.append(pulled)
+    return PullResult(platform, results, time.monotonic() - started)
+
+
+def describe(result: PullResult) -> list[str]:
+    """Lines for the terminal: per account what changed, then drifted and gone listings."""
+    name = "BASE" if result.platform == "base" else "eBay"
+    lines = [
+        f"Pulled {result.total('seen')} {name} listing(s) in {result.seconds:.1f} s: "
+        f"{result.total('inserted')} new, {result.total('updated')} updated, "
+        f"{result.total('unchanged')} unchanged, {result.total('drifted')} drifted, "
+        f"{result.total('gone')} gone, {result.total('unmapped')} without an ASIN."
+    ]
+    for acct in result.accounts:
+        lines.append(
+            f"  {acct.account_id}: {acct.seen} seen, {acct.inserted} new, {acct.updated} updated, "
+            f"{acct.drifted} drifted, {acct.gone} gone, {acct.unmapped} unmapped, {acct.calls} calls"
+        )
+        if acct.drifted_keys:
+            lines.append(
+                f"    changed by hand since our last push or pull (review holds them): "
+                f"{', '.join(acct.drifted_keys)}{' …' if acct.drifted > SAMPLE else ''}"
+            )
+        if acct.gone_keys:
+            lines.append(
+                f"    gone from {name}: {', '.join(acct.gone_keys)}"
+                f"{' …' if acct.gone > SAMPLE else ''}"
+            )
+    return lines

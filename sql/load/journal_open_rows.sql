@@ -1,0 +1,18 @@
+-- The rows of one run and platform that still need work: everything but `ok`,
+-- `quarantined` and rows skipped for drift (the next pull and review decide those).
+with journal as (
+    select *
+    from push_journal
+    where run_id = $run_id
+      and platform = $platform
+),
+
+final as (
+    select *
+    from journal
+    where state not in ('ok', 'quarantined')
+      and not (state = 'skipped' and error_code = 'drifted')
+)
+
+select * from final
+order by account_id, listing_key
