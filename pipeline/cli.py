@@ -13,16 +13,18 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
 from pipeline.errors import InputError, InvsyncError, UsageError
+from pipeline.logs import configure_logging
 from pipeline.redact import redact, secret_values
 
-console = Console()
+# Not a terminal (cron, pipes, CI): no wrapping and room for the run table.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
@@ -166,7 +168,30 @@ def extract(
     ] = None,
 ) -> None:
     """Phase 1: collect every listed ASIN of every platform into one deduplicated frame."""
-    raise _not_built("extract", 4)
+    from pipeline import extract as extract_stage
+    from pipeline.warehouse import opened
+
+    ws = state(ctx).workspace()
+    with opened(ws.data_dir) as con:
+        result = extract_stage.run(ws, con, max_items)
+    _print_extract(result)
+
+
+def _print_extract(result: Any) -> None:
+    platforms = ", ".join(f"{p} {n}" for p, n in sorted(result.by_platform().items()))
+    console.print(
+        f"Extracted {result.unique_asins} unique ASINs from {result.listings} listed listings"
+        f" ({platforms or 'no platform'}); {result.valid.height} valid.",
+        markup=False,
+        highlight=False,
+    )
+    if result.malformed.height:
+        console.print(
+            f"{result.malformed.height} malformed ASINs are reported and never sent "
+            f"(e.g. {', '.join(result.malformed_examples)}); fix them in the listing tables.",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command()
@@ -180,7 +205,65 @@ def fetch(
     ] = None,
 ) -> None:
     """Phase 1: fetch Amazon price and stock once for every ASIN into a Parquet snapshot."""
-    raise _not_built("fetch", 4)
+    from pipeline import extract as extract_stage
+    from pipeline import fetch as fetch_stage
+    from pipeline import runs as run_book
+    from pipeline.warehouse import opened
+
+    if resume and max_items is not None:
+        raise UsageError("--resume fetches what the interrupted run planned; drop --max-items.")
+    ws = state(ctx).workspace()
+    with fetch_stage.spapi_workspace(ws) as (api_ws, server), opened(ws.data_dir) as con:
+        if server is not None:
+            console.print(
+                f"Sandbox mode: SP-API is an in-process sandbox at {server.url} (time scale "
+                f"{ws.settings.sandbox.time_scale:g}); nothing leaves this machine.",
+                markup=False,
+                highlight=False,
+            )
+        asins = None
+        if resume:
+            run_id = fetch_stage.resumable_run(con)
+            run_book.update_run(con, run_id, outcome="running", message=None)
+            console.print(f"Resuming run {run_id}.", markup=False, highlight=False)
+        else:
+            run_id = run_book.start_run(con, ws, "fetch")
+            extracted = extract_stage.run(ws, con, max_items, run_id=run_id)
+            _print_extract(extracted)
+            asins = extracted.asins
+        progress: Any
+        if console.is_terminal:
+            progress = fetch_stage.RichProgress(console)
+        else:
+            progress = fetch_stage.LineProgress(
+                lambda line: console.print(line, markup=False, highlight=False)
+            )
+        try:
+            result = fetch_stage.run(api_ws, con, run_id, asins, progress=progress, resume=resume)
+        except InvsyncError:
+            raise  # fetch recorded the run's outcome
+        except BaseException:
+            run_book.finish_run(con, run_id, "failed", "fetch stopped on an unexpected error")
+            raise
+        counters = result.counters
+        console.print(
+            f"Run {run_id}: {result.sent_asins} ASINs fetched in {counters.calls} calls "
+            f"({counters.throttled} 429s, {counters.retries} retries) in {result.seconds:.1f} s "
+            f"(quota floor {result.quota_floor_seconds:.1f} s); "
+            + ", ".join(f"{n} {s}" for s, n in sorted(result.statuses.items()))
+            + f". Snapshot: {result.snapshot}",
+            markup=False,
+            highlight=False,
+        )
+        if result.interrupted:
+            console.print(
+                f"Interrupted: the snapshot holds what was fetched; run `invsync fetch --resume` "
+                f"to fetch the rest of run {run_id}.",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(128 + int(result.interrupted_by or 2))
+        run_book.finish_run(con, run_id, "ok")
 
 
 @app.command()
@@ -189,7 +272,24 @@ def transform(
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
 ) -> None:
     """Phase 2: price the snapshot against the listings; write per-platform diffs."""
-    raise _not_built("transform", 5)
+    from pipeline import transform as transform_stage
+    from pipeline.warehouse import opened
+
+    ws = state(ctx).workspace()
+    with opened(ws.data_dir) as con:
+        result = transform_stage.run(ws, con, run)
+    console.print(f"Transformed run {result.run_id} in {result.seconds:.2f} s.", highlight=False)
+    for diff in result.platforms.values():
+        kinds = ", ".join(f"{kind} {n}" for kind, n in diff.kinds.items() if n) or "no changes"
+        console.print(
+            f"  {diff.platform}: {diff.listings} listings → {diff.rows} to change ({kinds}); "
+            f"{diff.held} held for review → {diff.path}",
+            highlight=False,
+        )
+    if result.fx is not None and "ebay" in result.platforms:
+        console.print(
+            f"  eBay priced at {result.fx.text} JPY/USD ({result.fx.source}).", highlight=False
+        )
 
 
 @app.command()
@@ -198,7 +298,49 @@ def review(
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
 ) -> None:
     """Phase 2: show the diff, held rows and the run-level breaker; write review.html."""
-    raise _not_built("review", 5)
+    from pipeline import review as review_stage
+    from pipeline.errors import HeldForReviewError
+    from pipeline.warehouse import opened
+
+    ws = state(ctx).workspace()
+    with opened(ws.data_dir) as con:
+        result = review_stage.run(ws, con, run)
+    console.print(f"Review of run {result.run_id}:", highlight=False)
+    for platform in result.platforms.values():
+        kinds = ", ".join(f"{k} {n}" for k, n in platform.kinds.items())
+        console.print(
+            f"  {platform.platform}: {platform.rows} changes ({kinds}); "
+            f"{platform.held_rows.height} held by a row rule"
+            + (" (approved)" if platform.approved else ""),
+            highlight=False,
+        )
+        if platform.breaker.tripped:
+            state_ = "approved" if platform.breaker.approved else "holds the whole load"
+            console.print(
+                f"    breaker tripped ({state_}): {'; '.join(platform.breaker.reasons)}",
+                highlight=False,
+            )
+        for row in platform.held_rows.head(20).iter_rows(named=True):
+            console.print(
+                f"    held {row['listing_key']} ({row['asin']}, {row['change_kind']}): "
+                f"{row['hold_reason']}",
+                highlight=False,
+            )
+        if platform.held_rows.height > 20:
+            console.print(
+                f"    … and {platform.held_rows.height - 20} more held rows", highlight=False
+            )
+        old_col, new_col = review_stage.PRICE_COLUMNS[platform.platform]
+        for row in platform.largest_moves.iter_rows(named=True):
+            console.print(
+                f"    move {row['listing_key']} ({row['asin']}): {row[old_col]} → {row[new_col]} "
+                f"({row['change_kind']}, {row['move_bp'] / 100:.1f} %)",
+                highlight=False,
+            )
+    console.print(f"Report: {result.report}", highlight=False)
+    message = result.hold_message()
+    if message:
+        raise HeldForReviewError(message)
 
 
 @app.command()
@@ -210,7 +352,24 @@ def approve(
     ] = None,
 ) -> None:
     """Release rows or a whole platform load held by the review gate."""
-    raise _not_built("approve", 5)
+    from pipeline import review as review_stage
+    from pipeline.warehouse import opened
+
+    ws = state(ctx).workspace()
+    with opened(ws.data_dir) as con:
+        approvals = review_stage.approve(ws, con, run, platform)
+    for approval in approvals:
+        if approval.already:
+            console.print(f"Run {run} {approval.platform} was already approved.", highlight=False)
+            continue
+        released = f"{approval.held_rows} held row{'s' if approval.held_rows != 1 else ''}"
+        if approval.breaker:
+            released += " and the tripped breaker"
+        console.print(
+            f"Approved run {run} {approval.platform}: released {released}; "
+            f"`invsync load --run {run}` will push them.",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -243,7 +402,24 @@ def sync(
     ] = False,
 ) -> None:
     """The whole run: extract, fetch, transform, review, load (sandbox demo without credentials)."""
-    raise _not_built("sync", 7)
+    from pipeline import sync as sync_stage
+
+    ws = state(ctx).workspace()
+    configure_logging(ws.data_dir, ws.env, verbose=state(ctx).debug)
+    sync_stage.run(ws, dry_run=dry_run, say=_say, progress=_fetch_progress())
+
+
+def _say(line: str) -> None:
+    console.print(line, markup=False, highlight=False)
+
+
+def _fetch_progress() -> Any:
+    """A rich progress bar on a terminal, plain lines otherwise (cron, CI, pipes)."""
+    from pipeline import fetch as fetch_stage
+
+    if console.is_terminal:
+        return fetch_stage.RichProgress(console)
+    return fetch_stage.LineProgress(_say)
 
 
 @app.command()
@@ -310,7 +486,9 @@ def history(
     for row in frame.tail(10).iter_rows(named=True):
         price = f"¥{row['price_jpy']:,}" if row["price_jpy"] is not None else "–"
         stock = {True: "in stock", False: "out of stock", None: "unknown"}[row["in_stock"]]
-        console.print(f"  {row['fetched_at']:%Y-%m-%d %H:%M}  {price:>9}  {stock:<12} {row['status']}")
+        console.print(
+            f"  {row['fetched_at']:%Y-%m-%d %H:%M}  {price:>9}  {stock:<12} {row['status']}"
+        )
     if plot is not None:
         reports.plot_history(frame, asin, plot)
         console.print(f"Wrote {plot}.")
@@ -325,7 +503,19 @@ def daemon(
     ] = "0s",
 ) -> None:
     """Run sync on an interval, never overlapping; SIGTERM stops cleanly."""
-    raise _not_built("daemon", 7)
+    from pipeline import sync as sync_stage
+    from pipeline.daemon import parse_interval, run_daemon
+
+    interval = parse_interval(every, "--every")
+    spread = parse_interval(jitter, "--jitter")
+    ws = state(ctx).workspace()
+    configure_logging(ws.data_dir, ws.env, verbose=state(ctx).debug)
+
+    def once(stop: Any) -> None:
+        sync_stage.run(ws, say=_say, progress=_fetch_progress(), stop=stop)
+
+    result = run_daemon(once, interval, spread)
+    _say(f"Daemon stopped after {result.runs} run(s), {result.failures} failed.")
 
 
 @sandbox_app.command("serve")

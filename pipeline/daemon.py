@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline import interrupt
 from pipeline.config import parse_duration
 from pipeline.errors import InvsyncError, UsageError
+from pipeline.interrupt import StopRequest, stopping_on_signals
 
 log = logging.getLogger("invsync.daemon")
 
@@ -38,14 +38,15 @@ def parse_interval(text: str, option: str) -> float:
 
 
 def run_daemon(
-    sync_once: Callable[[], object],
+    sync_once: Callable[[StopRequest], object],
     every: float,
     jitter: float = 0.0,
     *,
     max_runs: int | None = None,
     rng: random.Random | None = None,
+    stop: StopRequest | None = None,
 ) -> DaemonResult:
-    """Call ``sync_once`` every ``every`` seconds (plus up to ``jitter``), one at a time.
+    """Call ``sync_once(stop)`` every ``every`` seconds (plus up to ``jitter``), one at a time.
 
     ``every`` counts from the start of one run to the start of the next; a run longer
     than the interval is followed at once by the next, never overlapped by it.
@@ -53,26 +54,29 @@ def run_daemon(
     if every <= 0:
         raise UsageError("--every must be longer than zero, e.g. --every 3h.")
     rng = rng or random.Random()
-    interrupt.install_handlers()
+    stop = stop or StopRequest()
     result = DaemonResult()
-    while not interrupt.stop_requested():
-        started = time.monotonic()
-        result.runs += 1
-        try:
-            sync_once()
-        except InvsyncError as exc:
-            result.failures += 1
-            log.error("Run %d ended with exit code %d: %s", result.runs, exc.exit_code, exc)
-        except Exception as exc:  # a bug in one run must not end the schedule
-            result.failures += 1
-            log.error("Run %d hit a bug (%s); the daemon goes on.", result.runs, type(exc).__name__)
-        if interrupt.stop_requested() or (max_runs is not None and result.runs >= max_runs):
-            break
-        delay = max(0.0, every + rng.uniform(0.0, jitter) - (time.monotonic() - started))
-        log.info("Next run in %.0f s.", delay)
-        if interrupt.wait(delay):
-            break
-    result.stopped_by_signal = interrupt.stop_requested()
+    with stopping_on_signals(stop):
+        while not stop.is_set():
+            started = time.monotonic()
+            result.runs += 1
+            try:
+                sync_once(stop)
+            except InvsyncError as exc:
+                result.failures += 1
+                log.error("Run %d ended with exit code %d: %s", result.runs, exc.exit_code, exc)
+            except Exception as exc:  # a bug in one run must not end the schedule
+                result.failures += 1
+                log.error(
+                    "Run %d hit a bug (%s); the daemon goes on.", result.runs, type(exc).__name__
+                )
+            if stop.is_set() or (max_runs is not None and result.runs >= max_runs):
+                break
+            delay = max(0.0, every + rng.uniform(0.0, jitter) - (time.monotonic() - started))
+            log.info("Next run in %.0f s.", delay)
+            if not stop.sleep(delay):
+                break
+    result.stopped_by_signal = stop.is_set()
     if result.stopped_by_signal:
         log.info("Stopped by signal after %d run(s).", result.runs)
     return result

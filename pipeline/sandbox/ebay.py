@@ -242,12 +242,15 @@ def build_demo_listings(state: SandboxState) -> dict[str, EbayListing]:
 
 
 def demo_price_cents(reference_jpy: int | None, rng: random.Random) -> int:
-    """USD cents: reference JPY × 1.30–1.70 / JPY_PER_USD, rounded half up to the cent."""
+    """USD cents as a cross-border seller would have priced the item when listing it:
+    (cost + 2,200 yen shipping and packing) / 0.72 (fees and margin), at JPY_PER_USD,
+    times 0.90–1.10 of seeded noise (prices have drifted since), rounded half up."""
     if reference_jpy is None:
         reference_jpy = rng.randint(800, 20_000)
-    markup_permille = rng.randint(1300, 1700)
-    numerator = reference_jpy * markup_permille * 100  # cents × 1000 × JPY_PER_USD
-    denominator = 1000 * JPY_PER_USD
+    noise_permille = rng.randint(900, 1100)
+    # cents = (ref + 2200) / 0.72 / JPY_PER_USD × 100 × noise/1000, in integers
+    numerator = (reference_jpy + 2200) * 100 * 100 * noise_permille
+    denominator = 72 * JPY_PER_USD * 1000
     return max(PRICE_MIN_CENTS, (2 * numerator + denominator) // (2 * denominator))
 
 

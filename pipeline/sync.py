@@ -1,0 +1,321 @@
+"""``invsync sync``: one whole run — pull, extract, fetch, transform, review, load.
+
+Reads the configuration, the platforms (listings pull), SP-API (once, in fetch) and the
+warehouse; writes the run's snapshot, diffs, review report, push journal and the
+analysts' views. Holds the data directory's lock for the whole run.
+
+Sandbox mode with no endpoints configured starts the sandbox in this process, on a
+world persisted under ``<data_dir>/sandbox/``; every run after the first advances that
+world one tick first, so a second sync sees prices and stock move and pushes only
+those changes. Live mode checks every credential before anything else and never
+falls back to the sandbox.
+
+A run interrupted by SIGTERM or SIGINT is recorded as ``interrupted``; the next sync
+resumes it (fetching only the ASINs it lacks, then the later stages under the same
+run id).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import requests
+
+from pipeline import extract, fetch, listings_pull, load, review, transform, views, warehouse
+from pipeline import runs as run_book
+from pipeline.config import Workspace
+from pipeline.errors import ExternalApiError, HeldForReviewError
+from pipeline.interrupt import StopRequest, stopping_on_signals
+from pipeline.lock import run_lock
+from pipeline.logs import run_context
+
+log = logging.getLogger("invsync.sync")
+SANDBOX_WORLD = ("sandbox", "world.json")  # under the data directory
+PLATFORMS = ("base", "ebay")
+
+
+@dataclass
+class SyncSummary:
+    """What one sync did, for the closing summary and the tests."""
+
+    run_id: str
+    mode: str
+    resumed: bool = False
+    listings: int = 0
+    unique_asins: int = 0
+    valid_asins: int = 0
+    spapi_calls: int = 0
+    spapi_expected_calls: int = 0  # ceil(valid unique ASINs / batch size)
+    spapi_retries: int = 0
+    spapi_429s: int = 0
+    phase2_spapi_calls: int | None = None  # from the sandbox ledger; None when unmeasurable
+    fetch_seconds: float = 0.0
+    quota_floor_seconds: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)
+    diffs: dict[str, dict[str, int]] = field(default_factory=dict)  # platform -> kind -> rows
+    held_rows: dict[str, int] = field(default_factory=dict)
+    held_platforms: dict[str, str] = field(default_factory=dict)
+    pushes: dict[str, dict[str, int]] = field(default_factory=dict)  # platform -> state -> rows
+    push_calls: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
+    outcome: str = "running"
+    message: str | None = None
+
+    @property
+    def pace_vs_floor(self) -> float | None:
+        if self.quota_floor_seconds <= 0:
+            return None
+        return self.fetch_seconds / self.quota_floor_seconds
+
+    def lines(self) -> list[str]:
+        """The closing summary, one fact per line."""
+        out = [
+            f"Run {self.run_id} ({self.mode}{', resumed' if self.resumed else ''}): {self.outcome}"
+        ]
+        out.append(
+            f"  listings          {self.listings:,} listed, {self.unique_asins:,} unique ASINs"
+        )
+        out.append(
+            f"  SP-API calls      {self.spapi_calls:,} (ceil({self.valid_asins:,}/20) = "
+            f"{self.spapi_expected_calls:,}; retries {self.spapi_retries}, 429s {self.spapi_429s})"
+        )
+        phase2 = (
+            "not measured (live)"
+            if self.phase2_spapi_calls is None
+            else str(self.phase2_spapi_calls)
+        )
+        out.append(f"  SP-API in Phase 2 {phase2}")
+        pace = f" = {self.pace_vs_floor:.3f} × floor" if self.pace_vs_floor else ""
+        out.append(
+            f"  fetch time        {self.fetch_seconds:.1f} s against a quota floor of "
+            f"{self.quota_floor_seconds:.1f} s{pace}"
+        )
+        if self.statuses:
+            statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(self.statuses.items()) if v)
+            out.append(f"  Amazon answers    {statuses}")
+        for platform in PLATFORMS:
+            if platform not in self.diffs and platform not in self.pushes:
+                continue
+            kinds = self.diffs.get(platform, {})
+            kind_text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()) if v) or "none"
+            held = self.held_rows.get(platform, 0)
+            out.append(f"  {platform:<5} diffs       {kind_text}; held rows {held}")
+            if platform in self.held_platforms:
+                out.append(f"  {platform:<5} load held   {self.held_platforms[platform]}")
+            states = self.pushes.get(platform, {})
+            state_text = ", ".join(f"{k} {v}" for k, v in sorted(states.items()) if v) or "nothing"
+            out.append(
+                f"  {platform:<5} pushes      {state_text} in {self.push_calls.get(platform, 0)} calls"
+            )
+        if self.message:
+            out.append(f"  {self.message}")
+        return out
+
+
+def sandbox_banner(ws: Workspace) -> str:
+    scale = ws.settings.sandbox.time_scale
+    accounts = ", ".join(a.id for a in ws.settings.accounts)
+    return (
+        f"Running against the sandbox (demo accounts {accounts}; rate limits {scale:g}× faster): "
+        "nothing leaves this machine. To go live, copy invsync.example.toml to invsync.toml, "
+        'set mode = "live" and put your credentials in .env (README: Going live).'
+    )
+
+
+@contextmanager
+def reachable_apis(ws: Workspace) -> Iterator[tuple[Workspace, Any]]:
+    """``ws`` with the endpoints of this run, and the in-process sandbox if one was started.
+
+    Live mode: every credential must be set (one sentence naming the missing ones).
+    Sandbox mode with endpoints given (``invsync sandbox serve`` elsewhere): use them.
+    Otherwise start the sandbox here on the persisted world, one tick on from last run.
+    """
+    if not ws.is_sandbox:
+        ws.require_live_credentials()
+        yield ws, None
+        return
+    if all(ws.endpoint(n) for n in ("SP_API_ENDPOINT", "BASE_API_URL", "EBAY_API_URL")):
+        yield ws, None
+        return
+    from pipeline.sandbox.server import SandboxServer
+
+    world = ws.data_dir.joinpath(*SANDBOX_WORLD)
+    first_run = not world.exists()
+    server = SandboxServer(
+        time_scale=ws.settings.sandbox.time_scale,
+        seed=ws.settings.sandbox.seed,
+        persist_path=world,
+    ).start()
+    try:
+        if not first_run:
+            requests.post(f"{server.url}/_sandbox/tick", timeout=30).raise_for_status()
+        yield ws.with_env(server.env()), server
+    finally:
+        server.stop()
+
+
+def _spapi_calls_so_far(ws: Workspace) -> int | None:
+    """SP-API calls in the sandbox's ledger so far (None in live mode)."""
+    if not ws.is_sandbox or not ws.endpoint("SP_API_ENDPOINT"):
+        return None
+    url = f"{ws.endpoint('SP_API_ENDPOINT')}/_sandbox/stats"
+    stats = requests.get(url, params={"calls": "0"}, timeout=30).json()
+    return sum(
+        entry["calls"] for key, entry in stats["per_operation"].items() if key.startswith("spapi.")
+    )
+
+
+def _interrupted_run(con: duckdb.DuckDBPyConnection) -> str | None:
+    rows = con.execute(
+        "select run_id, outcome from runs where command = 'sync'"
+        " order by started_at desc, run_id desc limit 1"
+    ).fetchall()
+    return str(rows[0][0]) if rows and rows[0][1] == "interrupted" else None
+
+
+def run(
+    ws: Workspace,
+    *,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
+    progress: fetch.FetchProgress | None = None,
+    stop: StopRequest | None = None,
+) -> SyncSummary:
+    """One whole run. Raises :class:`HeldForReviewError` (exit 3) when the review gate
+    held anything and :class:`ExternalApiError` (exit 4) when a push failed — after the
+    summary has been said and the run recorded."""
+    stop = stop or StopRequest()
+    if ws.is_sandbox:
+        say(sandbox_banner(ws))
+    with (
+        stopping_on_signals(stop),
+        run_lock(ws.data_dir, "sync"),
+        reachable_apis(ws) as (api_ws, _server),
+        warehouse.opened(ws.data_dir) as con,
+    ):
+        summary = _run_stages(api_ws, con, dry_run=dry_run, progress=progress, stop=stop)
+        views.publish(con, ws.data_dir)
+    for line in summary.lines():
+        say(line)
+    if summary.outcome == "failed":
+        raise ExternalApiError(summary.message or f"Run {summary.run_id} failed.")
+    if summary.outcome == "held":
+        raise HeldForReviewError(summary.message or f"Run {summary.run_id} is held for review.")
+    return summary
+
+
+def _run_stages(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    dry_run: bool,
+    progress: fetch.FetchProgress | None,
+    stop: StopRequest,
+) -> SyncSummary:
+    resumed_id = _interrupted_run(con)
+    run_id = resumed_id or run_book.start_run(con, ws, "sync")
+    summary = SyncSummary(run_id=run_id, mode=ws.settings.mode, resumed=resumed_id is not None)
+    with run_context(run_id):
+        try:
+            _stages(ws, con, summary, dry_run=dry_run, progress=progress, stop=stop)
+        except BaseException as exc:
+            reason = exc.message if isinstance(exc, ExternalApiError) else type(exc).__name__
+            run_book.finish_run(con, run_id, "failed", f"Stopped by {reason}.")
+            raise
+    run_book.finish_run(con, run_id, summary.outcome, summary.message)
+    return summary
+
+
+def _stages(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    summary: SyncSummary,
+    *,
+    dry_run: bool,
+    progress: fetch.FetchProgress | None,
+    stop: StopRequest,
+) -> None:
+    run_id = summary.run_id
+    asins = None
+    if summary.resumed:
+        log.info("Resuming interrupted run %s.", run_id)
+        run_book.update_run(con, run_id, outcome="running", message=None)
+    else:
+        started = time.monotonic()
+        for platform in PLATFORMS:
+            if ws.settings.accounts_on(platform):
+                pulled = listings_pull.run(ws, con, platform)
+                log.info("Pulled %s listings in %.1f s.", platform, pulled.seconds)
+        extracted = extract.run(ws, con, None, run_id=run_id)
+        run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
+        asins = extracted.asins
+    calls_before = _spapi_calls_so_far(ws)
+    fetched = fetch.run(
+        ws, con, run_id, asins, progress=progress, stop=stop, resume=summary.resumed
+    )
+    _note_fetch(con, summary, fetched)
+    if fetched.interrupted or stop.is_set():
+        summary.interrupted = True
+        summary.outcome = "interrupted"
+        summary.message = "Interrupted by a signal; the next `invsync sync` resumes this run."
+        return
+    calls_after_fetch = _spapi_calls_so_far(ws)
+
+    transformed = transform.run(ws, con, run_id)
+    for platform, diff in transformed.platforms.items():
+        summary.diffs[platform] = dict(diff.kinds)
+        summary.held_rows[platform] = diff.held
+    reviewed = review.run(ws, con, run_id)
+    loaded = load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop)
+    summary.held_platforms = dict(loaded.held)
+    for account in loaded.accounts:
+        states = summary.pushes.setdefault(account.platform, {})
+        for state in ("ok", "failed", "quarantined", "skipped", "pending"):
+            states[state] = states.get(state, 0) + int(getattr(account, state))
+        summary.push_calls[account.platform] = (
+            summary.push_calls.get(account.platform, 0) + account.calls
+        )
+    calls_after_load = _spapi_calls_so_far(ws)
+    if calls_before is not None and calls_after_fetch is not None and calls_after_load is not None:
+        summary.phase2_spapi_calls = calls_after_load - calls_after_fetch
+
+    if stop.is_set():
+        summary.interrupted = True
+        summary.outcome = "interrupted"
+        summary.message = "Interrupted by a signal; the next `invsync sync` resumes this run."
+    elif loaded.failed:
+        summary.outcome = "failed"
+        summary.message = load.failure_sentence(loaded)
+    elif reviewed.held:
+        summary.outcome = "held"
+        summary.message = reviewed.hold_message()
+    else:
+        summary.outcome = "ok"
+
+
+def _note_fetch(
+    con: duckdb.DuckDBPyConnection, summary: SyncSummary, fetched: fetch.FetchResult
+) -> None:
+    rows = con.execute(
+        "select listings, unique_asins, invalid_asins, spapi_calls, spapi_retries, spapi_429s,"
+        " fetch_seconds, quota_floor_seconds from runs where run_id = $r",
+        {"r": summary.run_id},
+    ).fetchall()
+    listings, unique, invalid, calls, retries, throttled, seconds, floor = rows[0]
+    summary.listings = int(listings or 0)
+    summary.unique_asins = int(unique or 0)
+    summary.valid_asins = summary.unique_asins - int(invalid or 0)
+    summary.spapi_calls = int(calls or 0)
+    summary.spapi_retries = int(retries or 0)
+    summary.spapi_429s = int(throttled or 0)
+    summary.fetch_seconds = float(seconds or 0.0)
+    summary.quota_floor_seconds = float(floor or 0.0)
+    summary.statuses = dict(fetched.statuses)
+    summary.spapi_expected_calls = math.ceil(summary.valid_asins / 20)
