@@ -43,7 +43,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format pipeline tests
 
 bench: $(STAMP) ## Measure fetch, transform and load; writes docs/benchmarks.md
-	$(BIN)/python -m pipeline.bench
+	$(BIN)/python -m bench
 
 test-browser: $(STAMP) ## Open a review.html in headless Chromium (needs Debian's chromium)
 	$(BIN)/python -m pytest -m browser tests/integration

@@ -1,0 +1,191 @@
+"""``make bench``: measure fetch, transform and load; write docs/benchmarks.md.
+
+Stage: bench. Reads nothing but the code it measures; writes the document (``--out``) and,
+while it runs, temp directories under ``--work`` (a fresh temp dir by default, removed at
+the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real bench
+takes a few minutes on 2 cores.
+
+Each section (fetch, transform, load) is measured on its own; one that fails is written
+into the document as failed, the others still run, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import fetch_bench, load_bench, replaced_design, transform_bench
+from bench.machine import describe_machine, load_average
+from bench.report import Results, Section, render
+from bench.sandbox_process import sandbox_process
+
+REPO = Path(__file__).resolve().parent.parent
+SECTIONS = ("fetch", "transform", "load")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and time scales. Scales are chosen so that each fetch run takes seconds to
+    tens of seconds: getItemOffersBatch (0.1 req/s) × 250 and getCompetitivePricing
+    (0.5 req/s) × 50 both allow 25 requests/s, so 500 calls take 20 s."""
+
+    fetch_asins: int  # catalogue ASINs; the demo listings add 8 invalid ones
+    scale_item_offers: float
+    scale_competitive: float
+    scale_replaced: float
+    pace_asins: int  # a smaller world fetched at a lower request rate (same operation)
+    scale_pace: float
+    transform_sizes: tuple[tuple[int, int], ...]  # (listings, ASINs)
+    naive_size: int  # listings of the baseline (one of transform_sizes)
+    changed_share: float
+    load_asins: int
+    scale_load: float
+
+
+FULL = Plan(
+    fetch_asins=9_992,  # + 8 invalid = 10,000 unique ASINs, 500 calls
+    scale_item_offers=250.0,
+    scale_competitive=50.0,
+    scale_replaced=1000.0,
+    pace_asins=1_992,  # + 8 invalid = 2,000 ASINs, 100 calls at 5 requests/s
+    scale_pace=50.0,
+    transform_sizes=((100_000, 50_000), (1_000_000, 500_000)),
+    naive_size=100_000,
+    changed_share=0.10,
+    load_asins=1_000,
+    scale_load=1000.0,
+)
+QUICK = Plan(
+    fetch_asins=192,  # + 8 invalid = 200 unique ASINs, 10 calls
+    scale_item_offers=2000.0,
+    scale_competitive=400.0,
+    scale_replaced=4000.0,
+    pace_asins=92,
+    scale_pace=400.0,
+    transform_sizes=((2_000, 1_000),),
+    naive_size=2_000,
+    changed_share=0.10,
+    load_asins=60,
+    scale_load=1000.0,
+)
+
+
+def measure_fetch(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    for operation, scale in (
+        ("item_offers", plan.scale_item_offers),
+        ("competitive_pricing", plan.scale_competitive),
+    ):
+        with sandbox_process(scale, plan.fetch_asins) as sandbox:
+            results.fetch[operation] = fetch_bench.measure_invsync(sandbox, work, operation, runs)
+    with sandbox_process(plan.scale_pace, plan.pace_asins) as sandbox:
+        results.fetch_low_rate = fetch_bench.measure_invsync(sandbox, work, "item_offers", runs)
+    with sandbox_process(plan.scale_replaced, plan.fetch_asins) as sandbox:
+        results.replaced["replaced"] = fetch_bench.measure_replaced(sandbox, work, runs)
+        results.replaced["replaced-2.5s"] = fetch_bench.measure_replaced(
+            sandbox, work, runs, batch_interval=2.5, label="replaced-2.5s"
+        )
+    results.settings["fetch_unique"] = results.fetch["item_offers"][0].unique_asins
+
+
+def measure_transform(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    for listings, asins in plan.transform_sizes:
+        template = transform_bench.generate(
+            work / f"transform-{listings}",
+            listings,
+            asins,
+            plan.changed_share,
+            with_naive=listings == plan.naive_size,
+        )
+        results.transform_asins[listings] = asins
+        scratch = work / "transform-scratch"
+        results.transform[listings] = [
+            transform_bench.measure(template, "invsync", scratch) for _ in range(runs)
+        ]
+        if listings == plan.naive_size:
+            results.naive[listings] = [
+                transform_bench.measure(template, "naive", scratch) for _ in range(runs)
+            ]
+        shutil.rmtree(template.root, ignore_errors=True)
+
+
+def measure_load(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    results.load = load_bench.measure_load(work, plan.load_asins, plan.scale_load, runs)
+
+
+MEASURES = {"fetch": measure_fetch, "transform": measure_transform, "load": measure_load}
+
+
+def run_bench(
+    out: Path, *, quick: bool = False, runs: int = 3, sections: tuple[str, ...] = SECTIONS,
+    work: Path | None = None, echo: bool = True,
+) -> Results:  # fmt: skip
+    """Measure ``sections`` and write the document to ``out``; returns the results."""
+    plan = QUICK if quick else FULL
+    started = time.monotonic()
+    results = Results(machine=describe_machine(REPO), quick=quick, runs=runs)
+    results.settings.update(
+        single_interval=replaced_design.SINGLE_INTERVAL,
+        changed_share=plan.changed_share,
+        load_asins=plan.load_asins,
+        fetch_unique=plan.fetch_asins + 8,
+        pace_unique=plan.pace_asins + 8,
+    )
+    own_work = work is None
+    root = Path(tempfile.mkdtemp(prefix="invsync-bench-")) if work is None else work
+    try:
+        for name in sections:
+            section = results.sections[name] = Section(name, load_before=load_average())
+            began = time.monotonic()
+            if echo:
+                print(f"bench: {name} (load average {section.load_before[0]:.2f}) …", flush=True)
+            try:
+                MEASURES[name](results, plan, root / name, runs)
+            except Exception as exc:  # one section failing must not hide the others
+                section.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                if echo:
+                    traceback.print_exc()
+            section.seconds = time.monotonic() - began
+            section.load_after = load_average()
+            if echo:
+                print(f"bench: {name} took {section.seconds:.0f} s", flush=True)
+    finally:
+        if own_work:
+            shutil.rmtree(root, ignore_errors=True)
+    results.total_seconds = time.monotonic() - started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = render(results)
+    temp = out.with_name(f".{out.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.replace(out)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Measure invsync; write docs/benchmarks.md."
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma list of fetch,transform,load"
+    )
+    args = parser.parse_args(argv)
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown or args.runs < 1:
+        parser.error(f"--sections takes {', '.join(SECTIONS)} and --runs at least 1")
+    results = run_bench(args.out, quick=args.quick, runs=args.runs, sections=sections)
+    print(f"bench: wrote {args.out} in {results.total_seconds:.0f} s")
+    if any(s.error for s in results.sections.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
