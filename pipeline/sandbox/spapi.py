@@ -350,9 +350,10 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
     def errors(status: int, *error: dict[str, str], outcome: str, rate: bool = False) -> Reply:
         return Reply(status, {"errors": list(error)}, outcome, rate_header=rate)
 
-    def gate(operation: str) -> Reply | None:
+    def gate(operation: str, admitted_at: float) -> Reply | None:
         """The checks before an SP-API operation runs; a Reply means "answer this instead".
-        Called with ``state.lock`` held."""
+        Called with ``state.lock`` held; ``admitted_at`` is the clock reading the bucket
+        and the ledger both use."""
         pre = state.fault_before_quota()
         if pre == "outage":
             if state.faults.outage_html:
@@ -377,7 +378,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
         if pre == "throttle_storm":
             throttled.outcome = "fault:throttle_storm"
             return throttled
-        if not state.bucket(operation, *RATES[operation]).try_acquire():
+        if not state.bucket(operation, *RATES[operation]).try_acquire(admitted_at):
             return throttled
         post = state.fault_after_quota(operation)
         if post == "error":
@@ -392,7 +393,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
             time.sleep(delay)  # outside the lock: a slow answer must not stall the others
         with state.lock:
             admitted = state.now()  # the ledger's time: when the bucket was consulted
-            reply = gate(operation)
+            reply = gate(operation, admitted)
             if reply is None:
                 try:
                     reply = handle()

@@ -36,13 +36,15 @@ class TokenBucket:
         self.tokens = float(burst)
         self.updated = clock()
 
-    def _refill(self) -> None:
-        now = self._clock()
+    def _refill(self, now: float | None = None) -> None:
+        now = self._clock() if now is None else max(now, self.updated)
         self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
-    def try_acquire(self) -> bool:
-        self._refill()
+    def try_acquire(self, now: float | None = None) -> bool:
+        """Take a token at ``now`` (default: the clock). Callers that record the time of
+        the check elsewhere (the ledger) pass the same reading, so both agree exactly."""
+        self._refill(now)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
