@@ -122,7 +122,7 @@ class Account(_Section):
 
 
 class SandboxSettings(_Section):
-    time_scale: float = Field(default=100.0, gt=0)
+    time_scale: float = Field(default=50.0, gt=0)
     seed: int = 42
 
 

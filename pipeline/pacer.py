@@ -20,7 +20,9 @@ the time for good (the bucket never holds more than one token). So the pacer
 * keeps a small safety margin: ``safety`` of an interval plus ``margin_seconds``, and
   wakes early by the time the caller needs from waking to the wire (learned);
 * after a 429 assumes the bucket is empty as of the answer and waits for one token
-  (longer on each consecutive 429 while no header tells it the new rate).
+  (longer on each consecutive 429 while no header tells it the new rate), and widens
+  its safety by half a percent of an interval (at most 3 %), so jitter it did not
+  allow for costs one 429, not one per call.
 
 All times are seconds on the clock passed in (``time.monotonic`` by default), so tests
 drive the model with their own clock.
@@ -45,6 +47,8 @@ _ROUND_TRIP_WINDOW = 50  # answers over which the typical round trip is learned
 _WARMUP_ANSWERS = 3  # answers timed conservatively until round trips have a baseline
 _OVERHEAD_WINDOW = 20  # sends over which the wake-to-wire overhead is learned
 _MAX_LEAD_SHARE = 0.5  # never wake more than half an interval early
+_SAFETY_STEP = 0.005  # share of an interval added to the safety after a steady-state 429
+_MAX_SAFETY = 0.03  # the safety never grows past 3 % of an interval
 
 
 def parse_rate_header(value: object) -> float | None:
@@ -235,6 +239,10 @@ class Pacer:
         again after a tenth of an interval, doubling on each further 429 in a row (a rate
         cut no header has announced yet) up to 8 intervals."""
         self._consecutive_throttles += 1
+        if self._consecutive_throttles == 1 and self.accepted > self.burst:
+            # steady state and still refused: the server's clock runs a little ahead of
+            # the model (jitter before it takes the token), so widen the safety margin
+            self.safety = min(self.safety + _SAFETY_STEP, _MAX_SAFETY)
         self._tokens = 1.0
         self._updated = max(self._updated, answered_at)
         self._throttle_factor = 1.0 + min(

@@ -161,6 +161,19 @@ def reachable_apis(ws: Workspace) -> Iterator[tuple[Workspace, Any]]:
         server.stop()
 
 
+def _keep_ledger(server: Any, ws: Workspace, run_id: str) -> None:
+    """The in-process sandbox's ledger of this run, kept as
+    ``<data_dir>/sandbox/ledger/<run_id>.json``: every call and every change it applied,
+    so a demo run's calls can be checked after the sandbox has gone."""
+    folder = ws.data_dir.joinpath(SANDBOX_WORLD[0], "ledger")
+    folder.mkdir(parents=True, exist_ok=True)
+    stats = requests.get(f"{server.url}/_sandbox/stats", timeout=60)
+    stats.raise_for_status()
+    temporary = folder / f".{run_id}.json.tmp"
+    temporary.write_bytes(stats.content)
+    temporary.replace(folder / f"{run_id}.json")
+
+
 def _spapi_calls_so_far(ws: Workspace) -> int | None:
     """SP-API calls in the sandbox's ledger so far (None in live mode)."""
     if not ws.is_sandbox or not ws.endpoint("SP_API_ENDPOINT"):
@@ -197,11 +210,13 @@ def run(
     with (
         stopping_on_signals(stop),
         run_lock(ws.data_dir, "sync"),
-        reachable_apis(ws) as (api_ws, _server),
+        reachable_apis(ws) as (api_ws, server),
         warehouse.opened(ws.data_dir) as con,
     ):
         summary = _run_stages(api_ws, con, dry_run=dry_run, progress=progress, stop=stop)
         views.publish(con, ws.data_dir)
+        if server is not None:
+            _keep_ledger(server, ws, summary.run_id)
     for line in summary.lines():
         say(line)
     if summary.outcome == "failed":

@@ -26,7 +26,7 @@ def con(data_dir: Path):
     yield from open_warehouse(data_dir)
 
 
-PACE_SCALE = 50.0  # getItemOffersBatch at 5 req/s: 100 calls ≈ 20 s
+PACE_SCALE = 25.0  # getItemOffersBatch at 2.5 req/s: 100 calls ≈ 40 s; intervals ≫ loopback jitter
 
 
 def test_two_thousand_asins_at_the_quota_floor_without_a_429(

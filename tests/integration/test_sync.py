@@ -1,0 +1,205 @@
+"""`invsync sync` end to end on the sandbox demo: the summary, a second run that pushes
+only what changed, one run at a time, and a daemon stopped by SIGTERM mid-run that the
+next sync resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import _OUR_VARS
+
+pytestmark = pytest.mark.slow
+
+
+def ledger(data: Path, run_id: str) -> dict:
+    return json.loads((data / "sandbox" / "ledger" / f"{run_id}.json").read_text())
+
+
+def run_ids(data: Path) -> list[str]:
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        return [r[0] for r in con.execute("select run_id from runs order by started_at").fetchall()]
+    finally:
+        con.close()
+
+
+def query(data: Path, sql: str, params: dict | None = None) -> list[tuple]:
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or {}).fetchall()
+    finally:
+        con.close()
+
+
+def test_two_demo_syncs_the_second_pushes_only_what_changed(cli) -> None:
+    data = Path.cwd() / "data"
+    first = cli("sync", timeout=300)
+    assert first.exit_code in (0, 3), first.output  # 3: the gate held a few demo rows
+    assert first.stdout.splitlines()[0].startswith("Running against the sandbox")
+    summary = first.stdout
+    valid = int(re.search(r"ceil\(([\d,]+)/20\)", summary).group(1).replace(",", ""))
+    calls = math.ceil(valid / 20)
+    made = int(re.search(r"SP-API calls +([\d,]+)", summary).group(1).replace(",", ""))
+    retried = int(re.search(r"retries (\d+)", summary).group(1))
+    assert made == calls + retried and valid > 1500
+    assert "SP-API in Phase 2 0" in summary
+    assert re.search(r"fetch time .* against a quota floor of", summary)
+    for platform in ("base", "ebay"):
+        assert re.search(rf"{platform} +diffs +.*price_up \d+", summary)
+        assert re.search(rf"{platform} +pushes +ok \d+ in \d+ calls", summary)
+
+    second = cli("sync", timeout=300)
+    assert second.exit_code in (0, 3), second.output
+    one, two = run_ids(data)
+    first_ledger, second_ledger = ledger(data, one), ledger(data, two)
+    # the sandbox's world moved one tick; the second run fetched every ASIN once again
+    assert second_ledger["tick"] == first_ledger["tick"] + 1
+    retries = int(re.search(r"retries (\d+)", second.stdout).group(1))
+    assert second_ledger["per_operation"]["spapi.getItemOffersBatch"]["calls"] == calls + retries
+    # every change the platforms applied in run 2 is one journal row of run 2, applied once
+    changes = [(c["platform"], c["account"], c["key"]) for c in second_ledger["changes"]]
+    assert len(changes) == len(set(changes))
+    pushed = query(
+        data,
+        "select platform, account_id, listing_key from push_journal"
+        " where run_id = $r and state = 'ok'",
+        {"r": two},
+    )
+    assert sorted(changes) == sorted(pushed)
+    assert 0 < len(changes) < len(first_ledger["changes"]) / 5
+    # and each was due to Amazon moving or to a row the gate held last time
+    moved = {
+        r[0]
+        for r in query(
+            data,
+            "select a.asin from snapshots a join snapshots b using (asin)"
+            " where a.run_id = $one and b.run_id = $two"
+            " and (a.price_jpy is distinct from b.price_jpy or a.in_stock is distinct from b.in_stock"
+            "      or a.status <> b.status)",
+            {"one": one, "two": two},
+        )
+    }
+    held_before = {
+        (r[0], r[1])
+        for r in query(
+            data, "select account_id, listing_key from diffs where run_id = $r and held", {"r": one}
+        )
+    }
+    asin_of = dict(
+        ((r[0], r[1], r[2]), r[3])
+        for r in query(
+            data, "select platform, account_id, listing_key, asin from push_journal where run_id = $r", {"r": two}
+        )
+    )  # fmt: skip
+    for key in pushed:
+        assert asin_of[key] in moved or (key[1], key[2]) in held_before, key
+
+
+def test_a_second_sync_exits_at_once_naming_the_running_one(cli, clean_environment: Path) -> None:
+    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 20\n")  # a fetch of ~10 s
+    env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "sync"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        lock = clean_environment / "data" / "sync.lock"
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and str(first.pid) in lock.read_text()):
+            assert time.monotonic() < deadline and first.poll() is None, (
+                "the first sync never locked"
+            )
+            time.sleep(0.05)
+        started = time.monotonic()
+        second = cli("sync")
+        assert time.monotonic() - started < 10  # at once, no waiting for the first
+        assert second.exit_code == 2
+        assert f"pid {first.pid}" in second.stderr and "started" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+
+
+def test_a_lock_left_by_a_killed_sync_is_recovered_with_a_warning(
+    cli, clean_environment: Path
+) -> None:
+    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 20\n")
+    env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "sync"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    lock = clean_environment / "data" / "sync.lock"
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and str(victim.pid) in lock.read_text()):
+        assert time.monotonic() < deadline, "the sync never locked"
+        time.sleep(0.05)
+    victim.kill()  # SIGKILL: no clean-up at all
+    victim.wait(timeout=30)
+    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 400\n")
+    result = cli("sync", timeout=300)
+    assert result.exit_code in (0, 3), result.output
+    assert "Recovered the run lock" in result.stderr and f"pid {victim.pid}" in result.stderr
+
+
+def test_sigterm_stops_the_daemon_cleanly_and_the_next_sync_resumes(
+    cli, clean_environment: Path
+) -> None:
+    data = clean_environment / "data"
+    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 20\n")  # 95 calls at 0.5 s
+    env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "daemon", "--every", "1h"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    assert daemon.stdout is not None
+    seen = []
+    for line in daemon.stdout:  # wait until the fetch is under way
+        seen.append(line)
+        if line.startswith("fetch:"):
+            break
+    time.sleep(2.0)  # a few batches in
+    daemon.send_signal(signal.SIGTERM)
+    out, _ = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, "".join(seen) + out
+    assert "Daemon stopped after 1 run(s)" in out
+    (run_id,) = run_ids(data)
+    assert query(data, "select outcome from runs where run_id = $r", {"r": run_id}) == [
+        ("interrupted",)
+    ]
+    fetched_first = {
+        r[0]
+        for r in query(
+            data,
+            "select asin from snapshots where run_id = $r"
+            " and status in ('ok', 'no_offer', 'filtered_out', 'invalid_asin')",
+            {"r": run_id},
+        )
+    }
+    assert fetched_first  # the stop came after some batches were answered
+
+    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 400\n")
+    resumed = cli("sync", timeout=300)
+    assert resumed.exit_code in (0, 3), resumed.output
+    assert f"Run {run_id} (sandbox, resumed)" in resumed.stdout
+    assert run_ids(data) == [run_id]  # the same run, completed
+    sent = [
+        asin
+        for call in ledger(data, run_id)["calls"]
+        if call["operation"] == "getItemOffersBatch" and call["status"] == 200
+        for asin in call["items"]
+    ]
+    assert sent and not set(sent) & fetched_first  # nothing fetched twice
+    outcome = query(data, "select outcome from runs where run_id = $r", {"r": run_id})[0][0]
+    assert outcome in ("ok", "held")
