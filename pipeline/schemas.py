@@ -1,3 +1,6 @@
+# mypy: disable-error-code="misc,valid-type"
+# pandera's class API takes dtype instances as annotations (pl.Datetime(...)) and `cls`
+# in its check methods; mypy cannot type either, so those two codes are off here only.
 """pandera models, one per boundary where data enters or leaves a stage.
 
 Validate collected frames (``DataFrame``), never a ``LazyFrame``: on a LazyFrame

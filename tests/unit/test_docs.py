@@ -63,9 +63,9 @@ def test_every_configuration_key_is_documented() -> None:
         leaf = key.rpartition(".")[2]
         # a key is documented by its full name, or by its leaf in a table under its section
         in_section = "." in key and f"[{top}" in text and f"`{leaf}`" in text
-        assert (
-            f"`{key}`" in text or f"[{key}]" in text or f"[[{key}]]" in text or in_section
-        ), f"docs/configuration.md does not document `{key}`"
+        assert f"`{key}`" in text or f"[{key}]" in text or f"[[{key}]]" in text or in_section, (
+            f"docs/configuration.md does not document `{key}`"
+        )
 
 
 def test_every_environment_variable_is_documented() -> None:
