@@ -45,7 +45,8 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 bench: $(STAMP) ## Measure fetch, transform and load; writes docs/benchmarks.md
 	$(BIN)/python -m bench
 
-test-browser: $(STAMP) ## Open a review.html in headless Chromium (needs Debian's chromium)
+test-browser: $(STAMP) ## Open a review.html in headless Chromium (installs Debian's chromium if missing)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m pytest -m browser tests/integration
 
 clean: ## Remove .venv and caches (keeps data/)

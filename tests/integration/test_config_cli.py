@@ -119,3 +119,20 @@ def test_usage_errors_exit_2_and_debug_shows_a_traceback(cli) -> None:
     assert cli("no-such-command").exit_code == 2
     bad = cli("--debug", "--config", "absent.toml", "config", "check")
     assert bad.exit_code == 2 and "Traceback" in bad.stderr
+
+
+def test_live_sync_without_credentials_fails_naming_them_and_calls_nothing(cli) -> None:
+    Path("invsync.toml").write_text(LIVE)
+    result = cli("sync", env={"LWA_APP_ID": "amzn1.application-oa2-client.x"})
+    assert result.exit_code == 2, result.output
+    assert "asks for live mode but" in result.stderr
+    for name in (
+        "SP_API_REFRESH_TOKEN",
+        "LWA_CLIENT_SECRET",
+        "BASE_SHOP1_REFRESH_TOKEN",
+        "EBAY_REFRESH_TOKEN",
+    ):
+        assert name in result.stderr
+    assert "LWA_APP_ID," not in result.stderr  # the one that is set is not named
+    assert "sandbox" not in result.stdout.lower()  # never falls back to the sandbox
+    assert not (Path("data") / "warehouse.duckdb").exists()
