@@ -36,6 +36,8 @@ MAX_STATUSES = 4  # InventoryStatus nodes per ReviseInventoryStatus call
 VERSION = "1349"
 BUILD = "E1349_CORE_APISELLING_19187371_R1"
 REVISION_CAP_CODE = "21919188"  # sandbox's choice (see the module docstring)
+# GetItem is the read a client needs to reconcile a revision it sent but never saw answered.
+SUPPORTED_CALLS = ("ReviseInventoryStatus", "GetItem")
 
 
 @dataclass
@@ -104,7 +106,7 @@ def add_routes(bp: Blueprint, state: SandboxState, world: EbayWorld) -> None:
                 html = state.faults.outage_html
                 body = OUTAGE_HTML if html else "Service Unavailable"
                 return Response(body, 503, mimetype="text/html" if html else "text/plain")
-            if call != "ReviseInventoryStatus":
+            if call not in SUPPORTED_CALLS:
                 error = TradingError(
                     "2",
                     "Unsupported API call.",
@@ -119,7 +121,10 @@ def add_routes(bp: Blueprint, state: SandboxState, world: EbayWorld) -> None:
             if call_error is not None:
                 record("trading", operation, 200, outcome, [], world.account)
                 return _xml(_response(call, "Failure", [call_error]))
-            ack, errors, body, items = _revise(world, request.get_data())
+            if call == "GetItem":
+                ack, errors, body, items = _get_item(world, request.get_data())
+            else:
+                ack, errors, body, items = _revise(world, request.get_data())
             outcome = {"Success": "ok", "Warning": "partial", "Failure": "error"}[ack]
             text = _response(call, ack, errors, body)
             if state.malformed():
@@ -239,6 +244,36 @@ def _revise(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str,
         _fees_xml(listing) for listing in done
     )
     return ack, errors, body, items
+
+
+def _get_item(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str, list[str]]:
+    """``GetItem`` by ItemID: the listing's SKU, price, Quantity (available + sold, as
+    eBay counts it), QuantitySold and ListingStatus. Any listing can be read this way."""
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError:
+        return "Failure", [_invalid("the request is not well-formed XML", "GetItemRequest")], "", []
+    item_id = _child(root, "ItemID")
+    if not root.tag.endswith("GetItemRequest") or not item_id:
+        return "Failure", [_invalid("GetItem needs an ItemID", tag="ItemID")], "", []
+    listing = world.by_item_id(item_id)
+    if listing is None:
+        error = TradingError(
+            "17",
+            "Item cannot be accessed.",
+            f"This item cannot be accessed because the listing has been deleted or you are "
+            f'not the seller ("{item_id}").',
+            param=item_id,
+        )
+        return "Failure", [error], "", [item_id]
+    body = (
+        f"<Item><ItemID>{listing.listing_id}</ItemID><SKU>{escape(listing.sku)}</SKU>"
+        f'<StartPrice currencyID="USD">{listing.price_value()}</StartPrice>'
+        f"<Quantity>{listing.quantity + listing.sold_quantity}</Quantity>"
+        f"<SellingStatus><QuantitySold>{listing.sold_quantity}</QuantitySold>"
+        "<ListingStatus>Active</ListingStatus></SellingStatus></Item>"
+    )
+    return "Success", [], body, [item_id]
 
 
 def _validate(

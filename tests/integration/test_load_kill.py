@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import polars as pl
 import pytest
 
 from pipeline import listings_pull, runs, warehouse
@@ -17,7 +18,9 @@ from tests.integration import loadkit
 
 KILLS = 20
 BASE_ROWS = 1600
-EBAY_ROWS = 400  # 16 bulk calls of 25
+INVENTORY_ROWS = 360  # 15 bulk calls of 25
+TRADING_ROWS = 40  # 10 ReviseInventoryStatus calls of 4, reconciled with GetItem
+EBAY_ROWS = INVENTORY_ROWS + TRADING_ROWS
 
 
 def _changes(sandbox) -> int:
@@ -38,7 +41,13 @@ def test_sigkill_anywhere_then_load_again_applies_every_change_exactly_once(
         listings_pull.run(ws, con, "ebay")
         run_id = runs.start_run(con, ws, "load")
         base = loadkit.base_diff(con, run_id, BASE_ROWS)
-        ebay = loadkit.ebay_diff(con, run_id, EBAY_ROWS, api="inventory")
+        loadkit.import_trading_listings(con, sandbox.url)  # no Inventory call shows them
+        ebay = pl.concat(
+            [
+                loadkit.ebay_diff(con, run_id, INVENTORY_ROWS, api="inventory"),
+                loadkit.ebay_diff(con, run_id, TRADING_ROWS, api="trading"),
+            ]
+        )
         loadkit.write_transform_output(con, data_dir, base, "base")
         loadkit.write_transform_output(con, data_dir, ebay, "ebay")
     with sandbox.state.lock:

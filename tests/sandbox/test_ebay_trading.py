@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import requests
@@ -146,7 +147,7 @@ def test_bad_token_unsupported_call_and_daily_quota(start_sandbox):
     assert trading_text(bad, "Errors/ErrorCode") == ["21916984"]
     assert trading_text(bad, "Errors/ShortMessage") == ["Invalid IAF token."]
 
-    other = client.trading("GetItem", "<GetItemRequest/>")
+    other = client.trading("GetSellerList", "<GetSellerListRequest/>")
     assert other.status_code == 200 and "<ErrorCode>2</ErrorCode>" in other.text
 
     set_limits(sandbox.url, "ebay", {"trading_daily_call_limit": 2})
@@ -188,3 +189,30 @@ def test_the_listings_export_names_every_trading_item_id(start_sandbox):
     assert all(row["offer_id"] is None and row["sku"].startswith("s-") for row in exported)
     statuses = [{"ItemID": row["listing_id"], "Quantity": "1"} for row in exported[:4]]
     assert trading_text(client.revise_inventory_status(statuses), "Ack") == ["Success"]
+
+
+def test_get_item_reads_back_what_a_revision_applied(start_sandbox):
+    sandbox, client, trading, _ = setup(start_sandbox)
+    listing = trading[0]
+    revised = client.revise_inventory_status(
+        [{"ItemID": listing.listing_id, "StartPrice": "31.99", "Quantity": "3"}]
+    )
+    assert trading_text(revised, "Ack") == ["Success"]
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<GetItemRequest xmlns="urn:ebay:apis:eBLBaseComponents">'
+        f"<ItemID>{listing.listing_id}</ItemID></GetItemRequest>"
+    )
+    read = client.trading("GetItem", body)
+    root = ET.fromstring(read.text)
+    assert trading_text(root, "Ack") == ["Success"]
+    assert trading_text(root, "Item/SKU") == [listing.sku]
+    assert trading_text(root, "Item/StartPrice") == ["31.99"]
+    sold = int(trading_text(root, "Item/SellingStatus/QuantitySold")[0])
+    assert int(trading_text(root, "Item/Quantity")[0]) == 3 + sold  # available + sold
+    gone = ET.fromstring(client.trading("GetItem", body.replace(listing.listing_id, "1")).text)
+    assert trading_text(gone, "Errors/ErrorCode") == ["17"]
+    # a read changes nothing: the one revision is the only change on record
+    assert [(c["key"], c["via"]) for c in stats(sandbox.url)["changes"]] == [
+        (listing.sku, "ReviseInventoryStatus")
+    ]

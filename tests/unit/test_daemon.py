@@ -3,6 +3,7 @@ a stop request ends it between runs."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -27,7 +28,7 @@ def test_a_failed_run_is_logged_and_the_daemon_goes_on(caplog: pytest.LogCapture
         result = run_daemon(flaky, every=0.05, max_runs=3)
     assert (result.runs, result.failures, result.stopped_by_signal) == (3, 2, False)
     assert "exit code 4" in caplog.text and "hit a bug (RuntimeError)" in caplog.text
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.045  # the interval counts from one start to the next
 
 
