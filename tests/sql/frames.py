@@ -12,30 +12,8 @@ import duckdb
 import polars as pl
 
 from pipeline.schemas import Snapshot
+from pipeline.snapshots import SNAPSHOT_SCHEMA
 from pipeline.warehouse import write_parquet_atomic
-
-SNAPSHOT_SCHEMA: dict[str, Any] = {
-    "run_id": pl.String,
-    "asin": pl.String,
-    "fetched_at": pl.Datetime("us", "UTC"),
-    "operation": pl.String,
-    "status": pl.String,
-    "price_jpy": pl.Int64,
-    "listing_price_jpy": pl.Int64,
-    "shipping_jpy": pl.Int64,
-    "points_jpy": pl.Int64,
-    "in_stock": pl.Boolean,
-    "offer_count": pl.Int32,
-    "eligible_offer_count": pl.Int32,
-    "seller_id": pl.String,
-    "is_prime": pl.Boolean,
-    "is_fba": pl.Boolean,
-    "availability_type": pl.String,
-    "max_shipping_hours": pl.Int32,
-    "error_code": pl.String,
-    "fallback_from_run": pl.String,
-    "fallback_age_seconds": pl.Float64,
-}
 
 DOUBTFUL = ("api_error", "unknown", "invalid_asin")
 

@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 
 from pipeline import schemas, views, warehouse
+from pipeline.snapshots import SNAPSHOT_SCHEMA
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 # (run, hours after T0, asin, status, price, in_stock)
@@ -53,14 +54,7 @@ def snapshot(run: str, rows: list[tuple]) -> pl.DataFrame:
             "fallback_from_run": [None] * n,
             "fallback_age_seconds": [None] * n,
         },
-        schema_overrides={
-            "fetched_at": pl.Datetime("us", "UTC"), "price_jpy": pl.Int64,
-            "listing_price_jpy": pl.Int64, "shipping_jpy": pl.Int64, "points_jpy": pl.Int64,
-            "offer_count": pl.Int32, "eligible_offer_count": pl.Int32, "seller_id": pl.Utf8,
-            "is_prime": pl.Boolean, "is_fba": pl.Boolean, "availability_type": pl.Utf8,
-            "max_shipping_hours": pl.Int32, "fallback_from_run": pl.Utf8, "error_code": pl.Utf8,
-            "fallback_age_seconds": pl.Float64, "in_stock": pl.Boolean,
-        },
+        schema=SNAPSHOT_SCHEMA,
     )  # fmt: skip
 
 
