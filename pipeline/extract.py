@@ -1,7 +1,8 @@
 """Phase 1, extract: every ASIN of every platform and account, once.
 
 Stage: extract. Reads ``listings_base`` and ``listings_ebay`` (status ``listed``) with
-``sql/extract_asins.sql``; writes nothing but, given a run id, the run's extract counts in
+``sql/extract_accounts.sql`` and ``sql/extract_asins.sql`` (or, past 64 platform/account
+pairs, ``sql/extract_asins_lists.sql``); writes nothing but, given a run id, the run's extract counts in
 ``runs``. Returns one deduplicated, pandera-validated frame (:class:`pipeline.schemas.Asins`):
 per ASIN the number of listings, the platforms and the accounts it serves, and whether it
 has ASIN form. Malformed ASINs are kept in the frame (``valid = false``) so they can be
@@ -22,6 +23,7 @@ from pipeline.schemas import ASIN_PATTERN, Asins
 from pipeline.sql import query_frame
 
 EXAMPLES = 5  # malformed ASINs named in a report
+MASK_BITS = 64  # sql/extract_asins.sql marks each (platform, account) pair in a ubigint
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,39 @@ class ExtractResult:
         return {str(p): int(n) for p, n in counts.iter_rows()}
 
 
+def _pair_lists(masks: pl.Series, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Per distinct mask (a handful, not one per ASIN) the sorted platforms and accounts of
+    the pairs whose bit it sets."""
+    members = list(zip(pairs["platform"].to_list(), pairs["account_id"].to_list(), strict=True))
+    rows = []
+    for mask in masks.to_list():
+        chosen = [pair for bit, pair in enumerate(members) if mask >> bit & 1]
+        rows.append((mask, sorted({p for p, _ in chosen}), sorted({a for _, a in chosen})))
+    schema = {
+        "account_mask": masks.dtype,
+        "platforms": pl.List(pl.String),
+        "accounts": pl.List(pl.String),
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def listed_asins(con: duckdb.DuckDBPyConnection, *, mask_bits: int = MASK_BITS) -> pl.DataFrame:
+    """One row per listed ASIN, sorted: counts, platforms and accounts (the Asins columns but
+    ``valid``). The platforms and accounts lists come from a bit mask per ASIN, decoded once
+    per distinct mask; with more pairs than ``mask_bits`` the lists are aggregated in SQL."""
+    pairs = query_frame(con, "extract_accounts")
+    if pairs.height > mask_bits:
+        return query_frame(con, "extract_asins_lists")
+    con.register("extract_accounts", pairs.with_row_index("bit"))
+    try:
+        grouped = query_frame(con, "extract_asins")
+    finally:
+        con.unregister("extract_accounts")
+    lists = _pair_lists(grouped["account_mask"].unique(), pairs)
+    joined = grouped.join(lists, on="account_mask", how="left", maintain_order="left")
+    return joined.drop("account_mask").sort("asin")
+
+
 def asin_frame(listed: pl.DataFrame) -> pl.DataFrame:
     """The grouped listings (one row per ASIN) with ``valid`` added, validated."""
     frame = listed.with_columns(
@@ -82,7 +117,7 @@ def run(
 ) -> ExtractResult:
     """Read the listing tables and return the ASIN frame; record counts on ``run_id``."""
     started = time.monotonic()
-    listed = query_frame(con, "extract_asins")
+    listed = listed_asins(con)
     frame = asin_frame(listed)
     frame = limit_items(frame, max_items)
     listings = int(frame["listings"].sum()) if frame.height else 0

@@ -102,6 +102,12 @@ def _frame(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) ->
     return frame
 
 
+def _arrow_view(frame: pl.DataFrame) -> Any:
+    """``frame`` as an Arrow table for ``con.register`` without copying its strings (Arrow
+    string views, which DuckDB reads; the default conversion copies every string)."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
 def _validated(frame: pl.DataFrame, platform: str) -> pl.DataFrame:
     try:
         return DIFF_SCHEMAS[platform].validate(frame, lazy=True)
@@ -118,7 +124,7 @@ def compute_diffs(
     con: duckdb.DuckDBPyConnection,
     *,
     run_id: str,
-    snapshot: Path,
+    snapshot: Path | pl.DataFrame,
     settings: Settings,
     as_of: datetime,
     fx: pricing.FxRate | None,
@@ -126,40 +132,43 @@ def compute_diffs(
 ) -> ComputedDiffs:
     """Price every listing of ``platforms`` against ``snapshot`` and return validated diffs.
 
-    Reads the listing tables through ``con``; writes nothing but a temp table. eBay is
-    priced only when ``fx`` is given.
+    ``snapshot`` is the run's snapshot frame (as :func:`run` validated it) or its Parquet
+    file. Reads the listing tables through ``con``; writes nothing but a temp view, dropped
+    again. eBay is priced only when ``fx`` is given.
     """
+    snapshot_frame = snapshot if isinstance(snapshot, pl.DataFrame) else pl.read_parquet(snapshot)
     rules: list[pricing.AccountRule] = []
     for platform in platforms:
         rules += pricing.compile_rules(settings, platform, fx if platform == "ebay" else None)
     guard = pricing.compile_guardrails(settings)
+    con.register("run_snapshot", _arrow_view(snapshot_frame))
     con.register("pricing_rules", pricing.rules_frame(rules))
     con.register("markup_bands", pricing.bands_frame(rules))
     try:
-        run_sql(
-            con,
-            "transform/priced_listings",
-            {
-                "snapshot_path": str(snapshot),
+        run_sql(con, "transform/observed_listings")
+        # Only the changed rows, as Arrow (no temp table: storing rows costs more than
+        # holding them); the diff and stats queries read them as priced_changes.
+        changes = con.sql(
+            load_sql("transform/priced_listings"),
+            params={
                 "as_of": as_of,
                 "max_move_bp": guard.max_move_bp,
                 "max_source_age_us": guard.max_source_age_us,
                 "max_source_age_s": guard.max_source_age_us / 1_000_000,
             },
-        )
+        ).to_arrow_table()
+        con.register("priced_changes", changes)
         frames = {
             platform: _validated(
                 _frame(con, f"transform/diff_{platform}", {"run_id": run_id}), platform
             )
             for platform in platforms
         }
-        stats = _frame(
-            con,
-            "transform/platform_stats",
-            {"run_id": run_id, "snapshot_path": str(snapshot), "as_of": as_of},
-        )
+        stats = _frame(con, "transform/platform_stats", {"run_id": run_id, "as_of": as_of})
     finally:
-        con.execute("drop table if exists priced_listings")
+        con.execute("drop view if exists observed_listings")
+        con.unregister("priced_changes")
+        con.unregister("run_snapshot")
         con.unregister("pricing_rules")
         con.unregister("markup_bands")
     return ComputedDiffs(frames=frames, stats=stats)
@@ -180,13 +189,13 @@ def _store(
         for platform, frame in computed.frames.items():
             table = HISTORY_TABLES[platform]
             con.execute(f"delete from {table} where run_id = $r", {"r": run_id})
-            con.register("new_diff", frame)
+            con.register("new_diff", _arrow_view(frame))
             con.execute(f"insert into {table} by name select * from new_diff")
             con.unregister("new_diff")
         for platform in dropped:
             con.execute(f"delete from {HISTORY_TABLES[platform]} where run_id = $r", {"r": run_id})
         con.execute("delete from transform_platform_stats where run_id = $r", {"r": run_id})
-        con.register("new_stats", computed.stats)
+        con.register("new_stats", _arrow_view(computed.stats))
         con.execute("insert into transform_platform_stats by name select * from new_stats")
         con.unregister("new_stats")
         # A new diff voids earlier verdicts: what was approved may no longer be what is loaded.
@@ -205,8 +214,7 @@ def run(
     started = time.perf_counter()
     run_id = resolve_run(con, run_id)
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
-    snapshot = snapshot_path(ws.data_dir, run_id)
-    read_parquet_validated(snapshot, Snapshot)
+    snapshot = read_parquet_validated(snapshot_path(ws.data_dir, run_id), Snapshot)
 
     platforms = [p for p in PLATFORMS if ws.settings.accounts_on(p)]
     stopped: dict[str, str] = {}

@@ -1,12 +1,12 @@
 -- diff_base: the BASE listings whose price, stock or visibility changes in run $run_id, one
 -- row per listing (pipeline/schemas.py PricedDiffBase). Money: integer yen.
--- Reads: priced_listings (sql/transform/priced_listings.sql).
+-- Reads: priced_changes (sql/transform/priced_listings.sql).
 with
 
 changes as (
     select *
-    from priced_listings
-    where platform = 'base' and change_kind is not null
+    from priced_changes
+    where platform = 'base'
 ),
 
 final as (
@@ -15,7 +15,7 @@ final as (
         platform,
         account_id,
         listing_key,
-        cast(listing_key as bigint) as item_id,
+        item_id,
         asin,
         change_kind,
         cast(old_price as bigint) as old_price_jpy,

@@ -1,7 +1,8 @@
 -- platform_stats: per platform of run $run_id, what the review breaker judges — how many
 -- listings Amazon calls buyable, out of stock, doubtful or missing, and how many ASINs the
 -- snapshot covers against what extract recorded (runs.unique_asins).
--- Reads: priced_listings, pricing_rules, the snapshot at $snapshot_path, runs.
+-- Reads: observed_listings (every listing), priced_changes (the changed ones), pricing_rules,
+-- run_snapshot (the frames pipeline/transform.py registers), runs.
 with
 
 platforms as (
@@ -17,16 +18,23 @@ per_platform as (
         count(*) filter (where source_status in ('api_error', 'unknown')) as source_doubtful,
         count(*) filter (
             where source_status is null or source_status = 'invalid_asin'
-        ) as source_missing,
-        count(*) filter (where change_kind is not null) as diff_rows,
-        count(*) filter (where change_kind is not null and held) as held_rows
-    from priced_listings
+        ) as source_missing
+    from observed_listings
+    group by platform
+),
+
+changes as (
+    select
+        platform,
+        count(*) as diff_rows,
+        count(*) filter (where held) as held_rows
+    from priced_changes
     group by platform
 ),
 
 coverage as (
     select count(distinct asin) as snapshot_asins
-    from read_parquet($snapshot_path)
+    from run_snapshot
 ),
 
 extracted as (
@@ -46,11 +54,12 @@ final as (
         coalesce(per_platform.source_missing, 0) as source_missing,
         coverage.snapshot_asins,
         extracted.extracted_asins,
-        coalesce(per_platform.diff_rows, 0) as diff_rows,
-        coalesce(per_platform.held_rows, 0) as held_rows,
+        coalesce(changes.diff_rows, 0) as diff_rows,
+        coalesce(changes.held_rows, 0) as held_rows,
         cast($as_of as timestamptz) as as_of
     from platforms
     left join per_platform using (platform)
+    left join changes using (platform)
     cross join coverage
     cross join extracted
 )

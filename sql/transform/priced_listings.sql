@@ -1,97 +1,27 @@
--- priced_listings: every listed listing of a priced account, what this run's snapshot says
--- about its ASIN, the rule's target price and stock, the decision, and why it would be held.
--- One row per listing (platform, account_id, listing_key); diff_base / diff_ebay keep the
--- rows whose change_kind is not null, platform_stats counts all of them for the breaker.
+-- priced_listings: the listings of observed_listings whose price or stock changes in this
+-- run — the rule's target price and stock, the decision, and why it would be held — one row
+-- per changed listing (platform, account_id, listing_key). pipeline/transform.py fetches the
+-- rows as Arrow and registers them as priced_changes: diff_base / diff_ebay split them by
+-- platform, platform_stats counts them and their held rows. (Only changed rows leave
+-- DuckDB: materialising every listing cost about half a second per million listings, for
+-- rows nobody reads.)
 --
--- Reads: listings_base, listings_ebay, the snapshot at $snapshot_path, and two frames that
--- pipeline/transform.py registers: pricing_rules (one row per account) and markup_bands.
--- Parameters: $snapshot_path, $as_of (timestamptz), $max_move_bp, $max_source_age_us,
--- $max_source_age_s.
+-- Reads: observed_listings (sql/transform/observed_listings.sql) and the frame markup_bands
+-- that pipeline/transform.py registers.
+-- Parameters: $as_of (timestamptz), $max_move_bp, $max_source_age_us, $max_source_age_s.
 --
 -- Money is integer: yen on BASE, US cents on eBay ("the platform unit"); rates are basis
 -- points (1/10,000). Every division is a ceiling on non-negative integers, written
 -- (n + d - 1) // d, in hugeint so no intermediate overflows. pipeline/pricing.py:decide is
 -- the independent reference; the two are tested to agree on every row.
-create or replace temp table priced_listings as
-
 with
-
-base_listings as (
-    select
-        'base' as platform,
-        account_id,
-        cast(item_id as varchar) as listing_key,
-        asin,
-        price_jpy as old_price,
-        cast(stock as bigint) as old_quantity,
-        visible as old_visible,
-        drift_detected_at is not null as drifted
-    from listings_base
-    where status = 'listed'
-),
-
-ebay_listings as (
-    select
-        'ebay' as platform,
-        account_id,
-        sku as listing_key,
-        asin,
-        price_cents as old_price,
-        cast(quantity as bigint) as old_quantity,
-        true as old_visible,  -- eBay has no hidden state: out of stock is quantity 0
-        drift_detected_at is not null as drifted
-    from listings_ebay
-    where status = 'listed'
-),
-
-listings as (
-    select * from base_listings
-    union all
-    select * from ebay_listings
-),
-
-snapshot as (
-    select
-        asin,
-        status as source_status,
-        price_jpy as cost_jpy,  -- landed Amazon price, JPY
-        in_stock,
-        fetched_at as source_fetched_at,
-        case when status = 'fallback' then fallback_from_run else run_id end as source_run_id,
-        fallback_age_seconds as source_fallback_age_seconds  -- seconds
-    from read_parquet($snapshot_path)
-),
-
-observed as (
-    select
-        listings.*,
-        snapshot.* exclude (asin),
-        rules.* exclude (platform, account_id),
-        -- An error is not a fact: doubtful or missing observations change nothing.
-        case
-            when snapshot.source_status is null
-                or snapshot.source_status in ('api_error', 'unknown', 'invalid_asin')
-                then 'ignore'
-            when snapshot.source_status in ('no_offer', 'filtered_out')
-                or snapshot.in_stock = false
-                then 'out_of_stock'
-            when snapshot.source_status in ('ok', 'fallback')
-                and snapshot.in_stock
-                and snapshot.cost_jpy is not null
-                then 'in_stock'
-            else 'ignore'
-        end as source_says
-    from listings
-    inner join pricing_rules as rules using (platform, account_id)
-    left join snapshot using (asin)
-),
 
 banded as (
     select
         observed.*,
         bands.multiplier_bp,
         bands.add_jpy
-    from observed
+    from observed_listings as observed
     left join markup_bands as bands
         on bands.account_id = observed.account_id
         and observed.cost_jpy > bands.lower_exclusive_jpy
@@ -234,6 +164,12 @@ final as (
         platform,
         account_id,
         listing_key,
+        item_id,
+        sku,
+        offer_id,
+        listing_id,
+        api,
+        currency,
         asin,
         source_says,
         change_kind,
@@ -261,3 +197,4 @@ final as (
 )
 
 select * from final
+where change_kind is not null

@@ -103,3 +103,21 @@ def test_cli_reports_malformed_asins(cli, con, data_dir: Path) -> None:
         "Extracted 5 unique ASINs from 9 listed listings (base 5, ebay 2); 4 valid." in done.stdout
     )
     assert "1 malformed ASINs are reported and never sent (e.g. b0-bad)" in done.stdout
+
+
+def test_mask_decoding_agrees_with_list_aggregation_up_to_64_pairs(con) -> None:
+    # 61 more BASE shops make 64 (platform, account) pairs: the last one sets bit 63 of the
+    # ubigint mask. Past 64 pairs extract aggregates the lists in SQL; both must agree.
+    extra = [(f"bulk{i:02d}", 1, SHARED[i % 3], "listed") for i in range(61)]
+    con.executemany(
+        "insert into listings_base (account_id, item_id, asin, price_jpy, stock, visible,"
+        " status, source, updated_at) values (?, ?, ?, 1000, 1, true, ?, 'import', now())",
+        extra,
+    )
+    masked = extract.listed_asins(con)
+    aggregated = extract.listed_asins(con, mask_bits=63)
+    assert masked.equals(aggregated)
+    rows = {r["asin"]: r for r in masked.iter_rows(named=True)}
+    assert rows["B0AAAAAAA1"]["accounts"][:3] == ["bulk00", "bulk03", "bulk06"]
+    assert rows["B0AAAAAAA1"]["accounts"][-3:] == ["ebay-main", "shop1", "shop2"]
+    assert rows["b0-bad"]["accounts"] == ["shop2"]
