@@ -1,17 +1,23 @@
 """``invsync listings pull``: refresh the listing tables from BASE and eBay.
 
-Stage: listings (before extract). Reads: BASE ``GET /1/items`` (paged by 100), eBay
-``getInventoryItems`` (following ``next``) and ``getOffers?sku=`` per SKU, and the
-listing tables. Writes: ``listings_base`` / ``listings_ebay`` — one transaction per
-account, so a failed pull changes nothing for that account.
+Stage: listings (before extract). Reads: BASE ``GET /1/items`` (paged by 100); eBay
+Trading ``GetMyeBaySelling`` (the ActiveList, 200 per page), ``getInventoryItems``
+(following ``next``) and ``getOffers?sku=`` per SKU; and the listing tables. Writes:
+``listings_base`` / ``listings_ebay`` — one transaction per account, so a failed pull
+changes nothing for that account.
 
 Each listing is mapped to its ASIN by the account's ``asin_field`` (a BASE item field,
 ``identifier`` by default) or ``sku_pattern`` (a regex over the eBay SKU; the ``asin``
 group, else the whole match). Listings without a recognisable ASIN are counted and left
-out. The pull reports:
+out. eBay listings come from two APIs: the Inventory API shows the listings it created
+(``api = inventory``); ``GetMyeBaySelling`` lists every active listing, and those whose SKU
+(and ItemID) the Inventory API did not show are ``api = trading`` — the Inventory API wins.
+The pull reports:
 
-* **gone** — ours, but no longer on the platform (status ``gone``; never for eBay Trading
-  listings, which the Inventory API cannot see);
+* **gone** — ours, but no longer on the platform (status ``gone``). A Trading listing is
+  gone when a complete ActiveList no longer has it; when the list could not be read whole
+  (eBay's 25,000-item cap, or listings starting or ending between pages) no Trading
+  listing is marked gone that time;
 * **drifted** — price or stock on the platform differs from what we last pushed or pulled:
   changed by hand. ``drift_detected_at`` is set so the review gate holds changes to them;
   a confirmed push clears it. Rows last written by an import are updated, not flagged.
@@ -29,7 +35,7 @@ import duckdb
 import polars as pl
 
 from pipeline import load
-from pipeline.clients.ebay import EbayClient
+from pipeline.clients.ebay import ActiveList, EbayClient
 from pipeline.clients.thebase import BaseShopClient
 from pipeline.config import Account, Workspace
 from pipeline.errors import UsageError
@@ -53,6 +59,8 @@ class AccountPull:
     gone: int = 0
     unmapped: int = 0  # no ASIN in the configured field / SKU pattern, or no price
     calls: int = 0
+    trading: int = 0  # eBay: listings only the Trading API showed (api = trading)
+    trading_complete: bool = True  # eBay: the ActiveList was read whole (gone was checked)
     drifted_keys: list[str] = field(default_factory=list)
     gone_keys: list[str] = field(default_factory=list)
 
@@ -86,6 +94,7 @@ EBAY_PULLED = {
     "price_cents": pl.Int64,
     "currency": pl.String,
     "quantity": pl.Int64,
+    "api": pl.String,
     "status": pl.String,
 }
 
@@ -137,13 +146,68 @@ def base_rows(account: Account, items: list[dict[str, Any]]) -> tuple[pl.DataFra
     return frame, unmapped
 
 
+def trading_rows(
+    account: Account,
+    active: ActiveList,
+    inventory_skus: set[str],
+    inventory_listing_ids: set[str],
+) -> tuple[list[dict[str, Any]], int, int]:
+    """GetMyeBaySelling listings the Inventory API did not show → rows with ``api =
+    trading``; how many such listings there were, and how many of them had no SKU, no ASIN
+    in the SKU, no fixed price or no quantity (unmapped)."""
+    rows, seen, unmapped = [], 0, 0
+    for listing in active.listings:
+        if listing.item_id in inventory_listing_ids or (listing.sku or "") in inventory_skus:
+            continue  # an Inventory-API listing: the Inventory API's view of it wins
+        seen += 1
+        asin = asin_from_sku(listing.sku, account.sku_pattern) if listing.sku else None
+        if (
+            asin is None
+            or not listing.fixed_price
+            or listing.price_cents is None
+            or listing.quantity is None
+            or (listing.currency or "USD") != "USD"
+        ):
+            unmapped += 1
+            continue
+        rows.append(
+            {
+                "account_id": account.id,
+                "sku": listing.sku,
+                "offer_id": None,
+                "listing_id": listing.item_id,
+                "asin": asin,
+                "price_cents": listing.price_cents,  # US cents
+                "currency": listing.currency or "USD",
+                "quantity": listing.quantity,  # QuantityAvailable
+                "api": "trading",
+                "status": "listed",  # the ActiveList holds active listings only
+            }
+        )
+    return rows, seen, unmapped
+
+
 def _merge(
-    con: duckdb.DuckDBPyConnection, platform: str, account_id: str, frame: pl.DataFrame
+    con: duckdb.DuckDBPyConnection,
+    platform: str,
+    account_id: str,
+    frame: pl.DataFrame,
+    present: pl.DataFrame | None = None,
+    trading_complete: bool = False,
 ) -> tuple[dict[str, list[str]], list[str]]:
-    """Classify, update, insert and mark gone in one transaction; kinds → keys, gone keys."""
+    """Classify, update, insert and mark gone in one transaction; kinds → keys, gone keys.
+    eBay: ``present`` holds the pulled SKUs and every SKU of the ActiveList (mapped or
+    not), so only a listing missing from both is gone; Trading ones only when
+    ``trading_complete``."""
     key = "item_id" if platform == "base" else "sku"
-    params = {"account_id": account_id}
+    params: dict[str, Any] = {"account_id": account_id}
+    gone_params = dict(params)
     con.register("pulled", frame.to_arrow())
+    if platform == "ebay":
+        con.register(
+            "present", (present if present is not None else frame.select("sku")).to_arrow()
+        )
+        gone_params["trading_complete"] = trading_complete
     try:
         cursor = run_sql(con, f"pull/classify_{platform}", params)
         classified = pl.DataFrame(
@@ -153,9 +217,10 @@ def _merge(
         with transaction(con):
             run_sql(con, f"pull/merge_{platform}", params)
             run_sql(con, f"pull/insert_{platform}")
-            gone = [str(r[0]) for r in run_sql(con, f"pull/gone_{platform}", params).fetchall()]
+            gone_rows = run_sql(con, f"pull/gone_{platform}", gone_params).fetchall()
+            gone = [str(r[0]) for r in gone_rows]
     finally:
-        for name in ("classified", "pulled"):
+        for name in ("classified", "pulled", "present"):
             with contextlib.suppress(duckdb.Error):  # never registered: classify failed first
                 con.unregister(name)
     kinds: dict[str, list[str]] = {"new": [], "drifted": [], "changed": [], "same": []}
@@ -227,10 +292,16 @@ def _budget_guard(budget: Any, account_id: str) -> Any:
 def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -> AccountPull:
     client: EbayClient = load.ebay_client(ws, account)
     rows, unmapped, seen = [], 0, 0
+    inventory_skus: set[str] = set()
+    inventory_listing_ids: set[str] = set()
     try:
+        # Trading first: its daily call limit is the tighter one, so a pull it would stop
+        # stops before spending Inventory calls
+        active = client.active_listings()
         for item in client.inventory_items():
             seen += 1
             sku = str(item.get("sku") or "")
+            inventory_skus.add(sku)
             asin = asin_from_sku(sku, account.sku_pattern) if sku else None
             if asin is None:
                 unmapped += 1
@@ -239,6 +310,7 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
                 "quantity"
             )
             offers = [o for o in client.offers(sku) if o.offer_id]
+            inventory_listing_ids.update(o.listing_id for o in offers if o.listing_id)
             offer = next(
                 (o for o in offers if o.status == "PUBLISHED"), offers[0] if offers else None
             )
@@ -257,14 +329,34 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
                     "currency": offer.currency or "USD",
                     # what a buyer can buy: the smaller of the offer's and the item's quantity
                     "quantity": min(quantities) if quantities else 0,
+                    "api": "inventory",
                     "status": "listed" if offer.status == "PUBLISHED" else "unlisted",
                 }
             )
     finally:
         calls = client.calls
-    frame = pl.DataFrame(rows, schema=EBAY_PULLED).unique("sku", keep="first")
-    kinds, gone = _merge(con, "ebay", account.id, frame)
-    return _account_result("ebay", account.id, seen, unmapped, kinds, gone, calls)
+    traded, trading_seen, trading_unmapped = trading_rows(
+        account, active, inventory_skus, inventory_listing_ids
+    )
+    frame = pl.DataFrame(rows + traded, schema=EBAY_PULLED).unique("sku", keep="first")
+    # on eBay still: what we pulled, and every active listing (even one left unmapped)
+    present = pl.DataFrame(
+        {"sku": sorted(set(frame["sku"]) | {x.sku for x in active.listings if x.sku})},
+        schema={"sku": pl.String},
+    )
+    kinds, gone = _merge(con, "ebay", account.id, frame, present, active.complete)
+    result = _account_result(
+        "ebay",
+        account.id,
+        seen + trading_seen,
+        unmapped + trading_unmapped,
+        kinds,
+        gone,
+        calls,
+    )
+    result.trading = trading_seen
+    result.trading_complete = active.complete
+    return result
 
 
 def run(
@@ -304,11 +396,17 @@ def describe(result: PullResult) -> list[str]:
         lines.append(
             f"  {acct.account_id}: {acct.seen} seen, {acct.inserted} new, {acct.updated} updated, "
             f"{acct.drifted} drifted, {acct.gone} gone, {acct.unmapped} unmapped, {acct.calls} calls"
+            + (f", {acct.trading} on the Trading API" if acct.platform == "ebay" else "")
         )
         if acct.drifted_keys:
             lines.append(
                 f"    changed by hand since our last push or pull (review holds them): "
                 f"{', '.join(acct.drifted_keys)}{' …' if acct.drifted > SAMPLE else ''}"
+            )
+        if acct.platform == "ebay" and not acct.trading_complete:
+            lines.append(
+                "    the Trading ActiveList changed while it was read (or passed eBay's 25,000 "
+                "listings): no Trading listing was marked gone — pull again to check them"
             )
         if acct.gone_keys:
             lines.append(

@@ -10,7 +10,10 @@ Stage: load and listings pull. Reads: the eBay APIs (or the sandbox). Writes: no
 * ``getInventoryItems`` (paged by following ``next``) and ``getOffers?sku=`` for pulls and
   for reading a listing's state back before a resend.
 * Trading ``ReviseInventoryStatus`` (XML, at most 4 listings per call, same OAuth token in
-  ``X-EBAY-API-IAF-TOKEN``) for listings created outside the Inventory API.
+  ``X-EBAY-API-IAF-TOKEN``) for listings created outside the Inventory API, ``GetItem`` to
+  read one back, and ``GetMyeBaySelling`` (``ActiveList``, 200 per page) for pulls: the only
+  way to find those listings, since no Inventory API call shows them. Every Trading call
+  counts against the Trading daily call limit (5,000 by default).
 
 Money crosses the wire as a decimal string (``"49.99"``); inside invsync it is integer
 cents, converted exactly (no rounding: a value with more than 2 decimals is an error).
@@ -48,6 +51,9 @@ TRADING_NS = "urn:ebay:apis:eBLBaseComponents"
 TRADING_QUOTA_CODES = frozenset({"518"})  # "Call usage limit has been reached."
 TRADING_AUTH_CODES = frozenset({"931", "21916984"})  # invalid Auth'n'Auth / IAF token
 TRADING_GONE_CODES = frozenset({"17"})  # "Item cannot be accessed."
+ACTIVE_LIST_PAGE = 200  # GetMyeBaySelling EntriesPerPage, the documented maximum
+ACTIVE_LIST_CAP = 25_000  # GetMyeBaySelling lists at most this many items, whatever the paging
+FIXED_PRICE_TYPES = frozenset({"FixedPriceItem", "StoresFixedPrice"})  # ReviseInventoryStatus
 TOKEN_MARGIN = 300.0  # seconds before expiry to refresh
 
 
@@ -120,6 +126,40 @@ class OfferState:
     currency: str | None
     quantity: int | None
     status: str | None
+
+
+@dataclass(frozen=True)
+class ActiveListing:
+    """One ``ActiveList/ItemArray/Item`` of ``GetMyeBaySelling``."""
+
+    item_id: str
+    sku: str | None
+    price_cents: int | None  # BuyItNowPrice, else StartPrice, else SellingStatus/CurrentPrice
+    currency: str | None
+    quantity: int | None  # QuantityAvailable: what a buyer can still buy
+    listing_type: str | None  # FixedPriceItem, StoresFixedPrice, Chinese (auction), ...
+
+    @property
+    def fixed_price(self) -> bool:
+        return self.listing_type is None or self.listing_type in FIXED_PRICE_TYPES
+
+
+@dataclass(frozen=True)
+class ActiveList:
+    """Every page of a seller's ``GetMyeBaySelling`` ActiveList."""
+
+    listings: list[ActiveListing]
+    total_entries: int  # TotalNumberOfEntries (the largest any page reported)
+    calls: int  # GetMyeBaySelling calls made
+    stable: bool  # every page reported the same TotalNumberOfEntries
+
+    @property
+    def complete(self) -> bool:
+        """Whether every active listing was read, so a listing missing from it has ended:
+        the pages agreed on the total, all its entries came back, and eBay's 25,000-item cap
+        was not reached (past it, a listing left out may still be active)."""
+        read = len({listing.item_id for listing in self.listings})
+        return self.stable and read >= self.total_entries and self.total_entries < ACTIVE_LIST_CAP
 
 
 def cents_to_text(cents: int) -> str:
@@ -521,3 +561,97 @@ class EbayClient:
             quantity=available,
             status=item.findtext("e:SellingStatus/e:ListingStatus", default=None, namespaces=ns),
         )
+
+    def active_list_page(
+        self, page: int, entries_per_page: int = ACTIVE_LIST_PAGE
+    ) -> tuple[list[ActiveListing], int, int]:
+        """One ``GetMyeBaySelling`` ActiveList page: its listings, TotalNumberOfPages and
+        TotalNumberOfEntries."""
+        xml_body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<GetMyeBaySellingRequest xmlns="{TRADING_NS}"><ActiveList><Include>true</Include>'
+            f"<Pagination><EntriesPerPage>{int(entries_per_page)}</EntriesPerPage>"
+            f"<PageNumber>{int(page)}</PageNumber></Pagination></ActiveList>"
+            "</GetMyeBaySellingRequest>"
+        )
+        root = self._trading("GetMyeBaySelling", xml_body)
+        ns = {"e": TRADING_NS}
+        ack = (root.findtext("e:Ack", default="", namespaces=ns) or "").strip()
+        codes = [
+            (c.text or "").strip()
+            for c in root.findall("e:Errors/e:ErrorCode", ns)
+            if (c.text or "").strip()
+        ]
+        if TRADING_QUOTA_CODES & set(codes):
+            raise EbayQuotaError(
+                f"eBay account {self.account_id} reached the Trading API daily call limit "
+                "(ErrorCode 518) while reading its active listings; nothing was pulled for it "
+                "— run the pull again after midnight PST.",
+                code="518",
+                http_status=200,  # Trading answers failures with HTTP 200 too
+            )
+        active = root.find("e:ActiveList", ns)
+        if ack not in ("Success", "Warning") or active is None:
+            if ack in ("Success", "Warning"):
+                return [], 0, 0  # no active listings: eBay leaves the container out
+            raise TransientApiError(
+                f"eBay account {self.account_id} answered GetMyeBaySelling page {page} with "
+                f"Ack={ack or 'none'} (ErrorCode {', '.join(codes) or 'none'}); run the pull "
+                "again.",
+                operation="GetMyeBaySelling",
+                http_status=200,
+            )
+        listings = [_active_listing(item, ns) for item in active.findall("e:ItemArray/e:Item", ns)]
+        pages = active.findtext("e:PaginationResult/e:TotalNumberOfPages", "0", ns) or "0"
+        entries = active.findtext("e:PaginationResult/e:TotalNumberOfEntries", "0", ns) or "0"
+        if not pages.strip().isdigit() or not entries.strip().isdigit():
+            raise TransientApiError(
+                f"eBay account {self.account_id} answered GetMyeBaySelling page {page} without "
+                "a usable PaginationResult; run the pull again.",
+                operation="GetMyeBaySelling",
+                http_status=200,
+            )
+        return [x for x in listings if x is not None], int(pages), int(entries)
+
+    def active_listings(self, entries_per_page: int = ACTIVE_LIST_PAGE) -> ActiveList:
+        """Every page of the ActiveList, 1 to TotalNumberOfPages (Inventory-API listings are
+        in it too: eBay's My eBay view lists every active listing)."""
+        listings: list[ActiveListing] = []
+        page, total_pages, calls = 1, 1, 0
+        totals: set[int] = set()
+        while page <= total_pages:
+            found, total_pages, total_entries = self.active_list_page(page, entries_per_page)
+            calls += 1
+            totals.add(total_entries)
+            listings.extend(found)
+            if not found:
+                break  # no active listings, or a page past the end: nothing more to read
+            page += 1
+        # a listing that started or ended between two pages shifts the rest by one: the
+        # changed TotalNumberOfEntries says so, and such a list cannot prove a listing gone
+        stable = len(totals) == 1
+        return ActiveList(listings, max(totals), calls, stable)
+
+
+def _active_listing(item: ET.Element, ns: dict[str, str]) -> ActiveListing | None:
+    item_id = (item.findtext("e:ItemID", default="", namespaces=ns) or "").strip()
+    if not item_id:
+        return None
+    price, currency = None, None
+    for path in ("e:BuyItNowPrice", "e:StartPrice", "e:SellingStatus/e:CurrentPrice"):
+        node = item.find(path, ns)
+        cents = text_to_cents(node.text.strip() if node is not None and node.text else None)
+        if node is not None and cents is not None and cents > 0:
+            price, currency = cents, node.get("currencyID")
+            break
+    available = (item.findtext("e:QuantityAvailable", default="", namespaces=ns) or "").strip()
+    sku = (item.findtext("e:SKU", default="", namespaces=ns) or "").strip()
+    listing_type = (item.findtext("e:ListingType", default="", namespaces=ns) or "").strip()
+    return ActiveListing(
+        item_id=item_id,
+        sku=sku or None,
+        price_cents=price,
+        currency=currency,
+        quantity=int(available) if available.isdigit() else None,
+        listing_type=listing_type or None,
+    )

@@ -413,8 +413,8 @@ def blueprint(state: SandboxState) -> Blueprint:
 
     @bp.route("/_sandbox/ebay/listings", methods=["GET"])
     def all_listings() -> Response:
-        """Sandbox control (not eBay): every listing, Trading ones included, so a demo can
-        seed ``invsync listings import`` with the ItemIDs no Inventory API call reveals."""
+        """Sandbox control (not eBay): every listing, Trading ones included, for tests that
+        compare what a pull found with the sandbox's own world."""
         with state.lock:
             rows = [
                 {

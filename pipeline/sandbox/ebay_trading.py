@@ -1,4 +1,5 @@
-"""Sandbox eBay Trading API: ``POST /ws/api.dll`` with ``ReviseInventoryStatus`` (XML).
+"""Sandbox eBay Trading API: ``POST /ws/api.dll`` with ``ReviseInventoryStatus``, ``GetItem``
+and ``GetMyeBaySelling`` (XML).
 
 Stage: sandbox. Reads: the request XML, ``state.faults``. Writes: the Trading listings of
 the eBay world (``state.apis["ebay"]``, see ``ebay.py``) and ``state.ledger`` (api
@@ -11,6 +12,15 @@ Success, Warning (some items failed) or Failure (all failed, or a call-level err
 the SKU when no ItemID was sent). The response ``Quantity`` is available + already sold,
 as eBay's InventoryStatusType says. An Inventory-API listing is refused (21919474).
 Auth: ``X-EBAY-API-IAF-TOKEN`` (the OAuth user token) or ``RequesterCredentials``.
+
+``GetMyeBaySelling`` answers the ``ActiveList`` (when the request has ``ActiveList/Include``
+true): every active listing of the account, Inventory-API ones included, as real eBay's My
+eBay view does, paged by ``ActiveList/Pagination`` (``EntriesPerPage`` 1–200, default 25;
+``PageNumber`` from 1, default 1; a page past the last is empty). Each ``Item`` carries
+``ItemID``, ``Title``, ``SKU``, ``ListingType`` FixedPriceItem, ``BuyItNowPrice`` and
+``StartPrice`` (``currencyID``), ``Quantity`` (available + sold), ``QuantityAvailable`` and
+``SellingStatus/CurrentPrice``; ``PaginationResult`` has ``TotalNumberOfPages`` and
+``TotalNumberOfEntries``. Every call, whatever it is, counts against the Trading daily quota.
 
 Error codes: 2 (unsupported call), 37 (invalid input), 17 (no such item), 518 (call quota),
 10007 (internal error), 21916984 (invalid IAF token) and 21919474 are eBay's; the code for
@@ -36,8 +46,11 @@ MAX_STATUSES = 4  # InventoryStatus nodes per ReviseInventoryStatus call
 VERSION = "1349"
 BUILD = "E1349_CORE_APISELLING_19187371_R1"
 REVISION_CAP_CODE = "21919188"  # sandbox's choice (see the module docstring)
-# GetItem is the read a client needs to reconcile a revision it sent but never saw answered.
-SUPPORTED_CALLS = ("ReviseInventoryStatus", "GetItem")
+ENTRIES_PER_PAGE_DEFAULT = 25  # GetMyeBaySelling Pagination, as most Trading calls
+ENTRIES_PER_PAGE_MAX = 200
+# GetItem is the read a client needs to reconcile a revision it sent but never saw answered;
+# GetMyeBaySelling is how a pull finds the listings no Inventory API call shows.
+SUPPORTED_CALLS = ("ReviseInventoryStatus", "GetItem", "GetMyeBaySelling")
 
 
 @dataclass
@@ -123,6 +136,8 @@ def add_routes(bp: Blueprint, state: SandboxState, world: EbayWorld) -> None:
                 return _xml(_response(call, "Failure", [call_error]))
             if call == "GetItem":
                 ack, errors, body, items = _get_item(world, request.get_data())
+            elif call == "GetMyeBaySelling":
+                ack, errors, body, items = _my_ebay_selling(world, request.get_data())
             else:
                 ack, errors, body, items = _revise(world, request.get_data())
             outcome = {"Success": "ok", "Warning": "partial", "Failure": "error"}[ack]
@@ -274,6 +289,75 @@ def _get_item(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], st
         "<ListingStatus>Active</ListingStatus></SellingStatus></Item>"
     )
     return "Success", [], body, [item_id]
+
+
+def _my_ebay_selling(
+    world: EbayWorld, raw: bytes
+) -> tuple[str, list[TradingError], str, list[str]]:
+    """``GetMyeBaySelling``: one page of the ActiveList (every active listing, in the
+    world's order); the ItemIDs of the page for the ledger."""
+    tag = "GetMyeBaySellingRequest"
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError:
+        return "Failure", [_invalid("the request is not well-formed XML", tag)], "", []
+    if not root.tag.endswith(tag):
+        return "Failure", [_invalid(f"the root element must be {tag}", tag)], "", []
+    active = root.find(f"{{{NS}}}ActiveList")
+    if active is None:
+        active = root.find("ActiveList")
+    if active is None or (_child(active, "Include") or "").lower() != "true":
+        return "Success", [], "", []  # only the ActiveList is simulated: nothing asked for
+    pagination = active.find(f"{{{NS}}}Pagination")
+    if pagination is None:
+        pagination = active.find("Pagination")
+    per_page_text = _child(pagination, "EntriesPerPage") if pagination is not None else None
+    page_text = _child(pagination, "PageNumber") if pagination is not None else None
+    per_page = _whole(per_page_text, ENTRIES_PER_PAGE_DEFAULT)
+    page = _whole(page_text, 1)
+    if per_page is None or not 1 <= per_page <= ENTRIES_PER_PAGE_MAX:
+        why = f'EntriesPerPage "{per_page_text}" is not 1 to {ENTRIES_PER_PAGE_MAX}'
+        return "Failure", [_invalid(why, "EntriesPerPage")], "", []
+    if page is None or page < 1:
+        return (
+            "Failure",
+            [_invalid(f'PageNumber "{page_text}" is not 1 or more', "PageNumber")],
+            "",
+            [],
+        )
+    listings = list(world.listings.values())
+    total_pages = -(-len(listings) // per_page)  # ceiling division
+    shown = listings[(page - 1) * per_page : page * per_page]
+    body = (
+        "<ActiveList><ItemArray>"
+        + "".join(_active_item_xml(listing) for listing in shown)
+        + "</ItemArray><PaginationResult>"
+        f"<TotalNumberOfPages>{total_pages}</TotalNumberOfPages>"
+        f"<TotalNumberOfEntries>{len(listings)}</TotalNumberOfEntries>"
+        "</PaginationResult></ActiveList>"
+    )
+    return "Success", [], body, [listing.listing_id for listing in shown]
+
+
+def _whole(text: str | None, default: int) -> int | None:
+    if text is None:
+        return default
+    return int(text) if text.isdigit() else None
+
+
+def _active_item_xml(listing: EbayListing) -> str:
+    price = f'currencyID="USD">{listing.price_value()}'
+    # what a buyer can buy now: an Inventory listing's offer is capped by the item's quantity
+    available = min(listing.quantity, listing.available_quantity)
+    return (
+        f"<Item><BuyItNowPrice {price}</BuyItNowPrice><ItemID>{listing.listing_id}</ItemID>"
+        "<ListingDuration>GTC</ListingDuration><ListingType>FixedPriceItem</ListingType>"
+        f"<Quantity>{available + listing.sold_quantity}</Quantity>"
+        f"<SellingStatus><CurrentPrice {price}</CurrentPrice></SellingStatus>"
+        f"<StartPrice {price}</StartPrice><Title>{escape(listing.title)}</Title>"
+        f"<QuantityAvailable>{available}</QuantityAvailable>"
+        f"<SKU>{escape(listing.sku)}</SKU></Item>"
+    )
 
 
 def _validate(

@@ -18,7 +18,9 @@ final as (
                 and (o.price_cents <> p.price_cents or o.quantity <> p.quantity) then 'drifted'
             when o.price_cents <> p.price_cents or o.quantity <> p.quantity
                 or o.status = 'gone' or o.asin <> p.asin
-                or o.offer_id is distinct from p.offer_id then 'changed'
+                or o.offer_id is distinct from p.offer_id or o.api <> p.api
+                or o.listing_id is distinct from coalesce(p.listing_id, o.listing_id)
+                then 'changed'
             else 'same'
         end as kind
     from pulled_skus as p

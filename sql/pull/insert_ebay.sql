@@ -4,7 +4,7 @@ insert into listings_ebay (
 )
 select
     p.account_id, p.sku, p.offer_id, p.listing_id, p.asin, p.price_cents, p.currency,
-    p.quantity, 'inventory', p.status, 'pull', now(), now()
+    p.quantity, p.api, p.status, 'pull', now(), now()
 from pulled as p
 join classified as c on c.sku = p.sku
 where c.kind = 'new'

@@ -7,7 +7,7 @@ set price_cents = p.price_cents,
     asin = p.asin,
     offer_id = p.offer_id,
     listing_id = coalesce(p.listing_id, l.listing_id),
-    api = 'inventory',
+    api = p.api,  -- inventory wins: the pull classified it
     status = case when l.status = 'quarantined' then 'quarantined' else p.status end,
     source = 'pull',
     updated_at = case when c.kind = 'same' then l.updated_at else now() end,

@@ -185,36 +185,3 @@ def write_transform_output(
         {"r": run_id, "p": platform, "n": n},
     )
     return path
-
-
-def import_trading_listings(con: duckdb.DuckDBPyConnection, sandbox_url: str) -> int:
-    """Put the sandbox's Trading-API listings into listings_ebay through the import path
-    (a seller imports them: the Inventory API cannot list them)."""
-    import requests
-
-    from pipeline.listings import upsert_listings
-
-    rows = [
-        r
-        for r in requests.get(f"{sandbox_url}/_sandbox/ebay/listings", timeout=30).json()[
-            "listings"
-        ]
-        if r["api"] == "trading"
-    ]
-    frame = pl.DataFrame(
-        {
-            "account_id": [r["account_id"] for r in rows],
-            "sku": [r["sku"] for r in rows],
-            "offer_id": [r["offer_id"] for r in rows],
-            "listing_id": [str(r["listing_id"]) for r in rows],
-            "asin": [r["asin"] for r in rows],
-            "price_cents": [int(r["price_cents"]) for r in rows],
-            "currency": [r["currency"] for r in rows],
-            "quantity": [int(r["quantity"]) for r in rows],
-            "api": ["trading"] * len(rows),
-            "status": ["listed"] * len(rows),
-        },
-        schema_overrides={"offer_id": pl.Utf8},
-    )
-    upsert_listings(con, frame, "ebay")
-    return frame.height

@@ -388,21 +388,8 @@ def test_a_429_storm_is_retried_then_left_pending(sandbox, pulled):
 
 
 def test_trading_listings_go_through_revise_inventory_status_by_four(sandbox, pulled):
-    ws, con, run_id = pulled()
-    world = sandbox.state.apis["ebay"]
-    trading = [x for x in world.listings.values() if x.api == "trading"][:9]
-    for x in trading:
-        con.execute(
-            "insert into listings_ebay values ('ebay-main', $sku, null, $lid, $asin, $p, 'USD',"
-            " $q, 'trading', 'listed', 'import', now(), null, null)",
-            {
-                "sku": x.sku,
-                "lid": x.listing_id,
-                "asin": x.asin,
-                "p": x.price_cents,
-                "q": x.quantity,
-            },
-        )
+    ws, con, run_id = pulled()  # the pull found the Trading listings (GetMyeBaySelling)
+    listings = sandbox.state.apis["ebay"].listings
     diff = loadkit.ebay_diff(con, run_id, 9, api="trading")
 
     outcome = load.push_rows(ws, con, run_id, "ebay", diff)
@@ -411,7 +398,10 @@ def test_trading_listings_go_through_revise_inventory_status_by_four(sandbox, pu
     stats = loadkit.ledger(sandbox.url)
     calls = loadkit.calls_of(stats, "trading", "ReviseInventoryStatus")
     assert [len(c["items"]) for c in calls] == [4, 4, 1]
-    assert {x.sku: x.price_cents for x in trading} == dict(
+    assert {sku: listings[sku].listing_id for sku in diff["sku"]} == dict(
+        zip(diff["sku"], diff["listing_id"], strict=True)
+    )
+    assert {sku: listings[sku].price_cents for sku in diff["sku"]} == dict(
         zip(diff["sku"], diff["new_price_cents"], strict=True)
     )
 

@@ -38,10 +38,9 @@ def test_sigkill_anywhere_then_load_again_applies_every_change_exactly_once(
     ws = open_workspace(data_dir=data_dir, environ=sandbox.env())
     with warehouse.opened(data_dir) as con:
         listings_pull.run(ws, con, "base")
-        listings_pull.run(ws, con, "ebay")
+        listings_pull.run(ws, con, "ebay")  # Trading listings too, via GetMyeBaySelling
         run_id = runs.start_run(con, ws, "load")
         base = loadkit.base_diff(con, run_id, BASE_ROWS)
-        loadkit.import_trading_listings(con, sandbox.url)  # no Inventory call shows them
         ebay = pl.concat(
             [
                 loadkit.ebay_diff(con, run_id, INVENTORY_ROWS, api="inventory"),

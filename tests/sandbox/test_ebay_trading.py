@@ -17,6 +17,7 @@ from tests.sandbox.platform_clients import (
 )
 
 SMALL = 150  # catalogue ASINs
+NS = "{urn:ebay:apis:eBLBaseComponents}"  # ElementTree's prefix for the Trading namespace
 
 
 def setup(start_sandbox: Any, **kwargs: Any) -> tuple[Any, EbayClient, list[Any], list[Any]]:
@@ -216,3 +217,82 @@ def test_get_item_reads_back_what_a_revision_applied(start_sandbox):
     assert [(c["key"], c["via"]) for c in stats(sandbox.url)["changes"]] == [
         (listing.sku, "ReviseInventoryStatus")
     ]
+
+
+def _my_ebay_selling(client: EbayClient, per_page: str, page: str) -> ET.Element:
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<GetMyeBaySellingRequest xmlns="urn:ebay:apis:eBLBaseComponents">'
+        "<ActiveList><Include>true</Include><Pagination>"
+        f"<EntriesPerPage>{per_page}</EntriesPerPage><PageNumber>{page}</PageNumber>"
+        "</Pagination></ActiveList></GetMyeBaySellingRequest>"
+    )
+    response = client.trading("GetMyeBaySelling", body)
+    assert response.status_code == 200, response.text
+    return ET.fromstring(response.content)
+
+
+def test_get_my_ebay_selling_pages_through_every_active_listing(start_sandbox):
+    sandbox, client, trading, inventory = setup(start_sandbox)
+    everyone = list(sandbox.state.apis["ebay"].listings.values())
+    per_page = 7
+    pages = -(-len(everyone) // per_page)
+    assert pages >= 3 and trading and inventory
+    wait_for_window(sandbox.url, "ebay", "seconds_to_next_day", 5.0)
+    before = set_limits(sandbox.url, "ebay", {})["trading_calls_today"]
+    seen: list[str] = []
+    items: dict[str, ET.Element] = {}
+    for page in range(1, pages + 1):
+        root = _my_ebay_selling(client, str(per_page), str(page))
+        assert trading_text(root, "Ack") == ["Success"]
+        assert trading_text(root, "ActiveList/PaginationResult/TotalNumberOfPages") == [str(pages)]
+        assert trading_text(root, "ActiveList/PaginationResult/TotalNumberOfEntries") == [
+            str(len(everyone))
+        ]
+        found = root.findall(f"{NS}ActiveList/{NS}ItemArray/{NS}Item")
+        assert len(found) == (per_page if page < pages else len(everyone) - per_page * (pages - 1))
+        for item in found:
+            item_id = item.findtext(f"{NS}ItemID") or ""
+            seen.append(item_id)
+            items[item_id] = item
+    # every active listing exactly once, Inventory-API ones included (My eBay shows them all)
+    assert sorted(seen) == sorted(x.listing_id for x in everyone)
+    assert {x.listing_id for x in inventory} <= set(seen)
+    for listing in (trading[0], inventory[0]):
+        item = items[listing.listing_id]
+        assert item.findtext(f"{NS}SKU") == listing.sku
+        assert item.findtext(f"{NS}ListingType") == "FixedPriceItem"
+        for path in ("BuyItNowPrice", "StartPrice", "SellingStatus/CurrentPrice"):
+            node = item.find("/".join(f"{NS}{part}" for part in path.split("/")))
+            assert node is not None and node.text == listing.price_value()
+            assert node.get("currencyID") == "USD"
+        available = min(listing.quantity, listing.available_quantity)
+        assert item.findtext(f"{NS}QuantityAvailable") == str(available)
+        assert item.findtext(f"{NS}Quantity") == str(available + listing.sold_quantity)
+    # past the last page: an empty ItemArray; a page size over 200: invalid input
+    past = _my_ebay_selling(client, str(per_page), str(pages + 1))
+    assert trading_text(past, "ActiveList/ItemArray/Item") == []
+    assert trading_text(past, "ActiveList/PaginationResult/TotalNumberOfEntries") == [
+        str(len(everyone))
+    ]
+    too_many = _my_ebay_selling(client, "201", "1")
+    assert trading_text(too_many, "Ack") == ["Failure"]
+    assert trading_text(too_many, "Errors/ErrorCode") == ["37"]
+    ledger = stats(sandbox.url)
+    by_outcome = ledger["per_operation"]["trading.GetMyeBaySelling"]["by_outcome"]
+    assert by_outcome == {"ok": pages + 1, "error": 1}
+    assert ledger["total_changes"] == 0  # a read changes nothing
+    # every call counted against the Trading daily quota
+    assert set_limits(sandbox.url, "ebay", {})["trading_calls_today"] == before + pages + 2
+
+
+def test_get_my_ebay_selling_stops_at_the_trading_daily_quota(start_sandbox):
+    sandbox, client, _, _ = setup(start_sandbox)
+    wait_for_window(sandbox.url, "ebay", "seconds_to_next_day", 5.0)
+    used = set_limits(sandbox.url, "ebay", {})["trading_calls_today"]
+    set_limits(sandbox.url, "ebay", {"trading_daily_call_limit": used + 1})
+    assert trading_text(_my_ebay_selling(client, "200", "1"), "Ack") == ["Success"]
+    over = _my_ebay_selling(client, "200", "1")
+    assert trading_text(over, "Ack") == ["Failure"]
+    assert trading_text(over, "Errors/ErrorCode") == ["518"]
+    assert trading_text(over, "ActiveList") == []
