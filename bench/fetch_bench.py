@@ -6,6 +6,8 @@ reset sandbox (empty ledger, full buckets):
 
 * invsync: ``extract.run`` + ``fetch.run`` for one operation; figures from the sandbox's
   ledger (calls, 429s, first-to-last call span) and from the fetch result (wall time);
+  :func:`measure_invsync_together` runs both operations at once, each client and each
+  sandbox in a process of its own;
 * the replaced design (:mod:`bench.replaced_design`) on the same listings.
 
 Writes only under the temp work directory it is given.
@@ -13,8 +15,11 @@ Writes only under the temp work directory it is given.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import itertools
 import math
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +30,7 @@ import duckdb
 import polars as pl
 
 from bench import replaced_design
-from bench.sandbox_process import RunningSandbox
+from bench.sandbox_process import RunningSandbox, sandbox_process
 from pipeline import extract, fetch, runs, warehouse
 from pipeline.config import Workspace, open_workspace
 from pipeline.pacer import DEFAULT_PLANS
@@ -191,6 +196,27 @@ def invsync_fetch_once(
         statuses=result.statuses,
         gaps=[b - a for a, b in itertools.pairwise(accepted)],
     )
+
+
+def measure_invsync_together(
+    scales: dict[str, float], n_asins: int, work: Path, runs_count: int
+) -> dict[str, list[FetchRun]]:
+    """``runs_count`` fetches per operation, the operations at the same time: each against a
+    sandbox process of its own (its own buckets, as Amazon's are per operation) by a client
+    process of its own, so they share neither an interpreter lock nor a token bucket. Keeps
+    a long interval affordable within the bench's time budget."""
+    context = multiprocessing.get_context("spawn")
+    with contextlib.ExitStack() as stack:
+        sandboxes = {
+            operation: stack.enter_context(sandbox_process(scale, n_asins))
+            for operation, scale in scales.items()
+        }
+        with concurrent.futures.ProcessPoolExecutor(len(scales), mp_context=context) as pool:
+            futures = {
+                operation: pool.submit(measure_invsync, sandbox, work, operation, runs_count)
+                for operation, sandbox in sandboxes.items()
+            }
+            return {operation: future.result() for operation, future in futures.items()}
 
 
 def measure_invsync(

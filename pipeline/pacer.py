@@ -19,6 +19,9 @@ the time for good (the bucket never holds more than one token). So the pacer
   took the token: a new connection, a busy server thread);
 * keeps a small safety margin: ``safety`` of an interval plus ``margin_seconds``, and
   wakes early by the time the caller needs from waking to the wire (learned);
+* sleeps to ``spin_seconds`` before that moment and spends the rest in zero-length
+  sleeps, because a timed sleep wakes 0.1-0.5 ms late on average (timer slack, the
+  scheduler) and every late wake is lost for good with a burst of 1;
 * after a 429 assumes the bucket is empty as of the answer and waits for one token
   (longer on each consecutive 429 while no header tells it the new rate), and widens
   its safety by half a percent of an interval (at most 3 %), so jitter it did not
@@ -86,6 +89,7 @@ class Pacer:
         safety: float = 0.01,
         margin_seconds: float = 0.0,
         shift_quantile: float | None = 0.0,
+        spin_seconds: float = 0.0,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a pacer needs a positive rate and a burst of at least 1")
@@ -94,6 +98,9 @@ class Pacer:
         self.burst = burst
         self.safety = safety  # share of one interval added to every wait
         self.margin_seconds = margin_seconds  # seconds added to every wait
+        # The last stretch of a wait, in seconds, is spent in zero-length sleeps (a spin):
+        # a timed sleep wakes 0.1-0.5 ms late (timer slack, scheduling), a spin does not.
+        self.spin_seconds = spin_seconds
         self._tokens = float(burst)  # a fresh bucket is full (Amazon's starts full too)
         self._updated = clock()
         self._throttle_factor = 1.0  # tokens to wait for before the next send
@@ -143,7 +150,8 @@ class Pacer:
 
         Wakes ``lead`` seconds early: the time the caller needs from waking to putting the
         request on the wire, learned from earlier sends, so the request itself leaves on
-        time rather than one overhead late on every interval."""
+        time rather than one overhead late on every interval. The last ``spin_seconds``
+        are spent in ``sleep(0)`` calls (a timed sleep overshoots; a spin does not)."""
         self._woke_at = None
         slept = False
         while True:
@@ -153,7 +161,8 @@ class Pacer:
                     self._woke_at = self.clock()
                 return True
             slept = True
-            if not sleep(remaining):
+            step = remaining - self.spin_seconds if remaining > self.spin_seconds else 0.0
+            if not sleep(step):
                 return False
 
     def sent(self, at: float) -> None:

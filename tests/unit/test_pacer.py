@@ -134,6 +134,36 @@ def test_waking_early_by_the_learned_overhead_puts_requests_on_the_wire_on_time(
     assert min(gaps) >= 1.0 - 1e-9  # never early
 
 
+class OvershootingClock(FakeClock):
+    """A timed sleep wakes ``overshoot`` seconds late; a zero-length one costs ``tick``."""
+
+    def __init__(self, overshoot: float, tick: float) -> None:
+        super().__init__()
+        self.overshoot, self.tick = overshoot, tick
+        self.zero_sleeps = 0
+
+    def sleep(self, seconds: float) -> bool:
+        if seconds <= 0:
+            self.zero_sleeps += 1
+            self.now += self.tick
+        else:
+            self.now += seconds + self.overshoot
+        return True
+
+
+@pytest.mark.parametrize(("spin", "late_at_most"), [(0.0, 0.0004), (0.002, 0.00001)])
+def test_spinning_the_last_stretch_removes_the_sleep_overshoot(
+    spin: float, late_at_most: float
+) -> None:
+    clock = OvershootingClock(overshoot=0.0004, tick=0.00001)  # 0.4 ms late, 10 µs per spin
+    pacer = Pacer(10.0, clock=clock, safety=0.0, shift_quantile=None, spin_seconds=spin)
+    sends = [exchange(pacer, clock) for _ in range(5)]
+    lateness = [b - a - 0.1 for a, b in itertools.pairwise(sends)]
+    assert min(lateness) >= -1e-12  # never early
+    assert max(lateness) == pytest.approx(late_at_most, abs=1e-5)
+    assert (clock.zero_sleeps > 0) == (spin > 0)
+
+
 def test_an_interrupted_sleep_stops_the_wait() -> None:
     clock = FakeClock()
     pacer = Pacer(1.0, clock=clock)
