@@ -50,9 +50,11 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     (load,) = results.load
     assert load.changed_base > 0 and load.changed_ebay_inventory > 0
     assert load.calls_base == load.lower_bound_base == load.changed_base
-    assert load.calls_ebay == load.lower_bound_ebay == math.ceil(
-        load.changed_ebay_inventory / 25
-    ) + math.ceil(load.changed_ebay_trading / 4)  # bulk calls of 25, Trading calls of 4
+    assert (
+        load.calls_ebay
+        == load.lower_bound_ebay
+        == math.ceil(load.changed_ebay_inventory / 25) + math.ceil(load.changed_ebay_trading / 4)
+    )  # bulk calls of 25, Trading calls of 4
 
     text = out.read_text(encoding="utf-8")
     for heading in (
