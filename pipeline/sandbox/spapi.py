@@ -378,7 +378,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
         if pre == "throttle_storm":
             throttled.outcome = "fault:throttle_storm"
             return throttled
-        if not state.bucket(operation, *RATES[operation]).try_acquire(admitted_at):
+        if not state.bucket(operation, *RATES[operation], now=admitted_at).try_acquire(admitted_at):
             return throttled
         post = state.fault_after_quota(operation)
         if post == "error":

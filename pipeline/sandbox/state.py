@@ -319,8 +319,11 @@ class SandboxState:
     def now(self) -> float:
         return self.clock()
 
-    def bucket(self, operation: str, rate: float, burst: int) -> TokenBucket:
-        """The bucket of ``operation`` at its documented ``rate`` (unscaled), created once.
+    def bucket(
+        self, operation: str, rate: float, burst: int, now: float | None = None
+    ) -> TokenBucket:
+        """The bucket of ``operation`` at its documented ``rate`` (unscaled), created once
+        (full, as of ``now`` when given: the same reading the caller checks it with).
 
         A ``rate_override`` fault changes the rate live (the pacer must follow).
         """
@@ -330,6 +333,8 @@ class SandboxState:
         found = self.buckets.get(operation)
         if found is None:
             found = self.buckets[operation] = TokenBucket(scaled, burst, self.clock)
+            if now is not None:
+                found.updated = now
         elif found.rate != scaled:
             found.set_rate(scaled)
         return found

@@ -394,7 +394,7 @@ def test_at_time_scale_100_the_batch_accepts_10_per_second_and_429s_the_rest(san
         earned = tokens if last is None else tokens + (call["t"] - last) * 10.0
         last = call["t"]
         if abs(earned - 1.0) > 1e-5:
-            assert call["status"] == (200 if earned >= 1.0 else 429), call
+            assert call["status"] == (200 if earned >= 1.0 else 429), (earned, call["status"], call["t"], last)
         tokens = min(1.0, earned) - (1.0 if call["status"] == 200 else 0.0)
     # after the burst of 1: (accepted - 1) tokens earned over the span they were spent in
     server_rate = (len(ok_times) - 1) / (ok_times[-1] - ok_times[0])
