@@ -58,7 +58,7 @@ class Offer:
     min_hours: int  # shipping time, hours
     max_hours: int
     available_in_days: int  # FUTURE_WITH_DATE: days from today until it ships
-    feedback_rating: float  # percent positive
+    positive_percent: float  # seller feedback, percent positive
     feedback_count: int
     ships_from: str  # ISO country
     state: str  # prefecture or region, "" when abroad
@@ -173,7 +173,7 @@ class Catalogue:
             min_hours=min_hours if not abroad else 168,
             max_hours=max_hours if not abroad else 336,
             available_in_days=rng.randint(3, 30),
-            feedback_rating=round(rng.uniform(80.0, 100.0), 1),
+            positive_percent=round(rng.uniform(80.0, 100.0), 1),
             feedback_count=int(rng.expovariate(1 / 2000)),
             ships_from="CN" if abroad else "JP",
             state="" if abroad else rng.choice(_PREFECTURES),
@@ -287,7 +287,7 @@ class Catalogue:
 
 
 def _buy_box_eligible(offer: Offer) -> bool:
-    return offer.availability == "NOW" and (offer.fba or offer.feedback_rating >= 90.0)
+    return offer.availability == "NOW" and (offer.fba or offer.positive_percent >= 90.0)
 
 
 def catalogue_of(state: Any) -> Catalogue:

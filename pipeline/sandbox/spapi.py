@@ -168,7 +168,7 @@ def offers_result(
         channel = _channel(offer)
         lowest.setdefault(channel, offer)
         counts[channel] = counts.get(channel, 0) + 1
-        if offer.availability == "NOW" and (offer.fba or offer.feedback_rating >= 90.0):
+        if offer.availability == "NOW" and (offer.fba or offer.positive_percent >= 90.0):
             eligible[channel] = eligible.get(channel, 0) + 1
     summary: dict[str, Any] = {
         "LowestPrices": [
@@ -219,13 +219,13 @@ def _offer_detail(offer: Offer, is_winner: bool, today: dt.date) -> dict[str, An
         "ListingPrice": money(offer.listing),
         "ShippingTime": shipping_time,
         "SellerFeedbackRating": {
-            "SellerPositiveFeedbackRating": offer.feedback_rating,
+            "SellerPositiveFeedbackRating": offer.positive_percent,
             "FeedbackCount": offer.feedback_count,
         },
         "ShipsFrom": ships_from,
         "SubCondition": "new",
         "SellerId": offer.seller_id,
-        "IsFeaturedMerchant": offer.fba or offer.feedback_rating >= 90.0,
+        "IsFeaturedMerchant": offer.fba or offer.positive_percent >= 90.0,
         "IsBuyBoxWinner": is_winner,
         "IsFulfilledByAmazon": offer.fba,
         "PrimeInformation": {"IsPrime": offer.prime, "IsNationalPrime": offer.prime},
