@@ -130,6 +130,23 @@ class Observation:
     def failed(cls, asin: str, code: str, status: str = "api_error") -> Observation:
         return cls(asin=asin, status=status, error_code=code)
 
+    @classmethod
+    def priced(cls, asin: str, price: Price, **details: Any) -> Observation:
+        """An ``ok``, in-stock observation at ``price`` (its landed total and parts); a
+        landed price of zero or less is no price at all, so it is an error instead."""
+        if price.landed <= 0:
+            return cls.failed(asin, "ImplausiblePrice")
+        return cls(
+            asin=asin,
+            status="ok",
+            price_jpy=price.landed,
+            listing_price_jpy=price.listing,
+            shipping_jpy=price.shipping,
+            points_jpy=price.points,
+            in_stock=True,
+            **details,
+        )
+
 
 @dataclass
 class BatchAnswer:
@@ -303,16 +320,9 @@ def observation_from_offers(
             str(c[1].get("SellerId") or ""),
         ),
     )
-    if price.landed <= 0:
-        return Observation.failed(asin, "ImplausiblePrice")
-    return Observation(
-        asin=asin,
-        status="ok",
-        price_jpy=price.landed,
-        listing_price_jpy=price.listing,
-        shipping_jpy=price.shipping,
-        points_jpy=price.points,
-        in_stock=True,
+    return Observation.priced(
+        asin,
+        price,
         offer_count=max(offer_count, len(offers)),
         eligible_offer_count=len(candidates),
         seller_id=best.get("SellerId"),
@@ -432,16 +442,9 @@ def observation_from_competitive_price(
         )
     except MoneyError as exc:
         return Observation.failed(asin, exc.code)
-    if price.landed <= 0:
-        return Observation.failed(asin, "ImplausiblePrice")
-    return Observation(
-        asin=asin,
-        status="ok",
-        price_jpy=price.landed,
-        listing_price_jpy=price.listing,
-        shipping_jpy=price.shipping,
-        points_jpy=price.points,
-        in_stock=True,
+    return Observation.priced(
+        asin,
+        price,
         offer_count=offer_count if offer_count is not None else 1,
         seller_id=buy_box.get("sellerId"),
     )
