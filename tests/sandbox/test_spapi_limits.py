@@ -8,11 +8,14 @@ import itertools
 import json
 import threading
 import time
+from typing import Any
 
 import pytest
 import requests
 
+from bench.sandbox_process import sandbox_process
 from pipeline.sandbox.spapi import DUPLICATE_REQUESTS, INVALID_MARKETPLACE, MARKETPLACE_JP
+from tests.integration.test_fetch import catalogue
 from tests.sandbox.spapi_clients import (
     BATCH_PATH,
     COMPETITIVE_PATH,
@@ -341,22 +344,59 @@ def test_reset_clears_the_ledger_and_refills_the_buckets(start_sandbox, session)
     )
 
 
-def test_at_time_scale_100_the_batch_accepts_10_per_second_and_429s_the_rest(sandbox):
+def test_at_time_scale_100_the_batch_accepts_10_per_second_and_429s_the_rest():
     """Issue 3 point 4: driven as fast as possible for 5 s, 10 req/s within 2 % after the burst.
 
-    Four threads on plain http.client (werkzeug closes every connection, so each call is a
-    fresh one) keep the gap between a token falling due and the next arrival well under a
-    millisecond; the ledger's server-side times give the accepted rate.
+    The sandbox runs in a process of its own, as Amazon does, so its threads do not share an
+    interpreter lock with the four threads driving it (plain http.client; werkzeug closes
+    every connection, so each call is a fresh one). The ledger's server-side times give the
+    rate; see ``_bucket_rate`` for why the figure is bracketed by refusals and acceptances.
     """
-    token = access_token(sandbox)
-    body = json.dumps(batch_body(_asins(sandbox, 1)))
+    with sandbox_process(time_scale=100.0, n_asins=20) as sandbox:
+        token = access_token(sandbox)
+        body = json.dumps(batch_body(catalogue(sandbox)["asins"][:1]))
+        sandbox.reset()
+        statuses = _drive(sandbox, body, token, seconds=5.0)
+        ledger = stats(sandbox)
+
+    accepted = statuses.count(200)
+    assert set(statuses) == {200, 429}
+    assert len(statuses) > 20 * accepted  # driven far past the limit
+    batch = ledger["per_operation"]["spapi.getItemOffersBatch"]
+    assert batch["calls"] == len(statuses)
+    assert batch["by_status"] == {"200": accepted, "429": len(statuses) - accepted}
+    calls = [c for c in ledger["calls"] if c["operation"] == "getItemOffersBatch"]
+    ok_times = [c["t"] for c in calls if c["status"] == 200]
+    # never faster than the rate: the ledger's times are the bucket checks, so each
+    # acceptance comes at least one interval (0.1 s) after the last
+    gaps = [b - a for a, b in itertools.pairwise(ok_times)]
+    assert min(gaps) >= 0.1 - 1e-9, min(gaps)
+    # and never a 429 while a token was due: replay the admissions through an ideal bucket
+    # (10 tokens/s, at most 1), skipping calls within a microsecond of a token falling due
+    tokens, last = 1.0, None
+    for call in calls:
+        earned = tokens if last is None else tokens + (call["t"] - last) * 10.0
+        last = call["t"]
+        if abs(earned - 1.0) > 1e-5:
+            assert call["status"] == (200 if earned >= 1.0 else 429), (earned, call)
+        tokens = min(1.0, earned) - (1.0 if call["status"] == 200 else 0.0)
+    slowest, estimate, fastest = _bucket_rate(calls)
+    assert slowest <= estimate <= fastest
+    assert abs(estimate - 10.0) <= 0.2, (accepted, slowest, estimate, fastest)
+    assert slowest <= 10.0 * 1.02  # even the client's lag aside, never 2 % fast
+    assert fastest >= 10.0 * 0.98  # and refusals never came 2 % before a token was due
+
+
+def _drive(sandbox: Any, body: str, token: str, *, seconds: float) -> list[int]:
+    """Four threads sending getItemOffersBatch back to back for ``seconds``; the statuses."""
+    host, port = sandbox.url.removeprefix("http://").split(":")
     headers = {"x-amz-access-token": token, "content-type": "application/json"}
     statuses: list[int] = []
-    stop = time.monotonic() + 5.0  # seconds
+    stop = time.monotonic() + seconds
 
     def hammer() -> None:
         while time.monotonic() < stop:
-            connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=5)
+            connection = http.client.HTTPConnection(host, int(port), timeout=5)
             connection.request("POST", BATCH_PATH, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
@@ -370,34 +410,35 @@ def test_at_time_scale_100_the_batch_accepts_10_per_second_and_429s_the_rest(san
         thread.start()
     for thread in threads:
         thread.join()
+    return statuses
 
-    accepted = statuses.count(200)
-    assert set(statuses) == {200, 429}
-    assert len(statuses) > 20 * accepted  # driven far past the limit
-    ledger = stats(sandbox)
-    batch = ledger["per_operation"]["spapi.getItemOffersBatch"]
-    assert batch["calls"] == len(statuses)
-    assert batch["by_status"] == {"200": accepted, "429": len(statuses) - accepted}
-    ok_times = [
-        c["t"]
-        for c in ledger["calls"]
-        if c["operation"] == "getItemOffersBatch" and c["status"] == 200
-    ]
-    # never faster than the rate: the ledger's times are the bucket checks, so each
-    # acceptance comes at least one interval (0.1 s) after the last
-    gaps = [b - a for a, b in itertools.pairwise(ok_times)]
-    assert min(gaps) >= 0.1 - 1e-9, min(gaps)
-    # and never a 429 while a token was due: replay the admissions through an ideal bucket
-    # (10 tokens/s, at most 1), skipping calls within a microsecond of a token falling due
-    tokens, last = 1.0, None
-    for call in (c for c in ledger["calls"] if c["operation"] == "getItemOffersBatch"):
-        earned = tokens if last is None else tokens + (call["t"] - last) * 10.0
-        last = call["t"]
-        if abs(earned - 1.0) > 1e-5:
-            assert call["status"] == (200 if earned >= 1.0 else 429), (earned, call["status"], call["t"], last)
-        tokens = min(1.0, earned) - (1.0 if call["status"] == 200 else 0.0)
-    # after the burst of 1: (accepted - 1) tokens earned over the span they were spent in
-    server_rate = (len(ok_times) - 1) / (ok_times[-1] - ok_times[0])
-    # the client's lag after each token falls due counts against it; on a machine loaded
-    # far past its cores this is the first figure to slip
-    assert abs(server_rate - 10.0) <= 0.2, (accepted, server_rate)
+
+def _bucket_rate(calls: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """The bucket's refill rate after the burst, from the ledger: (slowest, estimate, fastest).
+
+    Between two acceptances at ``a`` and ``b`` the next token fell due somewhere after the
+    last refusal ``r`` before ``b`` and no later than ``b``: the client's arrival lag is in
+    ``[r, b]``, not in the server. Accepted ÷ (sum of ``b − a``) is therefore the slowest the
+    bucket can be, accepted ÷ (sum of ``r − a``) the fastest, and the midpoints the estimate.
+    A client on a loaded machine arrives late and widens the bracket; it does not move it.
+    """
+    spans = {"slowest": 0.0, "estimate": 0.0, "fastest": 0.0}
+    accepted_at: float | None = None
+    refused_at: float | None = None
+    intervals = 0
+    for call in calls:
+        if call["status"] != 200:
+            refused_at = call["t"]
+            continue
+        if accepted_at is not None:
+            due_after = refused_at if refused_at is not None else accepted_at
+            spans["slowest"] += call["t"] - accepted_at
+            spans["fastest"] += due_after - accepted_at
+            spans["estimate"] += (due_after + call["t"]) / 2 - accepted_at
+            intervals += 1
+        accepted_at, refused_at = call["t"], None
+    return (
+        intervals / spans["slowest"],
+        intervals / spans["estimate"],
+        intervals / spans["fastest"],
+    )
