@@ -422,7 +422,7 @@ def _bucket_rate(calls: list[dict[str, Any]]) -> tuple[float, float, float]:
     bucket can be, accepted ÷ (sum of ``r − a``) the fastest, and the midpoints the estimate.
     A client on a loaded machine arrives late and widens the bracket; it does not move it.
     """
-    spans = {"slowest": 0.0, "estimate": 0.0, "fastest": 0.0}
+    slowest = estimate = fastest = 0.0  # summed seconds per refill, by each reading
     accepted_at: float | None = None
     refused_at: float | None = None
     intervals = 0
@@ -432,13 +432,9 @@ def _bucket_rate(calls: list[dict[str, Any]]) -> tuple[float, float, float]:
             continue
         if accepted_at is not None:
             due_after = refused_at if refused_at is not None else accepted_at
-            spans["slowest"] += call["t"] - accepted_at
-            spans["fastest"] += due_after - accepted_at
-            spans["estimate"] += (due_after + call["t"]) / 2 - accepted_at
+            slowest += call["t"] - accepted_at
+            fastest += due_after - accepted_at
+            estimate += (due_after + call["t"]) / 2 - accepted_at
             intervals += 1
         accepted_at, refused_at = call["t"], None
-    return (
-        intervals / spans["slowest"],
-        intervals / spans["estimate"],
-        intervals / spans["fastest"],
-    )
+    return intervals / slowest, intervals / estimate, intervals / fastest
