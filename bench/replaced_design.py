@@ -4,7 +4,7 @@ Stage: bench. Reads the listing tables (like the old master DB) and SP-API over 
 through the same python-amazon-sp-api ``Products`` client invsync uses (here: the
 sandbox); writes nothing but an in-memory price cache.
 
-What ``shared/origin/ISSUE_028_sync_inventory_daemon_sp_api_duplication.md`` describes
+What ``docs/origin/ISSUE_028_sync_inventory_daemon_sp_api_duplication.md`` describes
 as the state before the fix ("実装前"), and what this module does:
 
 * Phase 1 does nothing (``pass``).

@@ -105,7 +105,7 @@ lives in `bench/report.py` and the figures are measured afresh on each run.
   time unscaled. A smaller world ({pace_asins:,} ASINs) is also fetched, alone, at another
   request rate (its row says which), to show how the pacing excess depends on the interval.
 * **Replaced design** (`bench/replaced_design.py`, from
-  `shared/origin/ISSUE_028_sync_inventory_daemon_sp_api_duplication.md`, its "実装前"
+  `docs/origin/ISSUE_028_sync_inventory_daemon_sp_api_duplication.md`, its "実装前"
   picture): Phase 1 does nothing; each BASE shop fetches **its own** ASINs with
   getItemOffersBatch in batches of 20, sleeping **12 s per batch** (the "既存のレート制限設定
   （12秒/バッチ）"; 500 batches × 12 s = 100 min, about the write-up's "約98分" for 10,000 items); the

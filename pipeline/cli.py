@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pipeline.apis import open_apis
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
 from pipeline.errors import InputError, InvsyncError, UsageError
 from pipeline.logs import configure_logging
@@ -151,8 +152,10 @@ def listings_pull(
 
     ws = state(ctx).workspace()
     configure_logging(ws.data_dir, ws.env)
-    with warehouse.opened(ws.data_dir) as con:
-        result = listings_pull.run(ws, con, platform, account)
+    with open_apis(ws) as apis, warehouse.opened(ws.data_dir) as con:
+        if apis.started_sandbox:
+            _say(_sandbox_line(apis))
+        result = listings_pull.run(apis.ws, con, platform, account)
     for line in listings_pull.describe(result):
         console.print(line, markup=False, highlight=False)
 
@@ -175,6 +178,13 @@ def extract(
     with opened(ws.data_dir) as con:
         result = extract_stage.run(ws, con, max_items)
     _print_extract(result)
+
+
+def _sandbox_line(apis: Any) -> str:
+    return (
+        f"Sandbox mode: the APIs are an in-process sandbox at {apis.sandbox.url} (time scale "
+        f"{apis.ws.settings.sandbox.time_scale:g}); nothing leaves this machine."
+    )
 
 
 def _print_extract(result: Any) -> None:
@@ -213,14 +223,10 @@ def fetch(
     if resume and max_items is not None:
         raise UsageError("--resume fetches what the interrupted run planned; drop --max-items.")
     ws = state(ctx).workspace()
-    with fetch_stage.spapi_workspace(ws) as (api_ws, server), opened(ws.data_dir) as con:
-        if server is not None:
-            console.print(
-                f"Sandbox mode: SP-API is an in-process sandbox at {server.url} (time scale "
-                f"{ws.settings.sandbox.time_scale:g}); nothing leaves this machine.",
-                markup=False,
-                highlight=False,
-            )
+    with open_apis(ws) as apis, opened(ws.data_dir) as con:
+        api_ws = apis.ws
+        if apis.started_sandbox:
+            _say(_sandbox_line(apis))
         asins = None
         if resume:
             run_id = fetch_stage.resumable_run(con)
@@ -387,8 +393,10 @@ def load(
 
     ws = state(ctx).workspace()
     configure_logging(ws.data_dir, ws.env)
-    with warehouse.opened(ws.data_dir) as con:
-        result = load_stage.run(ws, con, run, dry_run=dry_run, raise_on_failure=False)
+    with open_apis(ws) as apis, warehouse.opened(ws.data_dir) as con:
+        if apis.started_sandbox:
+            _say(_sandbox_line(apis))
+        result = load_stage.run(apis.ws, con, run, dry_run=dry_run, raise_on_failure=False)
     for line in load_stage.describe(result):
         console.print(line, markup=False, highlight=False)
     load_stage.raise_for_outcome(result)

@@ -124,6 +124,9 @@ class Account(_Section):
 class SandboxSettings(_Section):
     time_scale: float = Field(default=50.0, gt=0)
     seed: int = 42
+    # ASINs in the sandbox's catalogue; None keeps the full-size demo (about 1,900 ASINs).
+    # Tests use a few hundred for fast end-to-end runs.
+    n_asins: int | None = Field(default=None, ge=20, le=200_000)
 
 
 class LoadSettings(_Section):
@@ -433,13 +436,9 @@ class Workspace:
         return self.settings.mode == "sandbox"
 
     def secret(self, name: str) -> str:
-        """A secret from the environment or .env; in sandbox mode the sandbox's demo
-        credential stands in for a missing one. Live mode never falls back."""
+        """A secret from the environment or .env. In sandbox mode ``pipeline.apis`` puts the
+        sandbox's demo credentials under the environment; live mode never falls back."""
         value = self.env.get(name, "")
-        if not value and self.is_sandbox:
-            from pipeline.sandbox.credentials import DEMO_ENV
-
-            value = DEMO_ENV.get(name, "")
         if not value:
             raise MissingCredentialError(
                 f"{name} is not set; put it in the environment or in .env (see .env.example)."

@@ -29,7 +29,7 @@ import math
 import random
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -606,27 +606,3 @@ def resumable_run(con: duckdb.DuckDBPyConnection) -> str:
     if rows.is_empty():
         raise UsageError("There is no interrupted fetch to resume; start one with `invsync fetch`.")
     return str(rows["run_id"][0])
-
-
-@contextlib.contextmanager
-def spapi_workspace(ws: Workspace) -> Iterator[tuple[Workspace, Any]]:
-    """``ws`` ready to reach SP-API, and the in-process sandbox started for it (or None).
-
-    In sandbox mode without ``SP_API_ENDPOINT`` (and no ``[amazon] endpoint``), a sandbox
-    server is started on 127.0.0.1 for the duration, with the configured time scale and
-    seed; its world persists in ``<data_dir>/sandbox/world.json`` so prices move across
-    runs. Live mode is never redirected."""
-    if not ws.is_sandbox or ws.endpoint("SP_API_ENDPOINT") or ws.settings.amazon.endpoint:
-        yield ws, None
-        return
-    from pipeline.sandbox.server import SandboxServer
-
-    server = SandboxServer(
-        time_scale=ws.settings.sandbox.time_scale,
-        seed=ws.settings.sandbox.seed,
-        persist_path=ws.data_dir / "sandbox" / "world.json",
-    ).start()
-    try:
-        yield ws.with_env(server.env()), server
-    finally:
-        server.stop()

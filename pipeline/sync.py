@@ -20,16 +20,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
-import requests
 
 from pipeline import extract, fetch, listings_pull, load, review, transform, views, warehouse
 from pipeline import runs as run_book
+from pipeline.apis import Apis, open_apis
 from pipeline.config import Workspace
 from pipeline.errors import ExternalApiError, HeldForReviewError
 from pipeline.interrupt import StopRequest, stopping_on_signals
@@ -37,7 +35,6 @@ from pipeline.lock import run_lock
 from pipeline.logs import run_context
 
 log = logging.getLogger("invsync.sync")
-SANDBOX_WORLD = ("sandbox", "world.json")  # under the data directory
 PLATFORMS = ("base", "ebay")
 
 
@@ -129,62 +126,6 @@ def sandbox_banner(ws: Workspace) -> str:
     )
 
 
-@contextmanager
-def reachable_apis(ws: Workspace) -> Iterator[tuple[Workspace, Any]]:
-    """``ws`` with the endpoints of this run, and the in-process sandbox if one was started.
-
-    Live mode: every credential must be set (one sentence naming the missing ones).
-    Sandbox mode with endpoints given (``invsync sandbox serve`` elsewhere): use them.
-    Otherwise start the sandbox here on the persisted world, one tick on from last run.
-    """
-    if not ws.is_sandbox:
-        ws.require_live_credentials()
-        yield ws, None
-        return
-    if all(ws.endpoint(n) for n in ("SP_API_ENDPOINT", "BASE_API_URL", "EBAY_API_URL")):
-        yield ws, None
-        return
-    from pipeline.sandbox.server import SandboxServer
-
-    world = ws.data_dir.joinpath(*SANDBOX_WORLD)
-    first_run = not world.exists()
-    server = SandboxServer(
-        time_scale=ws.settings.sandbox.time_scale,
-        seed=ws.settings.sandbox.seed,
-        persist_path=world,
-    ).start()
-    try:
-        if not first_run:
-            requests.post(f"{server.url}/_sandbox/tick", timeout=30).raise_for_status()
-        yield ws.with_env(server.env()), server
-    finally:
-        server.stop()
-
-
-def _keep_ledger(server: Any, ws: Workspace, run_id: str) -> None:
-    """The in-process sandbox's ledger of this run, kept as
-    ``<data_dir>/sandbox/ledger/<run_id>.json``: every call and every change it applied,
-    so a demo run's calls can be checked after the sandbox has gone."""
-    folder = ws.data_dir.joinpath(SANDBOX_WORLD[0], "ledger")
-    folder.mkdir(parents=True, exist_ok=True)
-    stats = requests.get(f"{server.url}/_sandbox/stats", timeout=60)
-    stats.raise_for_status()
-    temporary = folder / f".{run_id}.json.tmp"
-    temporary.write_bytes(stats.content)
-    temporary.replace(folder / f"{run_id}.json")
-
-
-def _spapi_calls_so_far(ws: Workspace) -> int | None:
-    """SP-API calls in the sandbox's ledger so far (None in live mode)."""
-    if not ws.is_sandbox or not ws.endpoint("SP_API_ENDPOINT"):
-        return None
-    url = f"{ws.endpoint('SP_API_ENDPOINT')}/_sandbox/stats"
-    stats = requests.get(url, params={"calls": "0"}, timeout=30).json()
-    return sum(
-        entry["calls"] for key, entry in stats["per_operation"].items() if key.startswith("spapi.")
-    )
-
-
 def _interrupted_run(con: duckdb.DuckDBPyConnection) -> str | None:
     rows = con.execute(
         "select run_id, outcome from runs where command = 'sync'"
@@ -210,13 +151,12 @@ def run(
     with (
         stopping_on_signals(stop),
         run_lock(ws.data_dir, "sync"),
-        reachable_apis(ws) as (api_ws, server),
+        open_apis(ws, tick=True) as apis,
         warehouse.opened(ws.data_dir) as con,
     ):
-        summary = _run_stages(api_ws, con, dry_run=dry_run, progress=progress, stop=stop)
+        summary = _run_stages(apis, con, dry_run=dry_run, progress=progress, stop=stop)
         views.publish(con, ws.data_dir)
-        if server is not None:
-            _keep_ledger(server, ws, summary.run_id)
+        apis.keep_ledger(summary.run_id)
     for line in summary.lines():
         say(line)
     if summary.outcome == "failed":
@@ -227,19 +167,20 @@ def run(
 
 
 def _run_stages(
-    ws: Workspace,
+    apis: Apis,
     con: duckdb.DuckDBPyConnection,
     *,
     dry_run: bool,
     progress: fetch.FetchProgress | None,
     stop: StopRequest,
 ) -> SyncSummary:
+    ws = apis.ws
     resumed_id = _interrupted_run(con)
     run_id = resumed_id or run_book.start_run(con, ws, "sync")
     summary = SyncSummary(run_id=run_id, mode=ws.settings.mode, resumed=resumed_id is not None)
     with run_context(run_id):
         try:
-            _stages(ws, con, summary, dry_run=dry_run, progress=progress, stop=stop)
+            _stages(apis, con, summary, dry_run=dry_run, progress=progress, stop=stop)
         except BaseException as exc:
             reason = exc.message if isinstance(exc, ExternalApiError) else type(exc).__name__
             run_book.finish_run(con, run_id, "failed", f"Stopped by {reason}.")
@@ -249,7 +190,7 @@ def _run_stages(
 
 
 def _stages(
-    ws: Workspace,
+    apis: Apis,
     con: duckdb.DuckDBPyConnection,
     summary: SyncSummary,
     *,
@@ -257,6 +198,7 @@ def _stages(
     progress: fetch.FetchProgress | None,
     stop: StopRequest,
 ) -> None:
+    ws = apis.ws
     run_id = summary.run_id
     asins = None
     if summary.resumed:
@@ -271,7 +213,7 @@ def _stages(
         extracted = extract.run(ws, con, None, run_id=run_id)
         run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
         asins = extracted.asins
-    calls_before = _spapi_calls_so_far(ws)
+    calls_before = apis.spapi_calls()
     fetched = fetch.run(
         ws, con, run_id, asins, progress=progress, stop=stop, resume=summary.resumed
     )
@@ -281,7 +223,7 @@ def _stages(
         summary.outcome = "interrupted"
         summary.message = "Interrupted by a signal; the next `invsync sync` resumes this run."
         return
-    calls_after_fetch = _spapi_calls_so_far(ws)
+    calls_after_fetch = apis.spapi_calls()
 
     transformed = transform.run(ws, con, run_id)
     for platform, diff in transformed.platforms.items():
@@ -297,7 +239,7 @@ def _stages(
         summary.push_calls[account.platform] = (
             summary.push_calls.get(account.platform, 0) + account.calls
         )
-    calls_after_load = _spapi_calls_so_far(ws)
+    calls_after_load = apis.spapi_calls()
     if calls_before is not None and calls_after_fetch is not None and calls_after_load is not None:
         summary.phase2_spapi_calls = calls_after_load - calls_after_fetch
 
@@ -319,18 +261,22 @@ def _note_fetch(
     con: duckdb.DuckDBPyConnection, summary: SyncSummary, fetched: fetch.FetchResult
 ) -> None:
     rows = con.execute(
-        "select listings, unique_asins, invalid_asins, spapi_calls, spapi_retries, spapi_429s,"
+        "select listings, unique_asins, spapi_calls, spapi_retries, spapi_429s,"
         " fetch_seconds, quota_floor_seconds from runs where run_id = $r",
         {"r": summary.run_id},
     ).fetchall()
-    listings, unique, invalid, calls, retries, throttled, seconds, floor = rows[0]
+    listings, unique, calls, retries, throttled, seconds, floor = rows[0]
     summary.listings = int(listings or 0)
     summary.unique_asins = int(unique or 0)
-    summary.valid_asins = summary.unique_asins - int(invalid or 0)
     summary.spapi_calls = int(calls or 0)
     summary.spapi_retries = int(retries or 0)
     summary.spapi_429s = int(throttled or 0)
     summary.fetch_seconds = float(seconds or 0.0)
     summary.quota_floor_seconds = float(floor or 0.0)
     summary.statuses = dict(fetched.statuses)
+    # the formula counts the well-formed ASINs sent, Amazon's invalid_asin answers included
+    (sent,) = con.execute(
+        "select count(*) from fetch_plan where run_id = $r and valid", {"r": summary.run_id}
+    ).fetchall()[0]
+    summary.valid_asins = int(sent)
     summary.spapi_expected_calls = math.ceil(summary.valid_asins / 20)

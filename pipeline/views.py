@@ -18,13 +18,13 @@ View bodies live in ``sql/views/<name>.sql`` and are written over four source na
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from pipeline import schemas
+from pipeline.files import atomic_target
 from pipeline.sql import load_sql
 
 ANALYST_VIEWS = ("price_history", "latest_price", "oos_episodes", "diffs", "pushes", "fetch_health")
@@ -103,10 +103,8 @@ def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     folder = data_dir / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     for table in EXPORTED_TABLES:
-        target = folder / f"{table}.parquet"
-        temporary = folder / f".{table}.parquet.tmp"
-        con.execute(f"copy (select * from {table}) to {_literal(temporary)} (format parquet)")
-        os.replace(temporary, target)
+        with atomic_target(folder / f"{table}.parquet") as temporary:
+            con.execute(f"copy (select * from {table}) to {_literal(temporary)} (format parquet)")
 
 
 def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:

@@ -9,9 +9,7 @@ and validated on the way out and on the way in.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +19,7 @@ import duckdb
 import polars as pl
 
 from pipeline.errors import DataError
+from pipeline.files import atomic_target
 from pipeline.sql import SQL_DIR
 
 WAREHOUSE_NAME = "warehouse.duckdb"
@@ -115,22 +114,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 def write_parquet_atomic(frame: pl.DataFrame, path: Path, schema: Any | None = None) -> Path:
     """Validate ``frame`` with the pandera ``schema`` (if given), then write it atomically.
 
-    The file appears complete or not at all: a temp file in the same folder is
-    fsynced and renamed over ``path``.
+    The file appears complete or not at all (:func:`pipeline.files.atomic_target`).
     """
     if schema is not None:
         frame = schema.validate(frame, lazy=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         frame.write_parquet(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

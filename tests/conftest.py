@@ -1,7 +1,11 @@
-"""Shared fixtures: a clean environment per test, a temporary workspace, the CLI runner."""
+"""Shared fixtures: a clean environment per test, a temporary workspace, the CLI runners
+(in-process by default; a real subprocess where a process of its own is the point)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import re
 import subprocess
@@ -40,18 +44,64 @@ class CliResult:
         return self.stdout + self.stderr
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
-) -> CliResult:
-    """Run ``python -m pipeline ARGS`` in a real subprocess, as a user would."""
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
+    """The machine's environment less invsync's own variables, plus ``env``."""
     full_env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
     full_env.update(env or {})
     full_env.setdefault("COLUMNS", "200")
+    return full_env
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> CliResult:
+    """Run ``pipeline.cli.main(ARGS)`` in this process, as ``invsync ARGS`` would run: with
+    ``env`` as the environment (invsync's variables from the machine removed), ``cwd`` as the
+    working directory, and stdout / stderr captured. ``timeout`` is kept for the call
+    sites' documentation; pytest-timeout bounds an in-process call."""
+    from pipeline import cli as cli_module
+
+    saved_env = dict(os.environ)
+    saved_cwd = Path.cwd()
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    os.environ.clear()
+    os.environ.update(_environment(env))
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli_module.main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        _close_invsync_log_handlers()
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def _close_invsync_log_handlers() -> None:
+    """A command installs handlers on the ``invsync`` logger (its stderr was our buffer, its
+    file the test's data directory); the next command installs its own."""
+    logger = logging.getLogger("invsync")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def run_cli_process(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> CliResult:
+    """Run ``python -m pipeline ARGS`` in a real subprocess: only for what needs a process of
+    its own (signals, the run lock, kill -9, the console script itself)."""
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=_environment(env),
         cwd=cwd or Path.cwd(),
         timeout=timeout,
         check=False,
@@ -62,6 +112,11 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def cli_process():
+    return run_cli_process
 
 
 @pytest.fixture

@@ -24,6 +24,20 @@ from pipeline.sandbox.catalogue import catalogue_of
 from pipeline.sandbox.state import SandboxState
 
 
+def advance_world(state: SandboxState, steps: int) -> list[dict[str, Any]]:
+    """Move the world ``steps`` ticks on (prices drift, stock flips); the platform modules
+    follow it, and the world is saved. Returns each tick's summary."""
+    with state.lock:
+        catalogue = catalogue_of(state)
+        summaries = [catalogue.tick() for _ in range(steps)]
+        for api in state.apis.values():  # platform modules may follow the world
+            on_tick = getattr(api, "on_tick", None)
+            if api is not catalogue and callable(on_tick):
+                on_tick(summaries)
+        state.save()
+    return summaries
+
+
 def blueprint(state: SandboxState) -> flask.Blueprint:
     bp = flask.Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
 
@@ -66,14 +80,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
             return bad("n must be a whole number of ticks.")
         if not 1 <= steps <= 10_000:
             return bad("n must be between 1 and 10000.")
-        with state.lock:
-            catalogue = catalogue_of(state)
-            summaries = [catalogue.tick() for _ in range(steps)]
-            for api in state.apis.values():  # platform modules may follow the world
-                on_tick = getattr(api, "on_tick", None)
-                if api is not catalogue and callable(on_tick):
-                    on_tick(summaries)
-            state.save()
+        summaries = advance_world(state, steps)
         last = summaries[-1]
         return flask.jsonify(
             {

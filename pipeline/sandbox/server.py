@@ -187,6 +187,25 @@ class SandboxServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # --- the in-process interface (the same facts as the /_sandbox routes) -----------------
+
+    def call_counts(self) -> dict[str, int]:
+        """Calls answered so far per ``api.operation`` (e.g. ``spapi.getItemOffersBatch``)."""
+        with self.state.lock:
+            per_operation = self.state.ledger.stats(include_calls=False)["per_operation"]
+        return {key: int(entry["calls"]) for key, entry in per_operation.items()}
+
+    def ledger_stats(self) -> dict[str, Any]:
+        """The whole ledger, as ``GET /_sandbox/stats`` answers it."""
+        with self.state.lock:
+            result = self.state.ledger.stats(include_calls=True)
+            result["tick"] = catalogue_of(self.state).tick_number
+        return result
+
+    def tick(self, steps: int = 1) -> None:
+        """Move the world ``steps`` ticks on, as ``POST /_sandbox/tick`` does."""
+        control.advance_world(self.state, steps)
+
     def env(self) -> dict[str, str]:
         """Endpoint overrides pointing at this server, plus the demo credentials."""
         if not self.url:

@@ -1,7 +1,7 @@
 """Contract: every kind of body the sandbox's BASE and eBay send matches the official documents.
 
 eBay: bodies validate against the Sell Inventory OpenAPI 3 document
-(``shared/contracts/ebay/sell_inventory_v1_oas3.json``) with openapi-schema-validator,
+(``tests/contracts/ebay/sell_inventory_v1_oas3.json``) with openapi-schema-validator,
 made strict — an object may carry only the properties the document declares — so an extra
 or misspelt field fails. The document declares no schema for 207 (it is the 200 schema) nor
 an error envelope (eBay's is ``{"errors": [Error]}``, built here from its ``Error``).
@@ -12,9 +12,7 @@ BASE: field lists written out from ``base_api_v1_items*.md`` and the oauth docs,
 from __future__ import annotations
 
 import copy
-import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ import requests
 from openapi_schema_validator import OAS30Validator
 
 from pipeline.sandbox.credentials import DEMO_ENV
+from tests.contract import official
 from tests.sandbox.platform_clients import BaseClient, EbayClient, set_faults, set_limits
 
 SMALL = 150  # catalogue ASINs
@@ -29,20 +28,9 @@ SMALL = 150  # catalogue ASINs
 # ---- eBay -----------------------------------------------------------------------------------
 
 
-def contracts_dir() -> Path:
-    """``shared/contracts`` beside the repository (the workspace layout) or inside it."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[3] / "shared" / "contracts", here.parents[2] / "contracts"):
-        if (candidate / "ebay" / "sell_inventory_v1_oas3.json").exists():
-            return candidate
-    raise AssertionError(
-        "the eBay OpenAPI document is missing; put shared/contracts beside the repository"
-    )
-
-
 @cache
 def ebay_spec() -> dict[str, Any]:
-    return json.loads((contracts_dir() / "ebay" / "sell_inventory_v1_oas3.json").read_text())
+    return official.ebay_inventory()
 
 
 def strict(schema: Any) -> Any:

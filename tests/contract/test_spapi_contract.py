@@ -1,12 +1,10 @@
 """Contract: every kind of body the SP-API sandbox sends validates against the official
-Product Pricing v0 model (shared/contracts/sp-api/productPricingV0.json, Swagger 2), with
+Product Pricing v0 model (tests/contracts/sp-api/productPricingV0.json, Swagger 2), with
 no property the model does not declare; and the official sandbox examples pass the same
 validator (so the validator itself is checked against Amazon's own bodies)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -14,6 +12,7 @@ import pytest
 import requests
 
 from pipeline.sandbox.spapi import MARKETPLACE_JP
+from tests.contract import official
 from tests.sandbox.spapi_clients import (
     BATCH_PATH,
     COMPETITIVE_PATH,
@@ -23,9 +22,7 @@ from tests.sandbox.spapi_clients import (
     set_faults,
 )
 
-# the repository sits beside shared/ (…/main/tests/contract/this file → …/shared/contracts)
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "sp-api"
-MODEL = json.loads((CONTRACTS / "productPricingV0.json").read_text(encoding="utf-8"))
+MODEL = official.spapi_pricing_v0()
 DEFINITIONS = MODEL["definitions"]
 
 
@@ -200,12 +197,10 @@ def test_a_403_without_any_token_validates(fast):
 
 @pytest.mark.parametrize(
     "example",
-    sorted(
-        p.name for p in (CONTRACTS / "sandbox-examples").glob("*.json") if "Summary" not in p.name
-    ),
+    [name for name in official.spapi_example_names() if "Summary" not in name],
 )
-def test_the_validator_accepts_amazons_own_examples(example):
-    recorded = json.loads((CONTRACTS / "sandbox-examples" / example).read_text(encoding="utf-8"))
+def test_the_validator_accepts_amazons_own_examples(example, official):
+    recorded = official.spapi_example(example)
     definition = {
         ("getItemOffersBatch", 200): "GetItemOffersBatchResponse",
         ("getItemOffersBatch", 400): "Errors",

@@ -1,12 +1,10 @@
-"""SP-API answers → snapshot rows: the official sandbox examples (shared/contracts) and the
+"""SP-API answers → snapshot rows: the official sandbox examples (tests/contracts) and the
 loopback sandbox's answers for BOTH operations parse into the one validated Snapshot schema,
 with Points deducted from the landed price."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -22,18 +20,14 @@ from pipeline.clients.spapi import (
 )
 from pipeline.config import OfferPolicy, open_workspace
 from pipeline.schemas import Snapshot
+from tests.contract import official
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[3] / "shared" / "contracts" / "sp-api" / "sandbox-examples"
-)
-if not EXAMPLES.is_dir():  # the repository may sit elsewhere; the contracts sit beside it
-    EXAMPLES = Path("/work/shared/contracts/sp-api/sandbox-examples")
 RUN = "20261129T120000Z-abcdef"
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    return official.spapi_example(name)
 
 
 def as_snapshot(observations: list[Any], operation: str) -> pl.DataFrame:

@@ -42,8 +42,17 @@ def query(data: Path, sql: str, params: dict | None = None) -> list[tuple]:
         con.close()
 
 
+SMALL_DEMO = "[sandbox]\nn_asins = 300\n"  # about 450 listings: the whole flow in seconds
+
+
+def small_demo(time_scale: float) -> None:
+    """invsync.toml for a sandbox demo of 300 ASINs at ``time_scale``."""
+    Path("invsync.toml").write_text(SMALL_DEMO + f"time_scale = {time_scale}\n")
+
+
 def test_two_demo_syncs_the_second_pushes_only_what_changed(cli) -> None:
     data = Path.cwd() / "data"
+    small_demo(400)
     first = cli("sync", timeout=300)
     assert first.exit_code in (0, 3), first.output  # 3: the gate held a few demo rows
     assert first.stdout.splitlines()[0].startswith("Running against the sandbox")
@@ -52,7 +61,7 @@ def test_two_demo_syncs_the_second_pushes_only_what_changed(cli) -> None:
     calls = math.ceil(valid / 20)
     made = int(re.search(r"SP-API calls +([\d,]+)", summary).group(1).replace(",", ""))
     retried = int(re.search(r"retries (\d+)", summary).group(1))
-    assert made == calls + retried and valid > 1500
+    assert made == calls + retried and valid > 250
     assert "SP-API in Phase 2 0" in summary
     assert re.search(r"fetch time .* against a quota floor of", summary)
     for platform in ("base", "ebay"):
@@ -107,7 +116,7 @@ def test_two_demo_syncs_the_second_pushes_only_what_changed(cli) -> None:
 
 
 def test_a_second_sync_exits_at_once_naming_the_running_one(cli, clean_environment: Path) -> None:
-    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 20\n")  # a fetch of ~10 s
+    small_demo(4)  # 15 calls at 0.4 per second: a fetch of about 35 s
     env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
     first = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "sync"],
@@ -134,7 +143,7 @@ def test_a_second_sync_exits_at_once_naming_the_running_one(cli, clean_environme
 def test_a_lock_left_by_a_killed_sync_is_recovered_with_a_warning(
     cli, clean_environment: Path
 ) -> None:
-    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 20\n")
+    small_demo(4)
     env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
     victim = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "sync"],
@@ -147,7 +156,7 @@ def test_a_lock_left_by_a_killed_sync_is_recovered_with_a_warning(
         time.sleep(0.05)
     victim.kill()  # SIGKILL: no clean-up at all
     victim.wait(timeout=30)
-    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 400\n")
+    small_demo(400)
     result = cli("sync", timeout=300)
     assert result.exit_code in (0, 3), result.output
     assert "Recovered the run lock" in result.stderr and f"pid {victim.pid}" in result.stderr
@@ -157,7 +166,7 @@ def test_sigterm_stops_the_daemon_cleanly_and_the_next_sync_resumes(
     cli, clean_environment: Path
 ) -> None:
     data = clean_environment / "data"
-    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 20\n")  # 95 calls at 0.5 s
+    small_demo(10)  # 15 calls, one a second
     env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
     daemon = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "daemon", "--every", "1h"],
@@ -189,7 +198,7 @@ def test_sigterm_stops_the_daemon_cleanly_and_the_next_sync_resumes(
     }
     assert fetched_first  # the stop came after some batches were answered
 
-    Path("invsync.toml").write_text("[sandbox]\ntime_scale = 400\n")
+    small_demo(400)
     resumed = cli("sync", timeout=300)
     assert resumed.exit_code in (0, 3), resumed.output
     assert f"Run {run_id} (sandbox, resumed)" in resumed.stdout
