@@ -55,6 +55,7 @@ from pipeline.errors import ApiAuthError, UsageError
 from pipeline.interrupt import StopRequest, stopping_on_signals
 from pipeline.pacer import DEFAULT_PLANS, Pacer
 from pipeline.sql import query_frame, run_sql
+from pipeline.statuses import FINAL_STATUSES, GOOD_STATUSES
 from pipeline.warehouse import transaction
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ logger = logging.getLogger(__name__)
 MAX_ERROR_TRIES = 4  # attempts per batch when calls fail with 5xx/timeouts (1 + 3 retries)
 MAX_THROTTLED_TRIES = 40  # attempts per batch while answered 429 (a storm, a rate cut)
 BACKOFF_CAP_SECONDS = 120.0  # longest back-off between two tries after an error
-# Statuses a resumed fetch keeps: Amazon answered about the ASIN itself.
-FINAL_STATUSES = ("ok", "no_offer", "filtered_out", "invalid_asin")
 
 
 class FetchInterrupted(Exception):
@@ -94,83 +93,6 @@ class SilentProgress:
 
     def finish(self) -> None:
         pass
-
-
-class LineProgress:
-    """Plain log lines (not a terminal): one at start, then at most one every
-    ``every_seconds``, and one at the end."""
-
-    def __init__(self, emit: Callable[[str], None], every_seconds: float = 10.0) -> None:
-        self.emit = emit
-        self.every_seconds = every_seconds
-        self._last = 0.0
-        self._total = 0
-        self._state = (0, 0, 0, 0.0)
-
-    def start(self, *, asins: int, calls: int, eta_seconds: float, operation: str) -> None:
-        self._total = asins
-        self._last = time.monotonic()
-        self.emit(
-            f"fetch: {asins} ASINs in {calls} {operation} calls; quota floor {eta_seconds:.0f} s"
-        )
-
-    def update(self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float) -> None:
-        self._state = (asins_done, calls, throttled, eta_seconds)
-        now = time.monotonic()
-        if now - self._last >= self.every_seconds:
-            self._last = now
-            self._line()
-
-    def _line(self) -> None:
-        done, calls, throttled, eta = self._state
-        self.emit(
-            f"fetch: {done}/{self._total} ASINs, {calls} calls, {throttled} 429s, ETA {eta:.0f} s"
-        )
-
-    def finish(self) -> None:
-        self._line()
-
-
-class RichProgress:
-    """A rich progress bar: ASINs done, calls, 429s and an ETA from the quota floor."""
-
-    def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._progress = Progress(
-            TextColumn("[bold]fetch[/bold] {task.fields[operation]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("ASINs · {task.fields[calls]} calls · {task.fields[throttled]} 429s"),
-            TextColumn("· ETA {task.fields[eta]}"),
-            console=console,
-            transient=False,
-        )
-        self._task: Any = None
-
-    def start(self, *, asins: int, calls: int, eta_seconds: float, operation: str) -> None:
-        self._progress.start()
-        self._task = self._progress.add_task(
-            "fetch", total=asins, operation=operation, calls=0, throttled=0,
-            eta=_clock_text(eta_seconds),
-        )  # fmt: skip
-
-    def update(self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float) -> None:
-        self._progress.update(
-            self._task, completed=asins_done, calls=calls, throttled=throttled,
-            eta=_clock_text(eta_seconds),
-        )  # fmt: skip
-
-    def finish(self) -> None:
-        self._progress.stop()
-
-
-def _clock_text(seconds: float) -> str:
-    whole = max(0, math.ceil(seconds))
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-# --- pure frame functions ------------------------------------------------------------------
 
 
 def batches(asins: Sequence[str], size: int) -> list[list[str]]:
@@ -530,7 +452,7 @@ def run(
         spapi_calls=total.calls,
         spapi_429s=total.throttled,
         spapi_retries=total.retries,
-        fetched_ok=sum(statuses.get(s, 0) for s in snapshots.GOOD_STATUSES),
+        fetched_ok=sum(statuses.get(s, 0) for s in GOOD_STATUSES),
         fallbacks=statuses.get("fallback", 0),
         unknowns=statuses.get("unknown", 0),
         fetch_seconds=previous.get("fetch_seconds", 0.0) + seconds,

@@ -20,9 +20,8 @@ import polars as pl
 from pipeline import schemas, warehouse
 from pipeline.config import Settings, Workspace
 from pipeline.errors import InputError, RowProblem
+from pipeline.platforms import PLATFORMS
 from pipeline.sql import run_sql
-
-PLATFORMS = ("base", "ebay")
 
 
 @dataclass(frozen=True)

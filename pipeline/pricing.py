@@ -27,14 +27,13 @@ import polars as pl
 
 from pipeline.config import Account, PriceRule, Settings, parse_exact_decimal
 from pipeline.errors import ConfigError
+from pipeline.statuses import DOUBTFUL_STATUSES, OUT_OF_STOCK_STATUSES
 
 BP = 10_000  # basis points in 1
 FX_SCALE = 10_000  # the FX rate is kept as JPY per USD × 10,000
 CENTS_PER_USD = 100
 SANDBOX_DEMO_RATE = Decimal("150")  # JPY per USD, only when sandbox mode has no [fx]
 
-DOUBTFUL_STATUSES = ("api_error", "unknown", "invalid_asin")  # never change a listing
-OUT_OF_STOCK_STATUSES = ("no_offer", "filtered_out")  # Amazon answered: nothing to buy
 
 # Hold reasons, in the order they are listed in ``hold_reason`` (SQL uses the same order).
 HOLD_REASONS = (

@@ -13,23 +13,15 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
+from pipeline.statuses import LISTING_STATUSES, SNAPSHOT_STATUSES
+
 # An ASIN is 10 characters: "B" + 9 upper-case letters or digits, or an ISBN-10.
 ASIN_PATTERN = r"^(B[0-9A-Z]{9}|[0-9]{9}[0-9X])$"
 ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
-LISTING_STATUSES = ["listed", "unlisted", "quarantined", "gone"]
 EBAY_APIS = ["inventory", "trading"]
 EBAY_CURRENCIES = ["USD"]
 
-SNAPSHOT_STATUSES = [
-    "ok",  # priced and stocked from this run's answer
-    "no_offer",  # Amazon answered: no buyable offer
-    "filtered_out",  # offers exist, none passes the offer policy
-    "api_error",  # the call failed; never read as a fact
-    "invalid_asin",  # Amazon rejected the ASIN itself
-    "fallback",  # the last good observation, younger than max_fallback_age
-    "unknown",  # failed and no usable fallback: listings stay as they are
-]
 OPERATIONS = ["item_offers", "competitive_pricing"]
 
 

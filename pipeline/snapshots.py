@@ -24,6 +24,7 @@ from pipeline import warehouse
 from pipeline.errors import DataError
 from pipeline.schemas import Snapshot
 from pipeline.sql import query_frame
+from pipeline.statuses import GOOD_STATUSES
 
 SNAPSHOT_FILE = "part-0.parquet"
 _RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]+$")
@@ -51,8 +52,6 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
     "fallback_from_run": pl.String,
     "fallback_age_seconds": pl.Float64,
 }
-# Statuses that record what Amazon said about the ASIN itself: usable as a fallback.
-GOOD_STATUSES = ("ok", "no_offer", "filtered_out")
 
 
 def snapshots_root(data_dir: Path) -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -33,9 +32,9 @@ from pipeline.errors import ExternalApiError, HeldForReviewError
 from pipeline.interrupt import StopRequest, stopping_on_signals
 from pipeline.lock import run_lock
 from pipeline.logs import run_context
+from pipeline.platforms import PLATFORMS
 
 log = logging.getLogger("invsync.sync")
-PLATFORMS = ("base", "ebay")
 
 
 @dataclass
@@ -71,60 +70,6 @@ class SyncSummary:
             return None
         return self.fetch_seconds / self.quota_floor_seconds
 
-    def lines(self) -> list[str]:
-        """The closing summary, one fact per line."""
-        out = [
-            f"Run {self.run_id} ({self.mode}{', resumed' if self.resumed else ''}): {self.outcome}"
-        ]
-        out.append(
-            f"  listings          {self.listings:,} listed, {self.unique_asins:,} unique ASINs"
-        )
-        out.append(
-            f"  SP-API calls      {self.spapi_calls:,} (ceil({self.valid_asins:,}/20) = "
-            f"{self.spapi_expected_calls:,}; retries {self.spapi_retries}, 429s {self.spapi_429s})"
-        )
-        phase2 = (
-            "not measured (live)"
-            if self.phase2_spapi_calls is None
-            else str(self.phase2_spapi_calls)
-        )
-        out.append(f"  SP-API in Phase 2 {phase2}")
-        pace = f" = {self.pace_vs_floor:.3f} × floor" if self.pace_vs_floor else ""
-        out.append(
-            f"  fetch time        {self.fetch_seconds:.1f} s against a quota floor of "
-            f"{self.quota_floor_seconds:.1f} s{pace}"
-        )
-        if self.statuses:
-            statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(self.statuses.items()) if v)
-            out.append(f"  Amazon answers    {statuses}")
-        for platform in PLATFORMS:
-            if platform not in self.diffs and platform not in self.pushes:
-                continue
-            kinds = self.diffs.get(platform, {})
-            kind_text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()) if v) or "none"
-            held = self.held_rows.get(platform, 0)
-            out.append(f"  {platform:<5} diffs       {kind_text}; held rows {held}")
-            if platform in self.held_platforms:
-                out.append(f"  {platform:<5} load held   {self.held_platforms[platform]}")
-            states = self.pushes.get(platform, {})
-            state_text = ", ".join(f"{k} {v}" for k, v in sorted(states.items()) if v) or "nothing"
-            out.append(
-                f"  {platform:<5} pushes      {state_text} in {self.push_calls.get(platform, 0)} calls"
-            )
-        if self.message:
-            out.append(f"  {self.message}")
-        return out
-
-
-def sandbox_banner(ws: Workspace) -> str:
-    scale = ws.settings.sandbox.time_scale
-    accounts = ", ".join(a.id for a in ws.settings.accounts)
-    return (
-        f"Running against the sandbox (demo accounts {accounts}; rate limits {scale:g}× faster): "
-        "nothing leaves this machine. To go live, copy invsync.example.toml to invsync.toml, "
-        'set mode = "live" and put your credentials in .env (README: Going live).'
-    )
-
 
 def _interrupted_run(con: duckdb.DuckDBPyConnection) -> str | None:
     rows = con.execute(
@@ -138,16 +83,12 @@ def run(
     ws: Workspace,
     *,
     dry_run: bool = False,
-    say: Callable[[str], None] = print,
     progress: fetch.FetchProgress | None = None,
     stop: StopRequest | None = None,
 ) -> SyncSummary:
-    """One whole run. Raises :class:`HeldForReviewError` (exit 3) when the review gate
-    held anything and :class:`ExternalApiError` (exit 4) when a push failed — after the
-    summary has been said and the run recorded."""
+    """One whole run, recorded in ``runs``; returns its summary. The caller shows it and
+    then calls :func:`raise_for_outcome`."""
     stop = stop or StopRequest()
-    if ws.is_sandbox:
-        say(sandbox_banner(ws))
     with (
         stopping_on_signals(stop),
         run_lock(ws.data_dir, "sync"),
@@ -157,13 +98,16 @@ def run(
         summary = _run_stages(apis, con, dry_run=dry_run, progress=progress, stop=stop)
         views.publish(con, ws.data_dir)
         apis.keep_ledger(summary.run_id)
-    for line in summary.lines():
-        say(line)
+    return summary
+
+
+def raise_for_outcome(summary: SyncSummary) -> None:
+    """:class:`HeldForReviewError` (exit 3) when the review gate held anything,
+    :class:`ExternalApiError` (exit 4) when a push failed."""
     if summary.outcome == "failed":
         raise ExternalApiError(summary.message or f"Run {summary.run_id} failed.")
     if summary.outcome == "held":
         raise HeldForReviewError(summary.message or f"Run {summary.run_id} is held for review.")
-    return summary
 
 
 def _run_stages(
@@ -226,9 +170,9 @@ def _stages(
     calls_after_fetch = apis.spapi_calls()
 
     transformed = transform.run(ws, con, run_id)
-    for platform, diff in transformed.platforms.items():
-        summary.diffs[platform] = dict(diff.kinds)
-        summary.held_rows[platform] = diff.held
+    for platform_name, diff in transformed.platforms.items():
+        summary.diffs[platform_name] = dict(diff.kinds)
+        summary.held_rows[platform_name] = diff.held
     reviewed = review.run(ws, con, run_id)
     loaded = load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop)
     summary.held_platforms = dict(loaded.held)

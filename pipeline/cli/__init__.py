@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from pipeline.apis import open_apis
+from pipeline.cli import render
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
 from pipeline.errors import InputError, InvsyncError, UsageError
 from pipeline.logs import configure_logging
@@ -237,15 +238,10 @@ def fetch(
             extracted = extract_stage.run(ws, con, max_items, run_id=run_id)
             _print_extract(extracted)
             asins = extracted.asins
-        progress: Any
-        if console.is_terminal:
-            progress = fetch_stage.RichProgress(console)
-        else:
-            progress = fetch_stage.LineProgress(
-                lambda line: console.print(line, markup=False, highlight=False)
-            )
         try:
-            result = fetch_stage.run(api_ws, con, run_id, asins, progress=progress, resume=resume)
+            result = fetch_stage.run(
+                api_ws, con, run_id, asins, progress=_fetch_progress(), resume=resume
+            )
         except InvsyncError:
             raise  # fetch recorded the run's outcome
         except BaseException:
@@ -410,11 +406,21 @@ def sync(
     ] = False,
 ) -> None:
     """The whole run: extract, fetch, transform, review, load (sandbox demo without credentials)."""
-    from pipeline import sync as sync_stage
-
     ws = state(ctx).workspace()
     configure_logging(ws.data_dir, ws.env, verbose=state(ctx).debug)
-    sync_stage.run(ws, dry_run=dry_run, say=_say, progress=_fetch_progress())
+    _sync_once(ws, dry_run=dry_run)
+
+
+def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> None:
+    """One sync as the terminal shows it: the banner, the run, its summary, its exit class."""
+    from pipeline import sync as sync_stage
+
+    if ws.is_sandbox:
+        _say(render.sandbox_banner(ws))
+    summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
+    for line in render.sync_summary_lines(summary):
+        _say(line)
+    sync_stage.raise_for_outcome(summary)
 
 
 def _say(line: str) -> None:
@@ -423,11 +429,9 @@ def _say(line: str) -> None:
 
 def _fetch_progress() -> Any:
     """A rich progress bar on a terminal, plain lines otherwise (cron, CI, pipes)."""
-    from pipeline import fetch as fetch_stage
-
     if console.is_terminal:
-        return fetch_stage.RichProgress(console)
-    return fetch_stage.LineProgress(_say)
+        return render.RichProgress(console)
+    return render.LineProgress(_say)
 
 
 @app.command()
@@ -511,7 +515,6 @@ def daemon(
     ] = "0s",
 ) -> None:
     """Run sync on an interval, never overlapping; SIGTERM stops cleanly."""
-    from pipeline import sync as sync_stage
     from pipeline.daemon import parse_interval, run_daemon
 
     interval = parse_interval(every, "--every")
@@ -520,7 +523,7 @@ def daemon(
     configure_logging(ws.data_dir, ws.env, verbose=state(ctx).debug)
 
     def once(stop: Any) -> None:
-        sync_stage.run(ws, say=_say, progress=_fetch_progress(), stop=stop)
+        _sync_once(ws, stop=stop)
 
     result = run_daemon(once, interval, spread)
     _say(f"Daemon stopped after {result.runs} run(s), {result.failures} failed.")

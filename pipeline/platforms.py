@@ -1,0 +1,13 @@
+"""The selling platforms invsync keeps in step with Amazon, named once.
+
+``base`` is BASE (several shops, integer yen); ``ebay`` is eBay (one or more accounts,
+integer US cents; Inventory API and Trading API listings).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Platform = Literal["base", "ebay"]
+PLATFORMS: tuple[Platform, ...] = ("base", "ebay")
+CURRENCY: dict[str, str] = {"base": "JPY", "ebay": "USD"}  # what each platform's prices are in
