@@ -11,7 +11,6 @@ temp file, then rename) and on read.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,12 +21,10 @@ import polars as pl
 
 from pipeline import warehouse
 from pipeline.errors import DataError
+from pipeline.layout import SNAPSHOT_FILE, snapshot_path, snapshots_root
 from pipeline.schemas import Snapshot
 from pipeline.sql import query_frame
 from pipeline.statuses import GOOD_STATUSES
-
-SNAPSHOT_FILE = "part-0.parquet"
-_RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]+$")
 
 # The snapshot's columns and types, in order (pipeline.schemas.Snapshot, strict).
 SNAPSHOT_SCHEMA: dict[str, Any] = {
@@ -52,22 +49,6 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
     "fallback_from_run": pl.String,
     "fallback_age_seconds": pl.Float64,
 }
-
-
-def snapshots_root(data_dir: Path) -> Path:
-    return data_dir / "snapshots" / "amazon"
-
-
-def run_date(run_id: str) -> str:
-    """``YYYY-MM-DD`` of a run id ``YYYYMMDDTHHMMSSZ-xxxxxx``."""
-    match = _RUN_ID.match(run_id)
-    if not match:
-        raise DataError(f"Run id {run_id!r} is not of the form YYYYMMDDTHHMMSSZ-xxxxxx.")
-    return f"{match.group(1)}-{match.group(2)}-{match.group(3)}"
-
-
-def snapshot_path(data_dir: Path, run_id: str) -> Path:
-    return snapshots_root(data_dir) / f"dt={run_date(run_id)}" / f"run_id={run_id}" / SNAPSHOT_FILE
 
 
 def snapshot_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:

@@ -25,6 +25,7 @@ import polars as pl
 
 from pipeline import schemas
 from pipeline.files import atomic_target
+from pipeline.layout import DIFF_FILES, SNAPSHOT_FILES, exports_dir
 from pipeline.sql import load_sql
 
 ANALYST_VIEWS = ("price_history", "latest_price", "oos_episodes", "diffs", "pushes", "fetch_health")
@@ -39,10 +40,6 @@ _DUCKDB_TYPES = {
     pl.Boolean: "boolean",
     pl.Float64: "double",
 }
-
-
-SNAPSHOT_FILES = ("snapshots/amazon", "dt=*/run_id=*/part-0.parquet")  # (folder, glob)
-DIFF_FILES = ("diffs", "run_id=*/platform=*/diff.parquet")
 
 
 def _literal(path: Path) -> str:
@@ -100,7 +97,7 @@ def refresh_warehouse_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> N
 
 def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """Write the warehouse tables analysts read to ``exports/<table>.parquet``, atomically."""
-    folder = data_dir / "exports"
+    folder = exports_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for table in EXPORTED_TABLES:
         with atomic_target(folder / f"{table}.parquet") as temporary:

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import requests
 
-from pipeline import extract, fetch, runs, snapshots, warehouse
+from pipeline import extract, fetch, layout, runs, snapshots, warehouse
 from pipeline.config import Workspace, open_workspace
 from pipeline.schemas import Snapshot
 
@@ -156,7 +156,7 @@ def test_a_clean_run_makes_exactly_one_call_per_twenty_unique_asins(
         == data_dir
         / "snapshots"
         / "amazon"
-        / (f"dt={snapshots.run_date(result.run_id)}")
+        / (f"dt={layout.run_date(result.run_id)}")
         / f"run_id={result.run_id}"
         / "part-0.parquet"
     )

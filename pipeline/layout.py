@@ -1,0 +1,72 @@
+"""Where every file lives under the data directory: the one map of ``data/``.
+
+Stage: none (every stage asks here for its paths). Nothing here reads or writes a file.
+
+```
+<data_dir>/
+  warehouse.duckdb                       the master database (one writer at a time)
+  analytics.duckdb                       the analysts' views (pipeline.views)
+  snapshots/amazon/dt=YYYY-MM-DD/run_id=<run>/part-0.parquet    one per run (fetch)
+  diffs/run_id=<run>/platform=<base|ebay>/diff.parquet          one per run and platform
+  reviews/<run>/review.html, *.csv       the review report (review)
+  loads/run_id=<run>/dry_run.parquet     what a dry-run load would send
+  exports/<table>.parquet                warehouse tables for analysts
+  logs/invsync.jsonl                     JSON-lines log
+  secrets/                               the refresh-token store (0700 / 0600)
+  sandbox/world.json, sandbox/ledger/<run>.json   the in-process sandbox's world and ledgers
+  sync.lock                              the run lock
+```
+Hive-style folders (``key=value``) carry partition keys for DuckDB, polars, pyarrow and pandas.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipeline.errors import DataError
+
+SNAPSHOT_FILE = "part-0.parquet"
+DIFF_FILE = "diff.parquet"
+_RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]+$")
+
+# (folder under the data directory, glob below it) for readers of every file of a kind
+SNAPSHOT_FILES = ("snapshots/amazon", f"dt=*/run_id=*/{SNAPSHOT_FILE}")
+DIFF_FILES = ("diffs", f"run_id=*/platform=*/{DIFF_FILE}")
+
+
+def run_date(run_id: str) -> str:
+    """``YYYY-MM-DD`` of a run id ``YYYYMMDDTHHMMSSZ-xxxxxx``."""
+    match = _RUN_ID.match(run_id)
+    if not match:
+        raise DataError(f"Run id {run_id!r} is not of the form YYYYMMDDTHHMMSSZ-xxxxxx.")
+    return f"{match.group(1)}-{match.group(2)}-{match.group(3)}"
+
+
+def snapshots_root(data_dir: Path) -> Path:
+    return data_dir / SNAPSHOT_FILES[0]
+
+
+def snapshot_path(data_dir: Path, run_id: str) -> Path:
+    return snapshots_root(data_dir) / f"dt={run_date(run_id)}" / f"run_id={run_id}" / SNAPSHOT_FILE
+
+
+def snapshot_files_all(data_dir: Path) -> list[Path]:
+    """Every snapshot file, oldest first."""
+    return sorted(snapshots_root(data_dir).glob(SNAPSHOT_FILES[1]))
+
+
+def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:
+    return data_dir / DIFF_FILES[0] / f"run_id={run_id}" / f"platform={platform}" / DIFF_FILE
+
+
+def review_dir(data_dir: Path, run_id: str) -> Path:
+    return data_dir / "reviews" / run_id
+
+
+def dry_run_plan_path(data_dir: Path, run_id: str) -> Path:
+    return data_dir / "loads" / f"run_id={run_id}" / "dry_run.parquet"
+
+
+def exports_dir(data_dir: Path) -> Path:
+    return data_dir / "exports"
