@@ -34,8 +34,11 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from pipeline.clients.http import RetryPolicy, TransientApiError, json_body, send
-from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
+from pipeline.clients.http import RetryPolicy, json_body, send, unusable_answer
+from pipeline.errors import EbayAuthError as EbayAuthError
+from pipeline.errors import EbayQuotaError as EbayQuotaError
+from pipeline.errors import EbayRequestRejected as EbayRequestRejected
+from pipeline.errors import ReadBackUnavailable as ReadBackUnavailable
 
 log = logging.getLogger("invsync.ebay")
 
@@ -55,34 +58,6 @@ ACTIVE_LIST_PAGE = 200  # GetMyeBaySelling EntriesPerPage, the documented maximu
 ACTIVE_LIST_CAP = 25_000  # GetMyeBaySelling lists at most this many items, whatever the paging
 FIXED_PRICE_TYPES = frozenset({"FixedPriceItem", "StoresFixedPrice"})  # ReviseInventoryStatus
 TOKEN_MARGIN = 300.0  # seconds before expiry to refresh
-
-
-class EbayAuthError(ApiAuthError):
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
-
-
-class EbayRequestRejected(ExternalApiError):
-    """A whole call refused (HTTP 400 at request level); every row in it failed."""
-
-    def __init__(self, message: str, *, code: str, description: str, http_status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.description = description
-        self.http_status = http_status
-
-
-class EbayQuotaError(ApiQuotaError):
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
-
-
-class ReadBackUnavailable(ExternalApiError):
-    """The listing's current state cannot be read (e.g. GetItem not offered)."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +179,7 @@ class EbayClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.account_id = account_id
+        self._who = f"eBay account {account_id}"  # how messages name the account
         self.api_url = api_url.rstrip("/")
         self._credentials = credentials
         self.policy = policy
@@ -341,9 +317,9 @@ class EbayClient:
                 http_status=400,
             )
         if response.status_code not in (200, 207) or not isinstance(body, dict):
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered bulk_update_price_quantity with HTTP "
-                f"{response.status_code} and no usable body; run the command again.",
+            raise unusable_answer(
+                self._who,
+                f"bulk_update_price_quantity with HTTP {response.status_code} and no usable body",
                 operation="bulk_update_price_quantity",
                 http_status=response.status_code,
             )
@@ -379,9 +355,9 @@ class EbayClient:
             code, _ = _first_error(body.get("errors") if isinstance(body, dict) else None)
             if response.status_code == 400 and code in ("25710", "25702"):
                 return []  # resource not found / SKU not available
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered getOffers with HTTP "
-                f"{response.status_code}; run the command again.",
+            raise unusable_answer(
+                self._who,
+                f"getOffers with HTTP {response.status_code}",
                 operation="getOffers",
                 http_status=response.status_code,
             )
@@ -412,9 +388,9 @@ class EbayClient:
             response = self._rest("GET", url, "getInventoryItems")
             body = json_body(response)
             if response.status_code != 200 or not isinstance(body, dict):
-                raise TransientApiError(
-                    f"eBay account {self.account_id} answered getInventoryItems with HTTP "
-                    f"{response.status_code}; run the command again.",
+                raise unusable_answer(
+                    self._who,
+                    f"getInventoryItems with HTTP {response.status_code}",
                     operation="getInventoryItems",
                     http_status=response.status_code,
                 )
@@ -447,9 +423,9 @@ class EbayClient:
             try:
                 root = ET.fromstring(response.content)
             except ET.ParseError:
-                raise TransientApiError(
-                    f"eBay account {self.account_id} answered {call} with a body that is not "
-                    f"XML (HTTP {response.status_code}); run the command again.",
+                raise unusable_answer(
+                    self._who,
+                    f"{call} with a body that is not XML (HTTP {response.status_code})",
                     operation=call,
                     http_status=response.status_code,
                 ) from None
@@ -594,22 +570,24 @@ class EbayClient:
         if ack not in ("Success", "Warning") or active is None:
             if ack in ("Success", "Warning"):
                 return [], 0, 0  # no active listings: eBay leaves the container out
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered GetMyeBaySelling page {page} with "
-                f"Ack={ack or 'none'} (ErrorCode {', '.join(codes) or 'none'}); run the pull "
-                "again.",
+            raise unusable_answer(
+                self._who,
+                f"GetMyeBaySelling page {page} with Ack={ack or 'none'} "
+                f"(ErrorCode {', '.join(codes) or 'none'})",
                 operation="GetMyeBaySelling",
                 http_status=200,
+                next_step="run the pull again",
             )
         listings = [_active_listing(item, ns) for item in active.findall("e:ItemArray/e:Item", ns)]
         pages = active.findtext("e:PaginationResult/e:TotalNumberOfPages", "0", ns) or "0"
         entries = active.findtext("e:PaginationResult/e:TotalNumberOfEntries", "0", ns) or "0"
         if not pages.strip().isdigit() or not entries.strip().isdigit():
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered GetMyeBaySelling page {page} without "
-                "a usable PaginationResult; run the pull again.",
+            raise unusable_answer(
+                self._who,
+                f"GetMyeBaySelling page {page} without a usable PaginationResult",
                 operation="GetMyeBaySelling",
                 http_status=200,
+                next_step="run the pull again",
             )
         return [x for x in listings if x is not None], int(pages), int(entries)
 

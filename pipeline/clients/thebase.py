@@ -25,8 +25,11 @@ from typing import Any
 
 import requests
 
-from pipeline.clients.http import RetryPolicy, TransientApiError, json_body, send
-from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
+from pipeline.clients.http import RetryPolicy, json_body, send, unusable_answer
+from pipeline.errors import BaseAuthError as BaseAuthError
+from pipeline.errors import BaseItemRejected as BaseItemRejected
+from pipeline.errors import BaseLimitReached as BaseLimitReached
+from pipeline.errors import ExternalApiError
 from pipeline.tokens import RefreshTokenStore
 
 log = logging.getLogger("invsync.thebase")
@@ -36,32 +39,6 @@ PAGE_LIMIT = 100  # BASE's maximum for GET /1/items
 TOKEN_MARGIN = 300.0  # seconds: refresh this long before the access token expires
 LIMIT_CODES = frozenset({"hour_api_limit", "day_api_limit"})
 GONE_CODES = frozenset({"bad_item_id", "no_item"})
-
-
-class BaseItemRejected(ExternalApiError):
-    """BASE refused one item; ``code`` is BASE's ``error``."""
-
-    def __init__(self, message: str, *, code: str, description: str, http_status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.description = description
-        self.http_status = http_status
-
-
-class BaseLimitReached(ApiQuotaError):
-    """``hour_api_limit`` or ``day_api_limit`` (BASE's) or our own budget: stop the shop."""
-
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
-
-
-class BaseAuthError(ApiAuthError):
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
 
 
 @dataclass(frozen=True)
@@ -94,6 +71,7 @@ class BaseShopClient:
         clock: Callable[[], float] = time.time,  # unix seconds: expiries are stored
     ) -> None:
         self.account_id = account_id
+        self._who = f"BASE shop {account_id}"  # how messages name the shop
         self.api_url = api_url.rstrip("/")
         self._credentials = credentials
         self._store = token_store
@@ -131,7 +109,7 @@ class BaseShopClient:
         code = str(body.get("error", "")) if isinstance(body, dict) else ""
         description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
         status = response.status_code
-        where = f"BASE shop {self.account_id}"
+        where = self._who
         if code in LIMIT_CODES:
             window = "hour" if code == "hour_api_limit" else "day"
             return BaseLimitReached(
@@ -152,9 +130,9 @@ class BaseShopClient:
                 http_status=status,
             )
         if not code:
-            return TransientApiError(
-                f"{where} answered {operation} with HTTP {status} and no BASE error body; "
-                "run the command again.",
+            return unusable_answer(
+                where,
+                f"{operation} with HTTP {status} and no BASE error body",
                 operation=operation,
                 http_status=status,
             )
@@ -189,8 +167,8 @@ class BaseShopClient:
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
             raise BaseAuthError(
-                f"BASE shop {self.account_id} answered the token refresh without an access "
-                "token; run the command again.",
+                f"{self._who} answered the token refresh without an access token; run the "
+                "command again.",
                 code="no_access_token",
                 http_status=response.status_code,
             )
@@ -228,9 +206,9 @@ class BaseShopClient:
             if response.status_code == 200:
                 body = json_body(response)
                 if body is None:
-                    raise TransientApiError(
-                        f"BASE shop {self.account_id} answered {operation} with a body that "
-                        "is not JSON; run the command again.",
+                    raise unusable_answer(
+                        self._who,
+                        f"{operation} with a body that is not JSON",
                         operation=operation,
                         http_status=200,
                     )
@@ -256,9 +234,9 @@ class BaseShopClient:
         body = self._authorised("POST", "/1/items/edit", "items/edit", data=form)
         item = body.get("item") if isinstance(body, dict) else None
         if not isinstance(item, dict):
-            raise TransientApiError(
-                f"BASE shop {self.account_id} answered items/edit for item {item_id} without "
-                "the item; run the command again.",
+            raise unusable_answer(
+                self._who,
+                f"items/edit for item {item_id} without the item",
                 operation="items/edit",
                 http_status=200,
             )
@@ -284,9 +262,9 @@ class BaseShopClient:
             )
             page = body.get("items") if isinstance(body, dict) else None
             if not isinstance(page, list):
-                raise TransientApiError(
-                    f"BASE shop {self.account_id} answered GET /1/items without an items "
-                    "list; run the command again.",
+                raise unusable_answer(
+                    self._who,
+                    "GET /1/items without an items list",
                     operation="items",
                     http_status=200,
                 )
