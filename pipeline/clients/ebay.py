@@ -34,7 +34,14 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from pipeline.clients.http import RetryPolicy, json_body, send, unusable_answer
+from pipeline.clients.http import (
+    AccessToken,
+    RetryPolicy,
+    json_body,
+    refreshed_once,
+    send,
+    unusable_answer,
+)
 from pipeline.errors import EbayAuthError as EbayAuthError
 from pipeline.errors import EbayQuotaError as EbayQuotaError
 from pipeline.errors import EbayRequestRejected as EbayRequestRejected
@@ -57,7 +64,6 @@ TRADING_GONE_CODES = frozenset({"17"})  # "Item cannot be accessed."
 ACTIVE_LIST_PAGE = 200  # GetMyeBaySelling EntriesPerPage, the documented maximum
 ACTIVE_LIST_CAP = 25_000  # GetMyeBaySelling lists at most this many items, whatever the paging
 FIXED_PRICE_TYPES = frozenset({"FixedPriceItem", "StoresFixedPrice"})  # ReviseInventoryStatus
-TOKEN_MARGIN = 300.0  # seconds before expiry to refresh
 
 
 @dataclass(frozen=True)
@@ -185,8 +191,7 @@ class EbayClient:
         self.policy = policy
         self._session = session or requests.Session()
         self._clock = clock
-        self._access_token: str | None = None
-        self._expires_at = 0.0
+        self._token = AccessToken()
         self.calls = 0
 
     def _send(self, method: str, url: str, operation: str, **kwargs: Any) -> requests.Response:
@@ -231,16 +236,18 @@ class EbayClient:
                 code=code or f"http_{response.status_code}",
                 http_status=response.status_code,
             )
-        self._access_token = token
         lifetime = float(body.get("expires_in") or 7200)  # seconds
-        self._expires_at = self._clock() + lifetime - TOKEN_MARGIN / self.policy.time_scale
+        self._token = AccessToken.lasting(token, lifetime, self._clock(), self.policy)
         log.info("eBay %s: access token refreshed", self.account_id)
 
-    def _token(self) -> str:
-        if self._access_token is None or self._clock() >= self._expires_at:
+    def _access(self) -> str:
+        if not self._token.usable(self._clock()):
             self.refresh()
-        assert self._access_token is not None
-        return self._access_token
+        assert self._token.value is not None
+        return self._token.value
+
+    def _forget_token(self) -> None:
+        self._token = AccessToken()
 
     def _authorised(
         self,
@@ -251,12 +258,13 @@ class EbayClient:
         **kwargs: Any,
     ) -> requests.Response:
         """A data call; on 401 one refresh and one repeat, then an auth error."""
-        for attempt in (1, 2):
-            response = self._send(method, url, operation, headers=headers(self._token()), **kwargs)
-            if response.status_code != 401:
-                return response
-            if attempt == 1:
-                self._access_token = None
+        response = refreshed_once(
+            lambda: self._send(method, url, operation, headers=headers(self._access()), **kwargs),
+            lambda answer: answer.status_code == 401,
+            self._forget_token,
+        )
+        if response.status_code != 401:
+            return response
         raise EbayAuthError(
             f"eBay account {self.account_id} refused a freshly refreshed access token on "
             f"{operation} (401); check the account's consent and EBAY_REFRESH_TOKEN.",
@@ -406,7 +414,8 @@ class EbayClient:
 
     def _trading(self, call: str, xml_body: str) -> ET.Element:
         """One Trading call; an IAF-token error (HTTP 200, Ack=Failure) refreshes once."""
-        for attempt in (1, 2):
+
+        def answer() -> ET.Element:
             response = self._authorised(
                 "POST",
                 f"{self.api_url}{TRADING_PATH}",
@@ -421,7 +430,7 @@ class EbayClient:
                 data=xml_body.encode("utf-8"),
             )
             try:
-                root = ET.fromstring(response.content)
+                return ET.fromstring(response.content)
             except ET.ParseError:
                 raise unusable_answer(
                     self._who,
@@ -429,14 +438,17 @@ class EbayClient:
                     operation=call,
                     http_status=response.status_code,
                 ) from None
+
+        def refused(root: ET.Element) -> bool:
             codes = {
                 (e.text or "").strip()
                 for e in root.findall(f"{{{TRADING_NS}}}Errors/{{{TRADING_NS}}}ErrorCode")
             }
-            if not codes & TRADING_AUTH_CODES:
-                return root
-            if attempt == 1:
-                self._access_token = None
+            return bool(codes & TRADING_AUTH_CODES)
+
+        root = refreshed_once(answer, refused, self._forget_token)
+        if not refused(root):
+            return root
         raise EbayAuthError(
             f"eBay account {self.account_id} refused a freshly refreshed token on {call}; "
             "check the account's consent and EBAY_REFRESH_TOKEN.",

@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -40,6 +40,9 @@ from pipeline.errors import TransientApiError as TransientApiError
 log = logging.getLogger("invsync.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TOKEN_MARGIN = 300.0  # seconds: refresh an access token this long before it expires
+
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,40 @@ def send(
             operation=operation,
             http_status=None,
         ) from None
+
+
+@dataclass
+class AccessToken:
+    """An OAuth access token and when to stop using it (seconds on the client's clock).
+
+    BASE and eBay both hand out an access token with a lifetime, both are refreshed
+    :data:`TOKEN_MARGIN` early, and both drop it when the platform refuses it."""
+
+    value: str | None = None
+    expires_at: float = 0.0
+
+    @classmethod
+    def lasting(cls, value: str, lifetime: float, now: float, policy: RetryPolicy) -> AccessToken:
+        """A token issued at ``now`` for ``lifetime`` seconds, to be used until the margin."""
+        return cls(value, now + lifetime - TOKEN_MARGIN / policy.time_scale)
+
+    def usable(self, now: float) -> bool:
+        return self.value is not None and now < self.expires_at
+
+
+def refreshed_once(
+    call: Callable[[], Answer],
+    refused: Callable[[Answer], bool],
+    forget_token: Callable[[], None],
+) -> Answer:
+    """``call()``; when its answer says the access token was refused, forget the token (the
+    next call refreshes it) and call once more. Returns the last answer: the client says what
+    a second refusal means, since each platform refuses in its own words."""
+    answer = call()
+    if refused(answer):
+        forget_token()
+        answer = call()
+    return answer
 
 
 def unusable_answer(

@@ -25,7 +25,14 @@ from typing import Any
 
 import requests
 
-from pipeline.clients.http import RetryPolicy, json_body, send, unusable_answer
+from pipeline.clients.http import (
+    AccessToken,
+    RetryPolicy,
+    json_body,
+    refreshed_once,
+    send,
+    unusable_answer,
+)
 from pipeline.errors import BaseAuthError as BaseAuthError
 from pipeline.errors import BaseItemRejected as BaseItemRejected
 from pipeline.errors import BaseLimitReached as BaseLimitReached
@@ -36,7 +43,6 @@ log = logging.getLogger("invsync.thebase")
 
 LIVE_URL = "https://api.thebase.in"
 PAGE_LIMIT = 100  # BASE's maximum for GET /1/items
-TOKEN_MARGIN = 300.0  # seconds: refresh this long before the access token expires
 LIMIT_CODES = frozenset({"hour_api_limit", "day_api_limit"})
 GONE_CODES = frozenset({"bad_item_id", "no_item"})
 
@@ -80,8 +86,7 @@ class BaseShopClient:
         self._before_call = before_call
         self._session = session or requests.Session()
         self._clock = clock
-        self._access_token: str | None = None
-        self._expires_at = 0.0  # unix seconds
+        self._token = AccessToken()  # expires_at: unix seconds
         self._refused_stored = False  # the stored access token was refused: refresh
         self.calls = 0  # HTTP attempts made by this client
 
@@ -173,7 +178,7 @@ class BaseShopClient:
                 http_status=response.status_code,
             )
         lifetime = float(body.get("expires_in") or 3600)  # seconds
-        expires_at = self._clock() + lifetime - TOKEN_MARGIN / self.policy.time_scale
+        token = AccessToken.lasting(access, lifetime, self._clock(), self.policy)
         rotated = body.get("refresh_token")
         # BASE invalidates the old refresh token: persist the new one (with the access token,
         # for the next process to reuse) before anything can use — or lose — it.
@@ -182,45 +187,51 @@ class BaseShopClient:
             rotated if isinstance(rotated, str) and rotated else current,
             seed,
             access_token=access,
-            access_expires_at=expires_at,
+            access_expires_at=token.expires_at,
         )
-        self._access_token = access
-        self._expires_at = expires_at
+        self._token = token
         log.info("BASE %s: access token refreshed", self.account_id)
 
     def _headers(self) -> dict[str, str]:
-        if self._access_token is None and not self._refused_stored:
+        if self._token.value is None and not self._refused_stored:
             stored = self._store.access(
                 self._store_key, self._credentials.refresh_token, self._clock()
             )
             if stored is not None:
-                self._access_token, self._expires_at = stored
-        if self._access_token is None or self._clock() >= self._expires_at:
+                self._token = AccessToken(*stored)
+        if not self._token.usable(self._clock()):
             self.refresh()
-        return {"Authorization": f"Bearer {self._access_token}"}
+        return {"Authorization": f"Bearer {self._token.value}"}
+
+    def _forget_token(self) -> None:
+        # refused before its expiry: refresh, and do not take the stored one again
+        self._token = AccessToken()
+        self._refused_stored = True
 
     def _authorised(self, method: str, path: str, operation: str, **kwargs: Any) -> Any:
         """A data call with the access token; one refresh and one repeat on a token error."""
-        for attempt in (1, 2):
-            response = self._send(method, path, operation, headers=self._headers(), **kwargs)
-            if response.status_code == 200:
-                body = json_body(response)
-                if body is None:
-                    raise unusable_answer(
-                        self._who,
-                        f"{operation} with a body that is not JSON",
-                        operation=operation,
-                        http_status=200,
-                    )
-                return body
-            error = self._error(response, operation)
-            if isinstance(error, BaseAuthError) and attempt == 1:
-                self._access_token = None  # expired early: refresh once, repeat once
-                self._refused_stored = True
-                self._expires_at = 0.0
-                continue
-            raise error
-        raise AssertionError("unreachable")
+
+        def refused(response: requests.Response) -> bool:
+            return response.status_code != 200 and isinstance(
+                self._error(response, operation), BaseAuthError
+            )
+
+        response = refreshed_once(
+            lambda: self._send(method, path, operation, headers=self._headers(), **kwargs),
+            refused,
+            self._forget_token,
+        )
+        if response.status_code != 200:
+            raise self._error(response, operation)
+        body = json_body(response)
+        if body is None:
+            raise unusable_answer(
+                self._who,
+                f"{operation} with a body that is not JSON",
+                operation=operation,
+                http_status=200,
+            )
+        return body
 
     # --- items ------------------------------------------------------------------------
 
