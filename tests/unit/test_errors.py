@@ -2,14 +2,20 @@
 InvsyncError drawn in errors.py's docstring with its exit code, or an internal one drawn
 as internal."""
 
+import http.server
 import importlib
 import pkgutil
 import re
+import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
+import requests
 
 import pipeline
 from pipeline import errors
+from pipeline.clients.http import RetryPolicy, send
 
 # Control flow inside one module; never printed by the CLI, so no exit code.
 INTERNAL = {"FetchInterrupted", "BudgetSpent", "MoneyError", "_RetryableAnswer"}
@@ -158,3 +164,82 @@ def test_sp_api_errors_carry_their_code_and_kind() -> None:
 )
 def test_moved_classes_still_import_from_their_old_module(old_home: str, name: str) -> None:
     assert getattr(importlib.import_module(old_home), name) is getattr(errors, name)
+
+
+# --- the HTTP translation: our sentence, our values, no library text -----------------
+
+SECRET = "tok-0123456789-secret"
+
+
+class _Busy(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the status in the path (``/429``, ``/503``)."""
+
+    def do_GET(self) -> None:
+        status = int(self.path.split("?")[0].strip("/"))
+        self.send_response(status)
+        self.send_header("Retry-After", "0.002")  # seconds
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def busy_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _send(url: str) -> None:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {SECRET}"
+    policy = RetryPolicy(max_attempts=2, time_scale=1000.0)  # waits of 1 ms at most
+    send(
+        session,
+        "GET",
+        f"{url}?access_token={SECRET}",
+        platform="BASE shop1",
+        operation="items",
+        policy=policy,
+    )
+
+
+def _assert_ours(exc: errors.ExternalApiError) -> None:
+    assert SECRET not in str(exc) and "127.0.0.1" not in str(exc)
+    assert exc.__cause__ is None and exc.__suppress_context__  # no library traceback shown
+
+
+def test_no_answer_is_a_transient_error_built_from_our_values() -> None:
+    with pytest.raises(errors.TransientApiError) as caught:
+        _send(f"http://127.0.0.1:{_closed_port()}/items")
+    assert caught.value.message == (
+        "BASE shop1 did not answer items after 2 attempts (connection failed or timed out); "
+        "check the network or the endpoint and run the command again."
+    )
+    assert (caught.value.operation, caught.value.http_status) == ("items", None)
+    _assert_ours(caught.value)
+
+
+def test_a_5xx_is_transient_and_a_429_is_throttled_with_its_retry_after(busy_server) -> None:
+    with pytest.raises(errors.TransientApiError) as unavailable:
+        _send(f"{busy_server}/503")
+    assert unavailable.value.http_status == 503
+    _assert_ours(unavailable.value)
+
+    with pytest.raises(errors.ThrottledError) as throttled:
+        _send(f"{busy_server}/429")
+    assert isinstance(throttled.value, errors.RetryableApiError)
+    assert not isinstance(throttled.value, errors.TransientApiError)
+    assert (throttled.value.http_status, throttled.value.retry_after) == (429, 0.002)
+    _assert_ours(throttled.value)
