@@ -165,7 +165,7 @@ class AccessToken:
     BASE and eBay both hand out an access token with a lifetime, both are refreshed
     :data:`TOKEN_MARGIN` early, and both drop it when the platform refuses it."""
 
-    value: str | None = None
+    value: str | None = field(default=None, repr=False)  # a secret: never in a repr
     expires_at: float = 0.0
 
     @classmethod

@@ -15,7 +15,7 @@ import requests
 
 import pipeline
 from pipeline import errors
-from pipeline.clients.http import RetryPolicy, send
+from pipeline.clients.http import AccessToken, RetryPolicy, send
 
 # Control flow inside one module; never printed by the CLI, so no exit code.
 INTERNAL = {"FetchInterrupted", "BudgetSpent", "MoneyError", "_RetryableAnswer"}
@@ -243,3 +243,8 @@ def test_a_5xx_is_transient_and_a_429_is_throttled_with_its_retry_after(busy_ser
     assert not isinstance(throttled.value, errors.TransientApiError)
     assert (throttled.value.http_status, throttled.value.retry_after) == (429, 0.002)
     _assert_ours(throttled.value)
+
+
+def test_an_access_token_never_shows_in_a_repr() -> None:
+    token = AccessToken(SECRET, 10.0)
+    assert SECRET not in repr(token) and token.usable(9.9) and not token.usable(10.0)
