@@ -34,8 +34,18 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from pipeline.clients.http import RetryPolicy, TransientApiError, json_body, send
-from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
+from pipeline.clients.http import (
+    AccessToken,
+    RetryPolicy,
+    json_body,
+    refreshed_once,
+    send,
+    unusable_answer,
+)
+from pipeline.errors import EbayAuthError as EbayAuthError
+from pipeline.errors import EbayQuotaError as EbayQuotaError
+from pipeline.errors import EbayRequestRejected as EbayRequestRejected
+from pipeline.errors import ReadBackUnavailable as ReadBackUnavailable
 
 log = logging.getLogger("invsync.ebay")
 
@@ -54,35 +64,6 @@ TRADING_GONE_CODES = frozenset({"17"})  # "Item cannot be accessed."
 ACTIVE_LIST_PAGE = 200  # GetMyeBaySelling EntriesPerPage, the documented maximum
 ACTIVE_LIST_CAP = 25_000  # GetMyeBaySelling lists at most this many items, whatever the paging
 FIXED_PRICE_TYPES = frozenset({"FixedPriceItem", "StoresFixedPrice"})  # ReviseInventoryStatus
-TOKEN_MARGIN = 300.0  # seconds before expiry to refresh
-
-
-class EbayAuthError(ApiAuthError):
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
-
-
-class EbayRequestRejected(ExternalApiError):
-    """A whole call refused (HTTP 400 at request level); every row in it failed."""
-
-    def __init__(self, message: str, *, code: str, description: str, http_status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.description = description
-        self.http_status = http_status
-
-
-class EbayQuotaError(ApiQuotaError):
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
-
-
-class ReadBackUnavailable(ExternalApiError):
-    """The listing's current state cannot be read (e.g. GetItem not offered)."""
 
 
 @dataclass(frozen=True)
@@ -204,13 +185,13 @@ class EbayClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.account_id = account_id
+        self._who = f"eBay account {account_id}"  # how messages name the account
         self.api_url = api_url.rstrip("/")
         self._credentials = credentials
         self.policy = policy
         self._session = session or requests.Session()
         self._clock = clock
-        self._access_token: str | None = None
-        self._expires_at = 0.0
+        self._token = AccessToken()
         self.calls = 0
 
     def _send(self, method: str, url: str, operation: str, **kwargs: Any) -> requests.Response:
@@ -255,16 +236,18 @@ class EbayClient:
                 code=code or f"http_{response.status_code}",
                 http_status=response.status_code,
             )
-        self._access_token = token
         lifetime = float(body.get("expires_in") or 7200)  # seconds
-        self._expires_at = self._clock() + lifetime - TOKEN_MARGIN / self.policy.time_scale
+        self._token = AccessToken.lasting(token, lifetime, self._clock(), self.policy)
         log.info("eBay %s: access token refreshed", self.account_id)
 
-    def _token(self) -> str:
-        if self._access_token is None or self._clock() >= self._expires_at:
+    def _access(self) -> str:
+        if not self._token.usable(self._clock()):
             self.refresh()
-        assert self._access_token is not None
-        return self._access_token
+        assert self._token.value is not None
+        return self._token.value
+
+    def _forget_token(self) -> None:
+        self._token = AccessToken()
 
     def _authorised(
         self,
@@ -275,12 +258,13 @@ class EbayClient:
         **kwargs: Any,
     ) -> requests.Response:
         """A data call; on 401 one refresh and one repeat, then an auth error."""
-        for attempt in (1, 2):
-            response = self._send(method, url, operation, headers=headers(self._token()), **kwargs)
-            if response.status_code != 401:
-                return response
-            if attempt == 1:
-                self._access_token = None
+        response = refreshed_once(
+            lambda: self._send(method, url, operation, headers=headers(self._access()), **kwargs),
+            lambda answer: answer.status_code == 401,
+            self._forget_token,
+        )
+        if response.status_code != 401:
+            return response
         raise EbayAuthError(
             f"eBay account {self.account_id} refused a freshly refreshed access token on "
             f"{operation} (401); check the account's consent and EBAY_REFRESH_TOKEN.",
@@ -341,9 +325,9 @@ class EbayClient:
                 http_status=400,
             )
         if response.status_code not in (200, 207) or not isinstance(body, dict):
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered bulk_update_price_quantity with HTTP "
-                f"{response.status_code} and no usable body; run the command again.",
+            raise unusable_answer(
+                self._who,
+                f"bulk_update_price_quantity with HTTP {response.status_code} and no usable body",
                 operation="bulk_update_price_quantity",
                 http_status=response.status_code,
             )
@@ -379,9 +363,9 @@ class EbayClient:
             code, _ = _first_error(body.get("errors") if isinstance(body, dict) else None)
             if response.status_code == 400 and code in ("25710", "25702"):
                 return []  # resource not found / SKU not available
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered getOffers with HTTP "
-                f"{response.status_code}; run the command again.",
+            raise unusable_answer(
+                self._who,
+                f"getOffers with HTTP {response.status_code}",
                 operation="getOffers",
                 http_status=response.status_code,
             )
@@ -412,9 +396,9 @@ class EbayClient:
             response = self._rest("GET", url, "getInventoryItems")
             body = json_body(response)
             if response.status_code != 200 or not isinstance(body, dict):
-                raise TransientApiError(
-                    f"eBay account {self.account_id} answered getInventoryItems with HTTP "
-                    f"{response.status_code}; run the command again.",
+                raise unusable_answer(
+                    self._who,
+                    f"getInventoryItems with HTTP {response.status_code}",
                     operation="getInventoryItems",
                     http_status=response.status_code,
                 )
@@ -430,7 +414,8 @@ class EbayClient:
 
     def _trading(self, call: str, xml_body: str) -> ET.Element:
         """One Trading call; an IAF-token error (HTTP 200, Ack=Failure) refreshes once."""
-        for attempt in (1, 2):
+
+        def answer() -> ET.Element:
             response = self._authorised(
                 "POST",
                 f"{self.api_url}{TRADING_PATH}",
@@ -445,22 +430,25 @@ class EbayClient:
                 data=xml_body.encode("utf-8"),
             )
             try:
-                root = ET.fromstring(response.content)
+                return ET.fromstring(response.content)
             except ET.ParseError:
-                raise TransientApiError(
-                    f"eBay account {self.account_id} answered {call} with a body that is not "
-                    f"XML (HTTP {response.status_code}); run the command again.",
+                raise unusable_answer(
+                    self._who,
+                    f"{call} with a body that is not XML (HTTP {response.status_code})",
                     operation=call,
                     http_status=response.status_code,
                 ) from None
+
+        def refused(root: ET.Element) -> bool:
             codes = {
                 (e.text or "").strip()
                 for e in root.findall(f"{{{TRADING_NS}}}Errors/{{{TRADING_NS}}}ErrorCode")
             }
-            if not codes & TRADING_AUTH_CODES:
-                return root
-            if attempt == 1:
-                self._access_token = None
+            return bool(codes & TRADING_AUTH_CODES)
+
+        root = refreshed_once(answer, refused, self._forget_token)
+        if not refused(root):
+            return root
         raise EbayAuthError(
             f"eBay account {self.account_id} refused a freshly refreshed token on {call}; "
             "check the account's consent and EBAY_REFRESH_TOKEN.",
@@ -594,22 +582,24 @@ class EbayClient:
         if ack not in ("Success", "Warning") or active is None:
             if ack in ("Success", "Warning"):
                 return [], 0, 0  # no active listings: eBay leaves the container out
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered GetMyeBaySelling page {page} with "
-                f"Ack={ack or 'none'} (ErrorCode {', '.join(codes) or 'none'}); run the pull "
-                "again.",
+            raise unusable_answer(
+                self._who,
+                f"GetMyeBaySelling page {page} with Ack={ack or 'none'} "
+                f"(ErrorCode {', '.join(codes) or 'none'})",
                 operation="GetMyeBaySelling",
                 http_status=200,
+                next_step="run the pull again",
             )
         listings = [_active_listing(item, ns) for item in active.findall("e:ItemArray/e:Item", ns)]
         pages = active.findtext("e:PaginationResult/e:TotalNumberOfPages", "0", ns) or "0"
         entries = active.findtext("e:PaginationResult/e:TotalNumberOfEntries", "0", ns) or "0"
         if not pages.strip().isdigit() or not entries.strip().isdigit():
-            raise TransientApiError(
-                f"eBay account {self.account_id} answered GetMyeBaySelling page {page} without "
-                "a usable PaginationResult; run the pull again.",
+            raise unusable_answer(
+                self._who,
+                f"GetMyeBaySelling page {page} without a usable PaginationResult",
                 operation="GetMyeBaySelling",
                 http_status=200,
+                next_step="run the pull again",
             )
         return [x for x in listings if x is not None], int(pages), int(entries)
 

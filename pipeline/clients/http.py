@@ -8,8 +8,15 @@ backoff, capped like it. Every other status goes back to the caller, which knows
 platform's error body. When the attempts run out the last problem is raised as one of
 two types, so callers tell "not processed, try later" from "we do not know":
 
-* :class:`ThrottledError` — the platform kept answering 429 (nothing was processed);
-* :class:`TransientApiError` — 5xx or no answer at all (the call may have been applied).
+* :class:`~pipeline.errors.ThrottledError` — the platform kept answering 429 (nothing
+  was processed);
+* :class:`~pipeline.errors.TransientApiError` — 5xx or no answer at all (the call may
+  have been applied).
+
+Both are :class:`~pipeline.errors.RetryableApiError` and are defined in
+:mod:`pipeline.errors` (re-exported here under their old home). :func:`unusable_answer`
+builds the same TransientApiError for an answer a client cannot read, so every "the
+platform answered, but not usably" sentence has one shape.
 
 Messages are built from our own values (platform, operation, status): never ``str()``
 of a ``requests`` exception, which can carry URLs and headers.
@@ -22,16 +29,20 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from pipeline.errors import ApiQuotaError, ApiResponseError
+from pipeline.errors import ThrottledError as ThrottledError
+from pipeline.errors import TransientApiError as TransientApiError
 
 log = logging.getLogger("invsync.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TOKEN_MARGIN = 300.0  # seconds: refresh an access token this long before it expires
+
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True)
@@ -55,25 +66,9 @@ class RetryPolicy:
         return min(cap, backoff * (0.5 + random.random() / 2))
 
 
-class ThrottledError(ApiQuotaError):
-    """429 on every attempt: the platform processed nothing."""
-
-    def __init__(self, message: str, *, operation: str) -> None:
-        super().__init__(message)
-        self.operation = operation
-        self.http_status = 429
-
-
-class TransientApiError(ApiResponseError):
-    """5xx or no answer on every attempt: the call may or may not have been applied."""
-
-    def __init__(self, message: str, *, operation: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.operation = operation
-        self.http_status = http_status
-
-
 class _RetryableAnswer(Exception):
+    """Internal: a 429 or 5xx answer, raised so tenacity retries it; never leaves :func:`send`."""
+
     def __init__(self, response: requests.Response) -> None:
         super().__init__(response.status_code)
         self.response = response
@@ -145,6 +140,7 @@ def send(
                 f"{platform} kept answering 429 (too many requests) to {operation} after "
                 f"{policy.max_attempts} attempts; run the command again later.",
                 operation=operation,
+                retry_after=_retry_after(exc.response),
             ) from None
         raise TransientApiError(
             f"{platform} answered HTTP {status} to {operation} after {policy.max_attempts} "
@@ -160,6 +156,56 @@ def send(
             operation=operation,
             http_status=None,
         ) from None
+
+
+@dataclass
+class AccessToken:
+    """An OAuth access token and when to stop using it (seconds on the client's clock).
+
+    BASE and eBay both hand out an access token with a lifetime, both are refreshed
+    :data:`TOKEN_MARGIN` early, and both drop it when the platform refuses it."""
+
+    value: str | None = field(default=None, repr=False)  # a secret: never in a repr
+    expires_at: float = 0.0
+
+    @classmethod
+    def lasting(cls, value: str, lifetime: float, now: float, policy: RetryPolicy) -> AccessToken:
+        """A token issued at ``now`` for ``lifetime`` seconds, to be used until the margin."""
+        return cls(value, now + lifetime - TOKEN_MARGIN / policy.time_scale)
+
+    def usable(self, now: float) -> bool:
+        return self.value is not None and now < self.expires_at
+
+
+def refreshed_once(
+    call: Callable[[], Answer],
+    refused: Callable[[Answer], bool],
+    forget_token: Callable[[], None],
+) -> Answer:
+    """``call()``; when its answer says the access token was refused, forget the token (the
+    next call refreshes it) and call once more. Returns the last answer: the client says what
+    a second refusal means, since each platform refuses in its own words."""
+    answer = call()
+    if refused(answer):
+        forget_token()
+        answer = call()
+    return answer
+
+
+def unusable_answer(
+    who: str,
+    said: str,
+    *,
+    operation: str,
+    http_status: int | None,
+    next_step: str = "run the command again",
+) -> TransientApiError:
+    """``<who> answered <said>; <next_step>.`` as a :class:`TransientApiError`: the platform
+    answered, but not with anything we can use (e.g. ``who="BASE shop s1"``, ``said="items/edit
+    for item 5 without the item"``)."""
+    return TransientApiError(
+        f"{who} answered {said}; {next_step}.", operation=operation, http_status=http_status
+    )
 
 
 def json_body(response: requests.Response) -> Any:

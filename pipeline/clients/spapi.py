@@ -37,7 +37,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from pipeline.config import LWA_DEFAULT_ENDPOINT, OfferPolicy, Workspace
-from pipeline.errors import ApiAuthError, ApiResponseError, ConfigError, ExternalApiError
+from pipeline.errors import ApiAuthError, ConfigError
+from pipeline.errors import MoneyError as MoneyError
+from pipeline.errors import SpApiCallError as SpApiCallError
+from pipeline.errors import SpApiForbidden as SpApiForbidden
+from pipeline.errors import SpApiRequestRejected as SpApiRequestRejected
+from pipeline.errors import SpApiThrottled as SpApiThrottled
+from pipeline.errors import SpApiTransientError as SpApiTransientError
 
 # The library logs request headers (the access token) at DEBUG: keep it above that.
 for _name in ("sp_api", "sp_api.base.client", "sp_api.auth.access_token_client"):
@@ -56,40 +62,6 @@ _MINOR_UNIT_EXPONENT = {"JPY": 0, "USD": 2, "EUR": 2, "GBP": 2}
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # seconds
 
 FACT_STATUSES = ("ok", "no_offer", "filtered_out")  # Amazon answered about the ASIN itself
-
-
-# --- errors ---------------------------------------------------------------------------
-
-
-class SpApiCallError(ExternalApiError):
-    """One SP-API call failed; carries what the pacer and the run record need."""
-
-    retryable = True
-
-    def __init__(self, message: str, code: str, exchange: Exchange | None = None) -> None:
-        super().__init__(message)
-        self.code = code  # short error code for the snapshot's error_code column
-        self.exchange = exchange
-
-
-class SpApiThrottled(SpApiCallError):
-    """HTTP 429 QuotaExceeded: wait for the bucket, then try again."""
-
-
-class SpApiTransientError(SpApiCallError, ApiResponseError):
-    """5xx, timeout, connection error or an answer we cannot read: back off, try again."""
-
-
-class SpApiRequestRejected(SpApiCallError, ApiResponseError):
-    """A request-level 4xx other than 403/429: sending the same request again will not help."""
-
-    retryable = False
-
-
-class SpApiForbidden(SpApiCallError):
-    """HTTP 403: the access token was refused (expired or revoked)."""
-
-    retryable = False
 
 
 # --- the wire exchange ---------------------------------------------------------------
@@ -157,14 +129,6 @@ class BatchAnswer:
 
 
 # --- money ----------------------------------------------------------------------------
-
-
-class MoneyError(ValueError):
-    """A Money object we cannot turn into integer minor units of the expected currency."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 def minor_units(money: Any, currency: str, *, required: bool = True) -> int | None:

@@ -25,43 +25,26 @@ from typing import Any
 
 import requests
 
-from pipeline.clients.http import RetryPolicy, TransientApiError, json_body, send
-from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
+from pipeline.clients.http import (
+    AccessToken,
+    RetryPolicy,
+    json_body,
+    refreshed_once,
+    send,
+    unusable_answer,
+)
+from pipeline.errors import BaseAuthError as BaseAuthError
+from pipeline.errors import BaseItemRejected as BaseItemRejected
+from pipeline.errors import BaseLimitReached as BaseLimitReached
+from pipeline.errors import ExternalApiError
 from pipeline.tokens import RefreshTokenStore
 
 log = logging.getLogger("invsync.thebase")
 
 LIVE_URL = "https://api.thebase.in"
 PAGE_LIMIT = 100  # BASE's maximum for GET /1/items
-TOKEN_MARGIN = 300.0  # seconds: refresh this long before the access token expires
 LIMIT_CODES = frozenset({"hour_api_limit", "day_api_limit"})
 GONE_CODES = frozenset({"bad_item_id", "no_item"})
-
-
-class BaseItemRejected(ExternalApiError):
-    """BASE refused one item; ``code`` is BASE's ``error``."""
-
-    def __init__(self, message: str, *, code: str, description: str, http_status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.description = description
-        self.http_status = http_status
-
-
-class BaseLimitReached(ApiQuotaError):
-    """``hour_api_limit`` or ``day_api_limit`` (BASE's) or our own budget: stop the shop."""
-
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
-
-
-class BaseAuthError(ApiAuthError):
-    def __init__(self, message: str, *, code: str, http_status: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
 
 
 @dataclass(frozen=True)
@@ -94,6 +77,7 @@ class BaseShopClient:
         clock: Callable[[], float] = time.time,  # unix seconds: expiries are stored
     ) -> None:
         self.account_id = account_id
+        self._who = f"BASE shop {account_id}"  # how messages name the shop
         self.api_url = api_url.rstrip("/")
         self._credentials = credentials
         self._store = token_store
@@ -102,8 +86,7 @@ class BaseShopClient:
         self._before_call = before_call
         self._session = session or requests.Session()
         self._clock = clock
-        self._access_token: str | None = None
-        self._expires_at = 0.0  # unix seconds
+        self._token = AccessToken()  # expires_at: unix seconds
         self._refused_stored = False  # the stored access token was refused: refresh
         self.calls = 0  # HTTP attempts made by this client
 
@@ -131,7 +114,7 @@ class BaseShopClient:
         code = str(body.get("error", "")) if isinstance(body, dict) else ""
         description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
         status = response.status_code
-        where = f"BASE shop {self.account_id}"
+        where = self._who
         if code in LIMIT_CODES:
             window = "hour" if code == "hour_api_limit" else "day"
             return BaseLimitReached(
@@ -152,9 +135,9 @@ class BaseShopClient:
                 http_status=status,
             )
         if not code:
-            return TransientApiError(
-                f"{where} answered {operation} with HTTP {status} and no BASE error body; "
-                "run the command again.",
+            return unusable_answer(
+                where,
+                f"{operation} with HTTP {status} and no BASE error body",
                 operation=operation,
                 http_status=status,
             )
@@ -189,13 +172,13 @@ class BaseShopClient:
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
             raise BaseAuthError(
-                f"BASE shop {self.account_id} answered the token refresh without an access "
-                "token; run the command again.",
+                f"{self._who} answered the token refresh without an access token; run the "
+                "command again.",
                 code="no_access_token",
                 http_status=response.status_code,
             )
         lifetime = float(body.get("expires_in") or 3600)  # seconds
-        expires_at = self._clock() + lifetime - TOKEN_MARGIN / self.policy.time_scale
+        token = AccessToken.lasting(access, lifetime, self._clock(), self.policy)
         rotated = body.get("refresh_token")
         # BASE invalidates the old refresh token: persist the new one (with the access token,
         # for the next process to reuse) before anything can use — or lose — it.
@@ -204,45 +187,51 @@ class BaseShopClient:
             rotated if isinstance(rotated, str) and rotated else current,
             seed,
             access_token=access,
-            access_expires_at=expires_at,
+            access_expires_at=token.expires_at,
         )
-        self._access_token = access
-        self._expires_at = expires_at
+        self._token = token
         log.info("BASE %s: access token refreshed", self.account_id)
 
     def _headers(self) -> dict[str, str]:
-        if self._access_token is None and not self._refused_stored:
+        if self._token.value is None and not self._refused_stored:
             stored = self._store.access(
                 self._store_key, self._credentials.refresh_token, self._clock()
             )
             if stored is not None:
-                self._access_token, self._expires_at = stored
-        if self._access_token is None or self._clock() >= self._expires_at:
+                self._token = AccessToken(*stored)
+        if not self._token.usable(self._clock()):
             self.refresh()
-        return {"Authorization": f"Bearer {self._access_token}"}
+        return {"Authorization": f"Bearer {self._token.value}"}
+
+    def _forget_token(self) -> None:
+        # refused before its expiry: refresh, and do not take the stored one again
+        self._token = AccessToken()
+        self._refused_stored = True
 
     def _authorised(self, method: str, path: str, operation: str, **kwargs: Any) -> Any:
         """A data call with the access token; one refresh and one repeat on a token error."""
-        for attempt in (1, 2):
-            response = self._send(method, path, operation, headers=self._headers(), **kwargs)
-            if response.status_code == 200:
-                body = json_body(response)
-                if body is None:
-                    raise TransientApiError(
-                        f"BASE shop {self.account_id} answered {operation} with a body that "
-                        "is not JSON; run the command again.",
-                        operation=operation,
-                        http_status=200,
-                    )
-                return body
-            error = self._error(response, operation)
-            if isinstance(error, BaseAuthError) and attempt == 1:
-                self._access_token = None  # expired early: refresh once, repeat once
-                self._refused_stored = True
-                self._expires_at = 0.0
-                continue
-            raise error
-        raise AssertionError("unreachable")
+
+        def refused(response: requests.Response) -> bool:
+            return response.status_code != 200 and isinstance(
+                self._error(response, operation), BaseAuthError
+            )
+
+        response = refreshed_once(
+            lambda: self._send(method, path, operation, headers=self._headers(), **kwargs),
+            refused,
+            self._forget_token,
+        )
+        if response.status_code != 200:
+            raise self._error(response, operation)
+        body = json_body(response)
+        if body is None:
+            raise unusable_answer(
+                self._who,
+                f"{operation} with a body that is not JSON",
+                operation=operation,
+                http_status=200,
+            )
+        return body
 
     # --- items ------------------------------------------------------------------------
 
@@ -256,9 +245,9 @@ class BaseShopClient:
         body = self._authorised("POST", "/1/items/edit", "items/edit", data=form)
         item = body.get("item") if isinstance(body, dict) else None
         if not isinstance(item, dict):
-            raise TransientApiError(
-                f"BASE shop {self.account_id} answered items/edit for item {item_id} without "
-                "the item; run the command again.",
+            raise unusable_answer(
+                self._who,
+                f"items/edit for item {item_id} without the item",
                 operation="items/edit",
                 http_status=200,
             )
@@ -284,9 +273,9 @@ class BaseShopClient:
             )
             page = body.get("items") if isinstance(body, dict) else None
             if not isinstance(page, list):
-                raise TransientApiError(
-                    f"BASE shop {self.account_id} answered GET /1/items without an items "
-                    "list; run the command again.",
+                raise unusable_answer(
+                    self._who,
+                    "GET /1/items without an items list",
                     operation="items",
                     http_status=200,
                 )
