@@ -225,18 +225,18 @@ def settle_listings(con: Any, data_dir: Path, run_id: str) -> int:
         total += diff.height
         if platform == "base":
             values = diff.select(
-                "account_id", "item_id", price="new_price_jpy", stock="new_stock",
-                visible="new_visible",
+                "account_id", pl.col("listing_key").cast(pl.Int64).alias("item_id"),
+                price="new_price_minor", stock="new_quantity", visible="new_visible",
             )  # fmt: skip
             assignments = "price_jpy = s.price, stock = s.stock, visible = s.visible"
         else:
             values = diff.select(
-                "account_id", "sku", price="new_price_cents", quantity="new_quantity"
+                "account_id", sku="listing_key", price="new_price_minor", quantity="new_quantity"
             )
             assignments = "price_cents = s.price, quantity = s.quantity"
         _update(con, table, key, assignments, values)
         diff_path(data_dir, run_id, platform).unlink()
-    for table in ("diff_base_history", "diff_ebay_history", "transform_platform_stats"):
+    for table in ("diff_history", "transform_platform_stats"):
         con.execute(f"delete from {table} where run_id = $r", {"r": run_id})
     return total
 

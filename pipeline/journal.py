@@ -1,7 +1,9 @@
 """The push journal: one row per intended change, written before any call is made.
 
-Stage: load. Reads and writes ``push_journal``, ``api_call_windows`` and, on a confirmed
-push, ``listings_base`` / ``listings_ebay`` (all in the warehouse).
+Stage: load. Reads the approved diff rows (:class:`~pipeline.schemas.Diff`, whose columns
+the journal keeps under the same names: prices in minor units of ``currency``). Reads and
+writes ``push_journal`` and, on a confirmed push, ``listings_base`` / ``listings_ebay`` (all
+in the warehouse). The call budget lives in :mod:`pipeline.load.budget`.
 
 States (design §3)::
 
@@ -32,72 +34,20 @@ from pipeline.warehouse import transaction
 
 STATES = ("pending", "sent", "ok", "failed", "quarantined", "skipped")
 
-JOURNAL_COLUMNS = {
-    "run_id": pl.String,
-    "platform": pl.String,
-    "account_id": pl.String,
-    "listing_key": pl.String,
-    "asin": pl.String,
-    "currency": pl.String,
-    "old_price": pl.Int64,
-    "new_price": pl.Int64,
-    "old_quantity": pl.Int64,
-    "new_quantity": pl.Int64,
-    "old_visible": pl.Boolean,
-    "new_visible": pl.Boolean,
-    "api": pl.String,
-    "offer_id": pl.String,
-    "listing_id": pl.String,
-}
+DIFF_COLUMNS = (  # the columns of a Diff row (plus its path's run_id, platform) it keeps
+    "run_id", "platform", "account_id", "listing_key", "asin", "currency",
+    "old_price_minor", "new_price_minor", "old_quantity", "new_quantity",
+    "old_visible", "new_visible", "api", "offer_id", "listing_id",
+)  # fmt: skip
 
 
-def base_journal_rows(diff: pl.DataFrame) -> pl.DataFrame:
-    """DiffBase rows → journal rows (yen, ``api = items/edit``)."""
-    return diff.select(
-        pl.col("run_id"),
-        pl.lit("base").alias("platform"),
-        pl.col("account_id"),
-        pl.col("item_id").cast(pl.String).alias("listing_key"),
-        pl.col("asin"),
-        pl.lit("JPY").alias("currency"),
-        pl.col("old_price_jpy").alias("old_price"),
-        pl.col("new_price_jpy").alias("new_price"),
-        pl.col("old_stock").alias("old_quantity"),
-        pl.col("new_stock").alias("new_quantity"),
-        pl.col("old_visible"),
-        pl.col("new_visible"),
-        pl.lit("items/edit").alias("api"),
-        pl.lit(None, pl.String).alias("offer_id"),
-        pl.lit(None, pl.String).alias("listing_id"),
-    ).cast(JOURNAL_COLUMNS)  # type: ignore[arg-type]
-
-
-def ebay_journal_rows(diff: pl.DataFrame) -> pl.DataFrame:
-    """DiffEbay rows → journal rows (cents; ``api`` inventory | trading)."""
-    return diff.select(
-        pl.col("run_id"),
-        pl.lit("ebay").alias("platform"),
-        pl.col("account_id"),
-        pl.col("sku").alias("listing_key"),
-        pl.col("asin"),
-        pl.col("currency"),
-        pl.col("old_price_cents").alias("old_price"),
-        pl.col("new_price_cents").alias("new_price"),
-        pl.col("old_quantity"),
-        pl.col("new_quantity"),
-        pl.lit(None, pl.Boolean).alias("old_visible"),
-        pl.lit(None, pl.Boolean).alias("new_visible"),
-        pl.col("api"),
-        pl.col("offer_id"),
-        pl.col("listing_id"),
-    ).cast(JOURNAL_COLUMNS)  # type: ignore[arg-type]
-
-
-def record_pending(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> None:
-    """Journal every row as ``pending`` (rows already journaled for the run keep their state)."""
-    if rows.is_empty():
+def record_pending(con: duckdb.DuckDBPyConnection, diff: pl.DataFrame) -> None:
+    """Journal every diff row as ``pending`` (rows already journaled for the run keep their
+    state). ``diff``: :class:`~pipeline.schemas.Diff` rows with the ``run_id`` and
+    ``platform`` of their path; the journal stores them under the same names."""
+    if diff.is_empty():
         return
-    incoming = rows.select(list(JOURNAL_COLUMNS)).to_arrow()
+    incoming = diff.select(DIFF_COLUMNS).to_arrow()
     with transaction(con):
         con.register("incoming", incoming)
         try:
@@ -205,7 +155,7 @@ def record_results(
                         "load/listing_pushed_base",
                         {
                             **listing,
-                            "price": row["new_price"],
+                            "price": row["new_price_minor"],
                             "quantity": row["new_quantity"],
                             "visible": row["new_visible"],
                         },
@@ -216,7 +166,7 @@ def record_results(
                         "load/listing_pushed_ebay",
                         {
                             **listing,
-                            "price": row["new_price"],
+                            "price": row["new_price_minor"],
                             "quantity": row["new_quantity"],
                             "offer_id": result.offer_id,
                         },
@@ -246,103 +196,3 @@ def summary(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
     cursor = run_sql(con, "load/journal_summary", {"run_id": run_id})
     names = [d[0] for d in cursor.description]
     return pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
-
-
-class BudgetSpent(Exception):
-    """Our own call budget for a window is used up (raised before BASE would refuse)."""
-
-    def __init__(self, window_kind: str, limit: int) -> None:
-        super().__init__(window_kind)
-        self.window_kind = window_kind
-        self.limit = limit
-
-
-@dataclass(frozen=True)
-class Window:
-    kind: str  # hour | day
-    seconds: float  # length in platform seconds
-    offset: float  # seconds east of UTC where the window turns (BASE's day: JST)
-    limit: int  # calls allowed per window
-
-
-class CallBudget:
-    """Calls per platform account and window, kept in ``api_call_windows``.
-
-    ``now`` gives platform time in seconds since the epoch (the sandbox's runs
-    ``time_scale`` times faster). ``spend`` raises :class:`BudgetSpent` instead of
-    counting once a window's limit is reached, so the shop stops before the platform
-    refuses it — and a later run in the same window starts from the calls this one made.
-    Counts are written every ``flush_every`` calls and by :meth:`flush` (a ``kill -9`` can
-    lose at most that many; the default budget leaves 100 calls of BASE's 5,000 spare).
-    """
-
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        platform: str,
-        account_id: str,
-        windows: list[Window],
-        now: Callable[[], float],
-        flush_every: int = 20,
-    ) -> None:
-        self._con = con
-        self._platform = platform
-        self._account_id = account_id
-        self._windows = windows
-        self._now = now
-        self._flush_every = flush_every
-        self._used: dict[tuple[str, int], int] = {}  # calls per (kind, window index)
-        self._dirty: set[tuple[str, int]] = set()
-        self._unflushed = 0
-
-    def _params(self, kind: str, index: int) -> dict[str, Any]:
-        return {
-            "platform": self._platform,
-            "account_id": self._account_id,
-            "window_kind": kind,
-            "window_index": index,
-        }
-
-    def _key(self, window: Window, now: float) -> tuple[str, int]:
-        return window.kind, int((now + window.offset) // window.seconds)
-
-    def used(self, kind: str) -> int:
-        now = self._now()
-        for window in self._windows:
-            if window.kind == kind:
-                return self._current(self._key(window, now))
-        return 0
-
-    def _current(self, key: tuple[str, int]) -> int:
-        if key not in self._used:  # first call in this window: what earlier runs used
-            rows = run_sql(self._con, "load/call_window_read", self._params(*key)).fetchall()
-            self._used[key] = int(rows[0][0])
-        return self._used[key]
-
-    def spend(self, _operation: str = "") -> None:
-        now = self._now()
-        keys = [(w, self._key(w, now)) for w in self._windows]
-        for window, key in keys:
-            if self._current(key) >= window.limit:
-                self.flush()
-                raise BudgetSpent(window.kind, window.limit)
-        for _window, key in keys:
-            self._used[key] += 1
-            self._dirty.add(key)
-        self._unflushed += 1
-        if self._unflushed >= self._flush_every:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the counts of the windows used since the last flush."""
-        if not self._dirty:
-            return
-        with transaction(self._con):
-            for key in sorted(self._dirty):
-                run_sql(
-                    self._con,
-                    "load/call_window_write",
-                    {**self._params(*key), "calls": self._used[key]},
-                )
-        self._dirty.clear()
-        self._unflushed = 0

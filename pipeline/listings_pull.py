@@ -34,11 +34,12 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline import load
 from pipeline.clients.ebay import ActiveList, EbayClient
+from pipeline.clients.factory import base_client, ebay_client
 from pipeline.clients.thebase import BaseShopClient
 from pipeline.config import Account, Workspace
 from pipeline.errors import UsageError
+from pipeline.load.budget import BudgetSpent, base_budget
 from pipeline.schemas import ASIN_PATTERN
 from pipeline.sql import run_sql
 from pipeline.warehouse import transaction
@@ -256,10 +257,8 @@ def _account_result(
 
 
 def pull_base(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -> AccountPull:
-    budget = load.base_budget(ws, con, account.id)
-    client: BaseShopClient = load.base_client(
-        ws, account, before_call=_budget_guard(budget, account.id)
-    )
+    budget = base_budget(ws, con, account.id)
+    client: BaseShopClient = base_client(ws, account, before_call=_budget_guard(budget, account.id))
     try:
         items = list(client.items())  # every page first: a half-read shop marks nothing gone
     finally:
@@ -272,7 +271,6 @@ def pull_base(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
 
 def _budget_guard(budget: Any, account_id: str) -> Any:
     from pipeline.clients.thebase import BaseLimitReached
-    from pipeline.journal import BudgetSpent
 
     def spend(operation: str) -> None:
         try:
@@ -290,7 +288,7 @@ def _budget_guard(budget: Any, account_id: str) -> Any:
 
 
 def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -> AccountPull:
-    client: EbayClient = load.ebay_client(ws, account)
+    client: EbayClient = ebay_client(ws, account)
     rows, unmapped, seen = [], 0, 0
     inventory_skus: set[str] = set()
     inventory_listing_ids: set[str] = set()

@@ -1,7 +1,8 @@
 """Phase 2, review gate: row holds, the per-platform breaker, approvals, and the review report.
 
-Reads the run's diffs (``<data_dir>/diffs/run_id=<id>/platform=<p>/diff.parquet``, held rows
-already marked by transform), ``transform_platform_stats``, ``review_approvals``, the
+Reads the run's diffs (``<data_dir>/diffs/run_id=<id>/platform=<p>/diff.parquet``, one shape
+for every platform with prices in minor units of ``currency``, held rows already marked by
+transform; the run and platform come from the path), ``transform_platform_stats``, ``review_approvals``, the
 ``[guardrails]`` settings, and every Amazon snapshot for the price-history sparklines.
 Writes ``review_breakers``, ``review_approvals`` (via :func:`approve`), the run's
 ``review_seconds`` and ``holds``, and ``<data_dir>/reviews/<run>/review.html`` with one CSV
@@ -31,18 +32,15 @@ from pipeline.config import Settings, Workspace
 from pipeline.errors import DataError, UsageError
 from pipeline.pricing import BP, compile_guardrails
 from pipeline.runs import resolve_run, update_run
-from pipeline.schemas import CHANGE_KINDS, DiffBase, DiffEbay, PricedDiffBase, PricedDiffEbay
-from pipeline.transform import PLATFORMS, diff_path
+from pipeline.schemas import CHANGE_KINDS, Diff, PricedDiff
+from pipeline.transform import PLATFORMS, diff_path, with_path_keys
 from pipeline.warehouse import read_parquet_validated, transaction
 
 PLATFORM_NAMES = {"base": "BASE", "ebay": "eBay"}
-PRICE_COLUMNS = {
-    "base": ("old_price_jpy", "new_price_jpy"),
-    "ebay": ("old_price_cents", "new_price_cents"),
-}
-STOCK_COLUMNS = {"base": ("old_stock", "new_stock"), "ebay": ("old_quantity", "new_quantity")}
-LOAD_SCHEMAS = {"base": DiffBase, "ebay": DiffEbay}
-PRICED_SCHEMAS = {"base": PricedDiffBase, "ebay": PricedDiffEbay}
+PRICE_MINOR = ("old_price_minor", "new_price_minor")  # minor units of the row's currency
+STOCK_COLUMNS = ("old_quantity", "new_quantity")
+# The same columns on every platform; kept per platform for callers that look one up (cli.py).
+PRICE_COLUMNS = dict.fromkeys(PLATFORMS, PRICE_MINOR)
 HTML_ROWS_PER_PLATFORM = 1_000  # the CSVs carry every row; the page stays light
 
 
@@ -116,14 +114,15 @@ class ReviewResult:
 
 
 def read_diff(ws: Workspace, run_id: str, platform: str) -> pl.DataFrame:
-    """The run's validated diff for one platform; a clear error when transform has not run."""
+    """The run's validated diff for one platform, with the ``run_id`` and ``platform`` of its
+    path; a clear error when transform has not run."""
     path = diff_path(ws.data_dir, run_id, platform)
     if not path.is_file():
         raise DataError(
             f"Run {run_id} has no {PLATFORM_NAMES.get(platform, platform)} diff at {path}; "
             f"run `invsync transform --run {run_id}` first."
         )
-    return read_parquet_validated(path, PRICED_SCHEMAS[platform])
+    return with_path_keys(read_parquet_validated(path, PricedDiff), run_id, platform)
 
 
 def _diffed_platforms(ws: Workspace, run_id: str) -> list[str]:
@@ -199,7 +198,8 @@ def loadable_rows(
     ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, platform: str
 ) -> tuple[pl.DataFrame, str | None]:
     """The diff rows of run/platform cleared for load (not held, or held and approved),
-    validated by DiffBase/DiffEbay, and the reason the whole platform is held (breaker
+    validated by :class:`~pipeline.schemas.Diff` (with the run_id and platform of the file's
+    path), and the reason the whole platform is held (breaker
     tripped and not approved) — then the frame is empty."""
     if platform not in PLATFORMS:
         raise UsageError(f"Platform {platform!r} is not one of {', '.join(PLATFORMS)}.")
@@ -211,10 +211,10 @@ def loadable_rows(
             f"{'; '.join(breaker.reasons)}; release it with "
             f"`invsync approve {run_id} --platform {platform}`."
         )
-        return LOAD_SCHEMAS[platform].validate(diff.clear(), lazy=True), reason
+        return Diff.validate(diff.clear(), lazy=True), reason
     if not breaker.approved:
         diff = diff.filter(~pl.col("held"))
-    return LOAD_SCHEMAS[platform].validate(diff, lazy=True), None
+    return Diff.validate(diff, lazy=True), None
 
 
 # --- approve -----------------------------------------------------------------------------
@@ -264,8 +264,9 @@ def approve(
 # --- review ------------------------------------------------------------------------------
 
 
-def _move_bp(platform: str) -> pl.Expr:
-    old, new = PRICE_COLUMNS[platform]
+def _move_bp() -> pl.Expr:
+    """The price move of a row in basis points of its old price (rounded down)."""
+    old, new = PRICE_MINOR
     return ((pl.col(new) - pl.col(old)).abs() * BP // pl.col(old)).alias("move_bp")
 
 
@@ -276,7 +277,7 @@ def review_platform(
     counts = dict(diff.group_by("change_kind").len().iter_rows())
     breaker = breaker_for(ws, con, run_id, platform)
     moves = diff.filter(pl.col("change_kind").is_in(["price_up", "price_down"])).with_columns(
-        _move_bp(platform)
+        _move_bp()
     )
     review = PlatformReview(
         platform=platform,
@@ -382,10 +383,11 @@ code{font-size:90%}
 """
 
 
-def _money(value: int | None, platform: str) -> str:
+def _money(value: int | None, currency: str) -> str:
+    """An amount in minor units of ``currency`` (JPY: yen, USD: cents) as people write it."""
     if value is None:
         return ""
-    if platform == "ebay":
+    if currency == "USD":
         sign = "-" if value < 0 else ""
         return f"{sign}${abs(value) // 100:,}.{abs(value) % 100:02d}"
     return f"¥{value:,}"
@@ -401,9 +403,9 @@ def _platform_section(
 ) -> str:
     p = review.platform
     name = PLATFORM_NAMES[p]
-    old_p, new_p = PRICE_COLUMNS[p]
-    old_s, new_s = STOCK_COLUMNS[p]
-    profit = "expected_profit_jpy" if p == "base" else "expected_profit_cents"
+    old_p, new_p = PRICE_MINOR
+    old_s, new_s = STOCK_COLUMNS
+    profit = "expected_profit_minor"
     b = review.breaker
     if b.tripped:
         state = "approved" if b.approved else "holds the whole load"
@@ -419,7 +421,7 @@ def _platform_section(
     )
     head = "".join(f"<th>{k}</th>" for k in [*CHANGE_KINDS, "total", "held"])
     shown = (
-        diff.with_columns(_move_bp(p))
+        diff.with_columns(_move_bp())
         .sort(["held", "move_bp"], descending=[True, True], nulls_last=True)
         .head(HTML_ROWS_PER_PLATFORM)
     )
@@ -438,10 +440,12 @@ def _platform_section(
             + _cell(row["listing_key"], "t")
             + _cell(row["asin"], "t")
             + _cell(row["change_kind"], "t")
-            + _cell(f"{_money(row[old_p], p)} → {_money(row[new_p], p)}")
+            + _cell(
+                f"{_money(row[old_p], row['currency'])} → {_money(row[new_p], row['currency'])}"
+            )
             + _cell(f"{row[old_s]} → {row[new_s]}")
-            + _cell(_money(row["cost_jpy"], "base"))
-            + _cell(_money(row[profit], p))
+            + _cell(_money(row["cost_jpy"], "JPY"))
+            + _cell(_money(row[profit], row["currency"]))
             + _cell(source, "t")
             + _cell(row["hold_reason"] or "", "t")
             + f"<td>{sparkline_svg(history.get(row['asin'], []))}</td></tr>"

@@ -138,60 +138,57 @@ class Asins(pa.DataFrameModel):
 CHANGE_KINDS = ["price_up", "price_down", "out_of_stock", "restock"]
 
 
-class _DiffCommon(pa.DataFrameModel):
-    """Columns every per-platform diff row carries (transform writes, review and load read).
+DIFF_CURRENCIES = ["JPY", "USD"]  # BASE prices in yen, eBay in US cents
+DIFF_APIS = ["items/edit", *EBAY_APIS]  # how load sends a row: BASE, or eBay's two APIs
 
-    One row per listing whose price or stock must change. ``change_kind`` names the
-    stock change when there is one (``out_of_stock`` / ``restock``), else the price move.
+
+class Diff(pa.DataFrameModel):
+    """One platform's diff of one run, as load takes it: one row per listing whose price or
+    stock must change, in the same columns on every platform (transform writes, review and
+    load read).
+
+    Money is in integer minor units of ``currency``: yen for JPY (BASE), cents for USD
+    (eBay). ``change_kind`` names the stock change when there is one (``out_of_stock`` /
+    ``restock``), else the price move. Visibility is BASE's only (null on eBay). The file
+    ``diffs/run_id=…/platform=…/diff.parquet`` holds no ``run_id`` or ``platform`` column
+    (its path does); readers add them back.
     """
 
-    run_id: str
-    platform: str = pa.Field(isin=["base", "ebay"])
     account_id: str = pa.Field(str_matches=ACCOUNT_PATTERN)
-    listing_key: str  # BASE item_id as text, eBay sku
+    listing_key: str = pa.Field(str_length={"min_value": 1})  # BASE item_id as text, eBay sku
     asin: str = pa.Field(str_matches=ASIN_PATTERN)
     change_kind: str = pa.Field(isin=CHANGE_KINDS)
+    currency: str = pa.Field(isin=DIFF_CURRENCIES)
+    old_price_minor: pl.Int64 = pa.Field(gt=0)  # minor units of currency
+    new_price_minor: pl.Int64 = pa.Field(gt=0)
+    old_quantity: pl.Int64 = pa.Field(ge=0)
+    new_quantity: pl.Int64 = pa.Field(ge=0)
+    old_visible: pl.Boolean = pa.Field(nullable=True)  # BASE only
+    new_visible: pl.Boolean = pa.Field(nullable=True)
+    api: str = pa.Field(isin=DIFF_APIS)
+    offer_id: str = pa.Field(nullable=True)  # eBay offerId (Inventory API)
+    listing_id: str = pa.Field(nullable=True)  # eBay ItemID (Trading API)
+    expected_profit_minor: pl.Int64 = pa.Field(nullable=True)
+    cost_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)  # Amazon landed price, JPY
     source_run_id: str  # the run whose observation decided this row
     source_fetched_at: pl.Datetime(time_unit="us", time_zone="UTC") = pa.Field(nullable=True)
     source_status: str = pa.Field(isin=SNAPSHOT_STATUSES)
     source_fallback_age_seconds: pl.Float64 = pa.Field(nullable=True, ge=0)  # seconds
-    cost_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)  # Amazon landed price, JPY
     held: pl.Boolean
     hold_reason: str = pa.Field(nullable=True)
 
-
-class DiffBase(_DiffCommon):
-    """``diff_base``: BASE listings to change (yen)."""
-
-    item_id: pl.Int64 = pa.Field(gt=0)
-    old_price_jpy: pl.Int64 = pa.Field(gt=0)
-    new_price_jpy: pl.Int64 = pa.Field(gt=0)
-    old_stock: pl.Int64 = pa.Field(ge=0)
-    new_stock: pl.Int64 = pa.Field(ge=0)
-    old_visible: pl.Boolean
-    new_visible: pl.Boolean
-    expected_profit_jpy: pl.Int64 = pa.Field(nullable=True)
-
     class Config:
-        unique = ["run_id", "account_id", "listing_key"]
+        unique = ["account_id", "listing_key"]
 
-
-class DiffEbay(_DiffCommon):
-    """``diff_ebay``: eBay listings to change (US cents)."""
-
-    sku: str
-    offer_id: str = pa.Field(nullable=True)
-    listing_id: str = pa.Field(nullable=True)
-    api: str = pa.Field(isin=EBAY_APIS)
-    currency: str = pa.Field(isin=EBAY_CURRENCIES)
-    old_price_cents: pl.Int64 = pa.Field(gt=0)
-    new_price_cents: pl.Int64 = pa.Field(gt=0)
-    old_quantity: pl.Int64 = pa.Field(ge=0)
-    new_quantity: pl.Int64 = pa.Field(ge=0)
-    expected_profit_cents: pl.Int64 = pa.Field(nullable=True)
-
-    class Config:
-        unique = ["run_id", "account_id", "listing_key"]
+    @pa.dataframe_check
+    def platform_columns_agree(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """A yen row is a BASE row (items/edit, visibility known); a cents row is eBay's."""
+        base = pl.col("currency") == "JPY"
+        return data.lazyframe.select(
+            (base == (pl.col("api") == "items/edit"))
+            & (base == pl.col("old_visible").is_not_null())
+            & (base == pl.col("new_visible").is_not_null())
+        )
 
 
 def _price_within_bounds(price: str, low: str, high: str, old: str) -> pl.Expr:
@@ -203,96 +200,50 @@ def _price_within_bounds(price: str, low: str, high: str, old: str) -> pl.Expr:
     return ~moved | inside
 
 
-def _kind_matches_values(
-    old_price: str, new_price: str, went_out: pl.Expr, came_back: pl.Expr
-) -> pl.Expr:
-    """``change_kind`` says what changed: a stock move, else the price direction with the
-    stock untouched."""
-    kind = pl.col("change_kind")
-    return (
-        ((kind == "out_of_stock") & went_out)
-        | ((kind == "restock") & came_back)
-        | ((kind == "price_up") & (pl.col(new_price) > pl.col(old_price)) & ~went_out & ~came_back)
-        | (
-            (kind == "price_down")
-            & (pl.col(new_price) < pl.col(old_price))
-            & ~went_out
-            & ~came_back
-        )
-    )
+class PricedDiff(Diff):
+    """The diff as transform writes it: :class:`Diff` plus the rule bounds each row was
+    checked against and the FX rate, so every row explains itself (issue 5). Strict: the
+    file holds exactly these columns — ``run_id`` and ``platform`` live in its path."""
 
-
-class PricedDiffBase(DiffBase):
-    """``diff_base`` as transform writes it: :class:`DiffBase` plus the rule bounds each row was
-    checked against, so every row explains itself (issue 5)."""
-
-    target_price_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)  # the rule's price after min/max
-    min_price_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)
-    max_price_jpy: pl.Int64 = pa.Field(nullable=True, gt=0)
-    min_profit_jpy: pl.Int64
-    pricing_method: str = pa.Field(isin=["markup", "cost_plus"])
-
-    @pa.dataframe_check
-    def new_price_within_min_max(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(
-            _price_within_bounds("new_price_jpy", "min_price_jpy", "max_price_jpy", "old_price_jpy")
-        )
-
-    @pa.dataframe_check
-    def profit_at_least_minimum_unless_held(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        profit = pl.col("expected_profit_jpy")
-        return data.lazyframe.select(
-            pl.col("held") | profit.is_null() | (profit >= pl.col("min_profit_jpy"))
-        )
-
-    @pa.dataframe_check
-    def something_changes_as_named(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        went_out = ((pl.col("old_stock") > 0) & (pl.col("new_stock") == 0)) | (
-            pl.col("old_visible") & ~pl.col("new_visible")
-        )
-        came_back = ((pl.col("old_stock") == 0) & (pl.col("new_stock") > 0)) | (
-            ~pl.col("old_visible") & pl.col("new_visible")
-        )
-        return data.lazyframe.select(
-            _kind_matches_values("old_price_jpy", "new_price_jpy", went_out, came_back)
-        )
-
-    @pa.dataframe_check
-    def held_rows_say_why(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(pl.col("held") == pl.col("hold_reason").is_not_null())
-
-
-class PricedDiffEbay(DiffEbay):
-    """``diff_ebay`` as transform writes it: :class:`DiffEbay` plus bounds and the FX rate."""
-
-    target_price_cents: pl.Int64 = pa.Field(nullable=True, gt=0)
-    min_price_cents: pl.Int64 = pa.Field(nullable=True, gt=0)
-    max_price_cents: pl.Int64 = pa.Field(nullable=True, gt=0)
-    min_profit_cents: pl.Int64
+    target_price_minor: pl.Int64 = pa.Field(nullable=True, gt=0)  # rule's price after min/max
+    min_price_minor: pl.Int64 = pa.Field(nullable=True, gt=0)
+    max_price_minor: pl.Int64 = pa.Field(nullable=True, gt=0)
+    min_profit_minor: pl.Int64
     fx_jpy_per_usd: str = pa.Field(nullable=True)  # exact decimal as text, e.g. "150.25"
     pricing_method: str = pa.Field(isin=["markup", "cost_plus"])
+
+    class Config:
+        strict = True
 
     @pa.dataframe_check
     def new_price_within_min_max(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
             _price_within_bounds(
-                "new_price_cents", "min_price_cents", "max_price_cents", "old_price_cents"
+                "new_price_minor", "min_price_minor", "max_price_minor", "old_price_minor"
             )
         )
 
     @pa.dataframe_check
     def profit_at_least_minimum_unless_held(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        profit = pl.col("expected_profit_cents")
+        profit = pl.col("expected_profit_minor")
         return data.lazyframe.select(
-            pl.col("held") | profit.is_null() | (profit >= pl.col("min_profit_cents"))
+            pl.col("held") | profit.is_null() | (profit >= pl.col("min_profit_minor"))
         )
 
     @pa.dataframe_check
     def something_changes_as_named(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        went_out = (pl.col("old_quantity") > 0) & (pl.col("new_quantity") == 0)
-        came_back = (pl.col("old_quantity") == 0) & (pl.col("new_quantity") > 0)
+        """``change_kind`` says what changed: a stock move (quantity to or from 0, or BASE's
+        visibility), else the price direction with the stock untouched."""
+        hidden = (pl.col("old_visible") & ~pl.col("new_visible")).fill_null(False)
+        shown = (~pl.col("old_visible") & pl.col("new_visible")).fill_null(False)
+        went_out = ((pl.col("old_quantity") > 0) & (pl.col("new_quantity") == 0)) | hidden
+        came_back = ((pl.col("old_quantity") == 0) & (pl.col("new_quantity") > 0)) | shown
+        old, new, kind = pl.col("old_price_minor"), pl.col("new_price_minor"), pl.col("change_kind")
         return data.lazyframe.select(
-            _kind_matches_values("old_price_cents", "new_price_cents", went_out, came_back)
+            ((kind == "out_of_stock") & went_out)
+            | ((kind == "restock") & came_back)
+            | ((kind == "price_up") & (new > old) & ~went_out & ~came_back)
+            | ((kind == "price_down") & (new < old) & ~went_out & ~came_back)
         )
 
     @pa.dataframe_check

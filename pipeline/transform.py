@@ -4,8 +4,9 @@ Reads the snapshot ``<data_dir>/snapshots/amazon/dt=*/run_id=<id>/part-0.parquet
 (validated with :class:`~pipeline.schemas.Snapshot`), ``listings_base``, ``listings_ebay``,
 ``runs.unique_asins`` and the ``[pricing]``, ``[fx]`` and ``[guardrails]`` settings.
 Writes ``<data_dir>/diffs/run_id=<id>/platform=<p>/diff.parquet`` (atomic, validated with
-:class:`~pipeline.schemas.PricedDiffBase` / ``PricedDiffEbay``), the warehouse history
-(``diff_base_history``, ``diff_ebay_history``, ``transform_platform_stats``) and the run's
+:class:`~pipeline.schemas.PricedDiff`: the same columns on every platform, prices in minor
+units of the row's ``currency``, no ``run_id`` or ``platform`` column since the path holds
+both), the warehouse history (``diff_history``, ``transform_platform_stats``) and the run's
 ``transform_seconds``, ``diffs`` and ``holds``.
 
 All pricing happens set-based in DuckDB (``sql/transform/*.sql``); Python only wires.
@@ -30,13 +31,11 @@ from pipeline import pricing
 from pipeline.config import Settings, Workspace
 from pipeline.errors import ConfigError, DataError, InvsyncError
 from pipeline.runs import resolve_run, update_run
-from pipeline.schemas import CHANGE_KINDS, PricedDiffBase, PricedDiffEbay, Snapshot
+from pipeline.schemas import CHANGE_KINDS, PricedDiff, Snapshot
 from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import read_parquet_validated, transaction, write_parquet_atomic
 
 PLATFORMS = ("base", "ebay")
-DIFF_SCHEMAS = {"base": PricedDiffBase, "ebay": PricedDiffEbay}
-HISTORY_TABLES = {"base": "diff_base_history", "ebay": "diff_ebay_history"}
 
 
 def snapshot_path(data_dir: Path, run_id: str) -> Path:
@@ -56,7 +55,18 @@ def snapshot_path(data_dir: Path, run_id: str) -> Path:
 
 
 def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:
+    """Where one platform's diff of a run lives; the path's Hive keys are its run and platform."""
     return data_dir / "diffs" / f"run_id={run_id}" / f"platform={platform}" / "diff.parquet"
+
+
+def with_path_keys(diff: pl.DataFrame, run_id: str, platform: str) -> pl.DataFrame:
+    """``diff`` (as read from :func:`diff_path`) with the ``run_id`` and ``platform`` its
+    path holds, as the first two columns."""
+    return diff.select(
+        pl.lit(run_id, pl.String).alias("run_id"),
+        pl.lit(platform, pl.String).alias("platform"),
+        pl.all(),
+    )
 
 
 @dataclass
@@ -90,7 +100,7 @@ class TransformResult:
 
 @dataclass
 class ComputedDiffs:
-    frames: dict[str, pl.DataFrame]  # platform → validated diff
+    frames: dict[str, pl.DataFrame]  # platform → validated diff (no run_id/platform column)
     stats: pl.DataFrame  # transform_platform_stats rows
 
 
@@ -110,7 +120,7 @@ def _arrow_view(frame: pl.DataFrame) -> Any:
 
 def _validated(frame: pl.DataFrame, platform: str) -> pl.DataFrame:
     try:
-        return DIFF_SCHEMAS[platform].validate(frame, lazy=True)
+        return PricedDiff.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         first = exc.failure_cases.head(1).to_dicts()
         where = f" (first: {first[0].get('check')} on {first[0].get('column')})" if first else ""
@@ -159,9 +169,7 @@ def compute_diffs(
         ).to_arrow_table()
         con.register("priced_changes", changes)
         frames = {
-            platform: _validated(
-                _frame(con, f"transform/diff_{platform}", {"run_id": run_id}), platform
-            )
+            platform: _validated(_frame(con, "transform/diff", {"platform": platform}), platform)
             for platform in platforms
         }
         stats = _frame(con, "transform/platform_stats", {"run_id": run_id, "as_of": as_of})
@@ -184,16 +192,22 @@ def _has_listed(con: duckdb.DuckDBPyConnection, platform: str) -> bool:
 def _store(
     con: duckdb.DuckDBPyConnection, run_id: str, computed: ComputedDiffs, dropped: list[str]
 ) -> None:
-    """Replace the run's history rows, stats and (now stale) review verdicts in one go."""
+    """Replace the run's history rows of the priced and ``dropped`` platforms, its stats and
+    (now stale) review verdicts in one go."""
     with transaction(con):
+        for platform in [*computed.frames, *dropped]:
+            con.execute(
+                "delete from diff_history where run_id = $r and platform = $p",
+                {"r": run_id, "p": platform},
+            )
         for platform, frame in computed.frames.items():
-            table = HISTORY_TABLES[platform]
-            con.execute(f"delete from {table} where run_id = $r", {"r": run_id})
             con.register("new_diff", _arrow_view(frame))
-            con.execute(f"insert into {table} by name select * from new_diff")
+            con.execute(
+                "insert into diff_history by name"
+                " select $r as run_id, $p as platform, * from new_diff",
+                {"r": run_id, "p": platform},
+            )
             con.unregister("new_diff")
-        for platform in dropped:
-            con.execute(f"delete from {HISTORY_TABLES[platform]} where run_id = $r", {"r": run_id})
         con.execute("delete from transform_platform_stats where run_id = $r", {"r": run_id})
         con.register("new_stats", _arrow_view(computed.stats))
         con.execute("insert into transform_platform_stats by name select * from new_stats")

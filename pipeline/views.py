@@ -28,7 +28,10 @@ from pipeline.files import atomic_target
 from pipeline.layout import DIFF_FILES, SNAPSHOT_FILES, exports_dir
 from pipeline.sql import load_sql
 
-ANALYST_VIEWS = ("price_history", "latest_price", "oos_episodes", "diffs", "pushes", "fetch_health")
+ANALYST_VIEWS = (
+    "price_history", "latest_price", "oos_episodes", "diffs", "diff_base", "diff_ebay", "pushes",
+    "fetch_health",
+)  # fmt: skip
 EXPORTED_TABLES = ("runs", "push_journal", "listings_base", "listings_ebay")
 ANALYTICS_NAME = "analytics.duckdb"
 log = logging.getLogger("invsync.views")
@@ -42,14 +45,20 @@ _DUCKDB_TYPES = {
 }
 
 
+DIFF_PATH_KEYS = ("run_id", "platform")  # a diff file's run and platform are in its path only
+
+
 def _literal(path: Path) -> str:
     """A path as an SQL string literal. View DDL cannot take parameters, so the
     absolute path is embedded, with quotes doubled."""
     return "'" + str(path.resolve()).replace("'", "''") + "'"
 
 
-def _empty_relation(models: tuple[type[schemas.pa.DataFrameModel], ...]) -> str:
-    """``select … limit 0`` with the columns and types of the models (union of columns)."""
+def _empty_relation(
+    models: tuple[type[schemas.pa.DataFrameModel], ...], path_keys: tuple[str, ...] = ()
+) -> str:
+    """``select … limit 0`` with the columns and types of the models (union of columns),
+    then the ``path_keys`` as text."""
     columns: dict[str, str] = {}
     for model in models:
         for name, column in model.to_schema().columns.items():
@@ -59,27 +68,37 @@ def _empty_relation(models: tuple[type[schemas.pa.DataFrameModel], ...]) -> str:
             else:
                 sql_type = _DUCKDB_TYPES.get(dtype.base_type(), "varchar")
             columns.setdefault(name, sql_type)
+    for key in path_keys:
+        columns.setdefault(key, "varchar")
     body = ", ".join(f"cast(null as {t}) as {n}" for n, t in columns.items())
     return f"select {body} limit 0"
 
 
 def _glob_or_empty(
-    data_dir: Path, files: tuple[str, str], models: tuple[type[schemas.pa.DataFrameModel], ...]
+    data_dir: Path,
+    files: tuple[str, str],
+    models: tuple[type[schemas.pa.DataFrameModel], ...],
+    path_keys: tuple[str, ...] = (),
 ) -> str:
     """A relation over the Parquet files, or an empty typed one while there are none
-    (DuckDB binds a view when it is created, and an empty glob does not bind)."""
+    (DuckDB binds a view when it is created, and an empty glob does not bind).
+    ``path_keys``: Hive keys of the path that the files do not hold, read as text."""
     folder, pattern = files
     if any((data_dir / folder).glob(pattern)):
+        hive = "hive_partitioning = false"
+        if path_keys:
+            types = ", ".join(f"'{key}': varchar" for key in path_keys)
+            hive = f"hive_partitioning = true, hive_types = {{{types}}}"
         return (
             f"select * from read_parquet({_literal(data_dir / folder / pattern)}, "
-            "union_by_name = true, hive_partitioning = false)"
+            f"union_by_name = true, {hive})"
         )
-    return _empty_relation(models)
+    return _empty_relation(models, path_keys)
 
 
 def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,))
-    diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.DiffBase, schemas.DiffEbay))
+    diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.PricedDiff,), DIFF_PATH_KEYS)
     con.execute(f"create or replace view snapshots as {snapshots}")
     con.execute(f"create or replace view diff_rows as {diffs}")
 

@@ -1,8 +1,8 @@
 -- priced_listings: the listings of observed_listings whose price or stock changes in this
 -- run — the rule's target price and stock, the decision, and why it would be held — one row
 -- per changed listing (platform, account_id, listing_key). pipeline/transform.py fetches the
--- rows as Arrow and registers them as priced_changes: diff_base / diff_ebay split them by
--- platform, platform_stats counts them and their held rows. (Only changed rows leave
+-- rows as Arrow and registers them as priced_changes: diff.sql selects one platform's
+-- rows, platform_stats counts them and their held rows. (Only changed rows leave
 -- DuckDB: materialising every listing cost about half a second per million listings, for
 -- rows nobody reads.)
 --

@@ -1,5 +1,6 @@
 """Test support for load and pull: diff frames built from the listing tables, validated by
-the DiffBase / DiffEbay models, and sandbox ledger readers. Not a test module."""
+the one Diff model (with the run_id and platform a diff file's path gives), and sandbox
+ledger readers. Not a test module."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def base_diff(
     offset: int = 0,
     price_step: int = 10,
 ) -> pl.DataFrame:
-    """A DiffBase frame raising the price of ``limit`` BASE listings by ``price_step`` yen;
+    """A Diff frame raising the price of ``limit`` BASE listings by ``price_step`` yen;
     an out-of-stock one is restocked to 2 and shown."""
     where = "where account_id = $account" if account else ""
     params = {"account": account} if account else {}
@@ -58,28 +59,33 @@ def base_diff(
             "cost_jpy": 100,
             "held": False,
             "hold_reason": None,
-            "item_id": rows["item_id"],
-            "old_price_jpy": rows["price_jpy"],
-            "new_price_jpy": rows["price_jpy"] + price_step,
-            "old_stock": rows["stock"].cast(pl.Int64),
-            "new_stock": [2 if stock == 0 else stock for stock in rows["stock"]],
+            "currency": "JPY",
+            "old_price_minor": rows["price_jpy"],
+            "new_price_minor": rows["price_jpy"] + price_step,
+            "old_quantity": rows["stock"].cast(pl.Int64),
+            "new_quantity": [2 if stock == 0 else stock for stock in rows["stock"]],
             "old_visible": rows["visible"],
             "new_visible": [
                 True if stock == 0 else visible
                 for stock, visible in zip(rows["stock"], rows["visible"], strict=True)
             ],
-            "expected_profit_jpy": 50,
+            "api": "items/edit",
+            "offer_id": None,
+            "listing_id": None,
+            "expected_profit_minor": 50,
         },
         schema_overrides={
             "source_fetched_at": pl.Datetime("us", "UTC"),
             "source_fallback_age_seconds": pl.Float64,
             "cost_jpy": pl.Int64,
             "hold_reason": pl.String,
-            "new_stock": pl.Int64,
-            "expected_profit_jpy": pl.Int64,
+            "new_quantity": pl.Int64,
+            "offer_id": pl.String,
+            "listing_id": pl.String,
+            "expected_profit_minor": pl.Int64,
         },
     )
-    return schemas.DiffBase.validate(frame, lazy=True)
+    return schemas.Diff.validate(frame, lazy=True)
 
 
 def ebay_diff(
@@ -91,7 +97,7 @@ def ebay_diff(
     price_step: int = 100,
     forget_offer_ids: bool = False,
 ) -> pl.DataFrame:
-    """A DiffEbay frame raising ``limit`` eBay listings by ``price_step`` cents; quantity 0
+    """A Diff frame raising ``limit`` eBay listings by ``price_step`` cents; quantity 0
     is restocked to 3."""
     where = "where api = $api" if api else ""
     params = {"api": api} if api else {}
@@ -113,16 +119,17 @@ def ebay_diff(
             "cost_jpy": 100,
             "held": False,
             "hold_reason": None,
-            "sku": rows["sku"],
             "offer_id": None if forget_offer_ids else rows["offer_id"],
             "listing_id": rows["listing_id"],
             "api": rows["api"],
             "currency": rows["currency"],
-            "old_price_cents": rows["price_cents"],
-            "new_price_cents": rows["price_cents"] + price_step,
+            "old_price_minor": rows["price_cents"],
+            "new_price_minor": rows["price_cents"] + price_step,
             "old_quantity": rows["quantity"].cast(pl.Int64),
             "new_quantity": [3 if q == 0 else q for q in rows["quantity"]],
-            "expected_profit_cents": 50,
+            "old_visible": None,
+            "new_visible": None,
+            "expected_profit_minor": 50,
         },
         schema_overrides={
             "source_fetched_at": pl.Datetime("us", "UTC"),
@@ -131,10 +138,12 @@ def ebay_diff(
             "hold_reason": pl.String,
             "offer_id": pl.String,
             "new_quantity": pl.Int64,
-            "expected_profit_cents": pl.Int64,
+            "old_visible": pl.Boolean,
+            "new_visible": pl.Boolean,
+            "expected_profit_minor": pl.Int64,
         },
     )
-    return schemas.DiffEbay.validate(frame, lazy=True)
+    return schemas.Diff.validate(frame, lazy=True)
 
 
 def ledger(url: str) -> dict[str, Any]:
@@ -163,21 +172,19 @@ def write_transform_output(
     con: duckdb.DuckDBPyConnection, data_dir: Path, diff: pl.DataFrame, platform: str
 ) -> Path:
     """What transform leaves for review and load: the priced diff file (the Diff columns
-    plus the rule bounds) and the run's platform counts, with nothing to trip the breaker."""
+    plus the rule bounds, without the run_id and platform its path holds) and the run's
+    platform counts, with nothing to trip the breaker."""
     run_id = str(diff["run_id"][0])
-    unit = "jpy" if platform == "base" else "cents"
-    priced = diff.with_columns(
-        pl.col(f"new_price_{unit}").alias(f"target_price_{unit}"),
-        pl.lit(None, pl.Int64).alias(f"min_price_{unit}"),
-        pl.lit(None, pl.Int64).alias(f"max_price_{unit}"),
-        pl.lit(0, pl.Int64).alias(f"min_profit_{unit}"),
+    priced = diff.drop("run_id", "platform").with_columns(
+        pl.col("new_price_minor").alias("target_price_minor"),
+        pl.lit(None, pl.Int64).alias("min_price_minor"),
+        pl.lit(None, pl.Int64).alias("max_price_minor"),
+        pl.lit(0, pl.Int64).alias("min_profit_minor"),
+        pl.lit("150" if platform == "ebay" else None, pl.String).alias("fx_jpy_per_usd"),
         pl.lit("markup").alias("pricing_method"),
     )
-    if platform == "ebay":
-        priced = priced.with_columns(pl.lit("150").alias("fx_jpy_per_usd"))
-    model = schemas.PricedDiffBase if platform == "base" else schemas.PricedDiffEbay
     path = diff_path(data_dir, run_id, platform)
-    write_parquet_atomic(priced, path, model)
+    write_parquet_atomic(priced, path, schemas.PricedDiff)
     n = len(diff)
     con.execute(
         "insert or replace into transform_platform_stats values "

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from pipeline import journal, listings_pull, load, runs, warehouse
+from pipeline.clients import factory
 from pipeline.config import open_workspace
 from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
 from tests.integration import loadkit
@@ -149,7 +150,7 @@ def test_dry_run_records_the_calls_and_makes_none(sandbox, pulled, data_dir):
 def test_bad_item_id_is_confirmed_then_quarantined(sandbox, pulled, data_dir):
     ws, con, run_id = pulled()
     diff = loadkit.base_diff(con, run_id, 10, account="shop1")
-    gone = diff["item_id"].to_list()[3:5]
+    gone = diff["listing_key"].cast(pl.Int64).to_list()[3:5]
     loadkit.set_faults(sandbox.url, "bad_item_ids=" + "+".join(map(str, gone)))
     loadkit.write_transform_output(con, data_dir, diff, "base")
 
@@ -196,13 +197,13 @@ def test_other_base_400_fails_the_row_with_bases_code(sandbox, pulled):
     )
     assert row["error_message"] == "バリデーションエラーです。"
     sentence = load.failure_sentence(load.LoadResult(run_id, False, outcome, {}, 0.0))
-    assert sentence.startswith(f"BASE failed 4 of 4 items (first: item_id={diff['item_id'][0]}")
+    assert sentence.startswith(f"BASE failed 4 of 4 items (first: item_id={diff['listing_key'][0]}")
 
 
 def test_207_partial_failure_then_resume_sends_only_the_failed(sandbox, pulled):
     ws, con, run_id = pulled()
     diff = loadkit.ebay_diff(con, run_id, 30, api="inventory")
-    broken = diff["sku"].to_list()[5:8]
+    broken = diff["listing_key"].to_list()[5:8]
     loadkit.set_faults(sandbox.url, "partial_failure_skus=" + "+".join(broken))
 
     outcome = load.push_rows(ws, con, run_id, "ebay", diff)
@@ -235,22 +236,26 @@ def test_crash_leftovers_are_read_back_and_never_applied_twice(sandbox, pulled):
     ws, con, run_id = pulled()
     diff = loadkit.base_diff(con, run_id, 6, account="shop1")
     ebay = loadkit.ebay_diff(con, run_id, 4, api="inventory")
-    journal.record_pending(con, journal.base_journal_rows(diff))
-    journal.record_pending(con, journal.ebay_journal_rows(ebay))
+    journal.record_pending(con, diff)
+    journal.record_pending(con, ebay)
     base_rows = journal.open_rows(con, run_id, "base")
     ebay_rows = journal.open_rows(con, run_id, "ebay")
     journal.mark_sent(con, base_rows[:4], "crashed")
     journal.mark_sent(con, ebay_rows[:2], "crashed")
     # the first two of each reached the platform before the "crash"
-    client = load.base_client(ws, ws.settings.account("shop1"))
+    client = factory.base_client(ws, ws.settings.account("shop1"))
     for row in base_rows[:2]:
-        client.edit_item(int(row["listing_key"]), price=row["new_price"], stock=row["new_quantity"])
+        client.edit_item(
+            int(row["listing_key"]), price=row["new_price_minor"], stock=row["new_quantity"]
+        )
     from pipeline.clients.ebay import PriceQuantity
 
-    ebay_client = load.ebay_client(ws, ws.settings.account("ebay-main"))
+    ebay_client = factory.ebay_client(ws, ws.settings.account("ebay-main"))
     ebay_client.bulk_update(
         [
-            PriceQuantity(r["listing_key"], r["new_price"], r["new_quantity"], "USD", r["offer_id"])
+            PriceQuantity(
+                r["listing_key"], r["new_price_minor"], r["new_quantity"], "USD", r["offer_id"]
+            )
             for r in ebay_rows[:1]
         ]
     )
@@ -376,7 +381,9 @@ def test_a_429_storm_is_retried_then_left_pending(sandbox, pulled):
     assert outcome[0].ok == 50
     stats = loadkit.ledger(sandbox.url)
     assert stats["per_operation"]["ebay.bulkUpdatePriceQuantity"]["throttled"] >= 1
-    assert loadkit.changes_per_key(stats, "ebay") == {f"ebay-main:{s}": 1 for s in diff["sku"]}
+    assert loadkit.changes_per_key(stats, "ebay") == {
+        f"ebay-main:{s}": 1 for s in diff["listing_key"]
+    }
 
     storm_run = runs.start_run(con, ws, "load")
     storm = loadkit.ebay_diff(con, storm_run, 10, api="inventory", price_step=7)
@@ -384,7 +391,7 @@ def test_a_429_storm_is_retried_then_left_pending(sandbox, pulled):
     with pytest.raises(ApiQuotaError, match=r"ebay-main kept refusing calls \(429"):
         _load(ws, con, storm_run, "ebay", storm)
     assert _states(con, storm_run) == {"pending": 10}
-    assert _row(con, storm_run, storm["sku"][0])["error_code"] == "429"
+    assert _row(con, storm_run, storm["listing_key"][0])["error_code"] == "429"
 
 
 def test_trading_listings_go_through_revise_inventory_status_by_four(sandbox, pulled):
@@ -398,11 +405,11 @@ def test_trading_listings_go_through_revise_inventory_status_by_four(sandbox, pu
     stats = loadkit.ledger(sandbox.url)
     calls = loadkit.calls_of(stats, "trading", "ReviseInventoryStatus")
     assert [len(c["items"]) for c in calls] == [4, 4, 1]
-    assert {sku: listings[sku].listing_id for sku in diff["sku"]} == dict(
-        zip(diff["sku"], diff["listing_id"], strict=True)
+    assert {sku: listings[sku].listing_id for sku in diff["listing_key"]} == dict(
+        zip(diff["listing_key"], diff["listing_id"], strict=True)
     )
-    assert {sku: listings[sku].price_cents for sku in diff["sku"]} == dict(
-        zip(diff["sku"], diff["new_price_cents"], strict=True)
+    assert {sku: listings[sku].price_cents for sku in diff["listing_key"]} == dict(
+        zip(diff["listing_key"], diff["new_price_minor"], strict=True)
     )
 
 
@@ -413,7 +420,7 @@ def test_revision_cap_per_listing_per_day_is_respected(sandbox, pulled):
         diff = loadkit.ebay_diff(con, run, 3, api="inventory", price_step=step)
         outcome = load.push_rows(ws, con, run, "ebay", diff)
     assert (outcome[0].ok, outcome[0].skipped) == (0, 3)
-    row = _row(con, run, diff["sku"][0])
+    row = _row(con, run, diff["listing_key"][0])
     assert (row["state"], row["error_code"]) == ("skipped", "revision_limit")
     stats = loadkit.ledger(sandbox.url)
     assert len(loadkit.calls_of(stats, "ebay", "bulkUpdatePriceQuantity")) == 2
@@ -438,7 +445,7 @@ def test_cli_load_exits_4_only_when_something_failed(sandbox, pulled, data_dir, 
         second = runs.start_run(again, ws, "load")
         diff2 = loadkit.base_diff(again, second, 5, account="shop1")
         loadkit.write_transform_output(again, data_dir, diff2, "base")
-    loadkit.set_faults(sandbox.url, f"bad_item_ids={diff2['item_id'][0]}")
+    loadkit.set_faults(sandbox.url, f"bad_item_ids={diff2['listing_key'][0]}")
     failed = cli("--data-dir", str(data_dir), "load", "--run", second, env=env)
     assert failed.exit_code == 4, failed.output
     assert "Error: BASE rejected 1 of 5 items" in failed.stderr

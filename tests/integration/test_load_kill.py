@@ -109,7 +109,9 @@ def test_sigkill_anywhere_then_load_again_applies_every_change_exactly_once(
                 "select item_id, price_jpy from listings_base where source = 'push'"
             ).fetchall()
         )
-    assert local == dict(zip(base["item_id"], base["new_price_jpy"], strict=True))
+    assert local == dict(
+        zip(base["listing_key"].cast(pl.Int64), base["new_price_minor"], strict=True)
+    )
     world = sandbox.state.apis["base"]
     on_base = {
         item_id: item.price
@@ -119,6 +121,6 @@ def test_sigkill_anywhere_then_load_again_applies_every_change_exactly_once(
     }
     assert on_base == local
     listings = sandbox.state.apis["ebay"].listings
-    assert {s: listings[s].price_cents for s in ebay["sku"]} == dict(
-        zip(ebay["sku"], ebay["new_price_cents"], strict=True)
+    assert {s: listings[s].price_cents for s in ebay["listing_key"]} == dict(
+        zip(ebay["listing_key"], ebay["new_price_minor"], strict=True)
     )

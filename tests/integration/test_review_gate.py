@@ -113,7 +113,7 @@ def test_held_rows_wait_for_approval_and_a_new_transform_voids_it(cli, data_dir:
     _transform(data_dir)
     rows, reason = _loadable(data_dir, "base")
     assert reason is None
-    assert sorted(rows["item_id"]) == [2, 3, 4, 5, 6]  # item 1 waits
+    assert sorted(rows["listing_key"]) == ["2", "3", "4", "5", "6"]  # item 1 waits
 
     review = cli("--data-dir", str(data_dir), "review")
     assert review.exit_code == 3
@@ -122,11 +122,11 @@ def test_held_rows_wait_for_approval_and_a_new_transform_voids_it(cli, data_dir:
 
     assert cli("--data-dir", str(data_dir), "approve", RUN, "--platform", "base").exit_code == 0
     rows, _ = _loadable(data_dir, "base")
-    assert sorted(rows["item_id"]) == [1, 2, 3, 4, 5, 6]
+    assert sorted(rows["listing_key"]) == ["1", "2", "3", "4", "5", "6"]
 
     _transform(data_dir)  # the diff may differ now: the approval no longer stands
     rows, _ = _loadable(data_dir, "base")
-    assert 1 not in rows["item_id"].to_list()
+    assert "1" not in rows["listing_key"].to_list()
 
 
 def test_approve_errors_exit_2(cli, data_dir: Path) -> None:
@@ -221,5 +221,7 @@ def test_review_html_and_csvs_show_the_run(cli, data_dir: Path) -> None:
     assert parser.sparks["base"] == 5
     assert parser.external == []  # self-contained
     csv = pl.read_csv(data_dir / "reviews" / RUN / "diff_base.csv")
-    assert csv.height == 5 and set(csv["item_id"]) == {1, 3, 4, 5, 6}
+    assert csv.height == 5 and set(csv["listing_key"]) == {1, 3, 4, 5, 6}
+    assert set(csv["run_id"]) == {RUN} and set(csv["platform"]) == {"base"}
+    assert set(csv["currency"]) == {"JPY"}
     assert (data_dir / "reviews" / RUN / "diff_ebay.csv").is_file()

@@ -40,7 +40,7 @@ def test_no_secret_survives_a_faulted_run(start_sandbox, data_dir, cli):
         loadkit.write_transform_output(con, data_dir, ebay, "ebay")
     loadkit.set_faults(
         sandbox.url,
-        f"bad_item_ids={base['item_id'][0]},partial_failure_skus={ebay['sku'][0]},"
+        f"bad_item_ids={base['listing_key'][0]},partial_failure_skus={ebay['listing_key'][0]},"
         "ebay_429_rate=0.3",
     )
     first = cli("--debug", "--data-dir", str(data_dir), "load", "--run", run_id, env=env)

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipeline.config import open_workspace
-from pipeline.schemas import DiffBase, DiffEbay, PricedDiffBase, PricedDiffEbay
+from pipeline.schemas import Diff, PricedDiff
 from pipeline.transform import diff_path
 from pipeline.transform import run as transform_run
 from pipeline.warehouse import opened, read_parquet_validated
@@ -52,24 +52,33 @@ def test_transform_writes_validated_diffs_and_history(cli, data_dir: Path) -> No
     assert "base: 5 listings → 4 to change" in result.stdout
     assert "ebay: 1 listings → 1 to change" in result.stdout
 
-    base = read_parquet_validated(diff_path(data_dir, RUN, "base"), PricedDiffBase)
-    DiffBase.validate(base)  # what load reads
-    assert dict(zip(base["item_id"], base["change_kind"], strict=True)) == {
-        1: "price_up",
-        2: "out_of_stock",
-        3: "restock",
-        5: "price_down",
+    base = read_parquet_validated(diff_path(data_dir, RUN, "base"), PricedDiff)
+    Diff.validate(base)  # what load reads
+    assert dict(zip(base["listing_key"], base["change_kind"], strict=True)) == {
+        "1": "price_up",
+        "2": "out_of_stock",
+        "3": "restock",
+        "5": "price_down",
     }
-    assert base.filter(pl.col("item_id") == 1)["new_price_jpy"].item() == 1400
-    ebay = read_parquet_validated(diff_path(data_dir, RUN, "ebay"), PricedDiffEbay)
-    DiffEbay.validate(ebay)
-    assert ebay["new_price_cents"].to_list() == [2999]
+    assert base.filter(pl.col("listing_key") == "1")["new_price_minor"].item() == 1400
+    assert set(base["currency"]) == {"JPY"}
+    ebay = read_parquet_validated(diff_path(data_dir, RUN, "ebay"), PricedDiff)
+    Diff.validate(ebay)
+    assert ebay["new_price_minor"].to_list() == [2999]
+    assert ebay["currency"].to_list() == ["USD"]
     assert ebay["fx_jpy_per_usd"].to_list() == ["150"]  # the sandbox demo rate
+    # Both platforms' files hold the same columns, and none that is a key of their path:
+    # the folder reads as one Hive dataset, run_id and platform coming from the paths.
+    assert base.columns == ebay.columns
+    assert not {"run_id", "platform"} & set(base.columns)
+    dataset = pl.read_parquet(data_dir / "diffs", hive_partitioning=True)
+    assert dataset.height == 5 and set(dataset["platform"]) == {"base", "ebay"}
+    assert set(dataset["run_id"]) == {RUN}
 
     with opened(data_dir) as con:
         counts = con.execute(
-            "select (select count(*) from diff_base_history where run_id = $r),"
-            " (select count(*) from diff_ebay_history where run_id = $r),"
+            "select (select count(*) from diff_history where run_id = $r and platform = 'base'),"
+            " (select count(*) from diff_history where run_id = $r and platform = 'ebay'),"
             " (select diffs from runs where run_id = $r)",
             {"r": RUN},
         ).fetchall()[0]
@@ -79,7 +88,8 @@ def test_transform_writes_validated_diffs_and_history(cli, data_dir: Path) -> No
     assert again.exit_code == 0, again.output
     with opened(data_dir) as con:
         rows = con.execute(
-            "select count(*) from diff_base_history where run_id = $r", {"r": RUN}
+            "select count(*) from diff_history where run_id = $r and platform = 'base'",
+            {"r": RUN},
         ).fetchall()
     assert rows[0][0] == 4  # replaced, not doubled
 
@@ -134,6 +144,6 @@ def test_doubtful_data_per_change_kind(status: str, data_dir: Path) -> None:
     with opened(data_dir) as con:
         transform_run(ws, con, RUN)
     diff = pl.read_parquet(diff_path(data_dir, RUN, "base"))
-    changed = {list(KINDS)[item - 1] for item in diff["item_id"]}
+    changed = {list(KINDS)[int(item) - 1] for item in diff["listing_key"]}
     assert changed == ALLOWED[status]
     assert set(diff["change_kind"]) == ALLOWED[status]  # each did what it was set up to do

@@ -24,21 +24,17 @@ RUN_ID = "20250601T000000Z-601d3e"
 ASIN = "B000GOLDEN"
 DEFAULT_FX = {"jpy_per_usd": 150, "as_of": datetime(2025, 5, 31, tzinfo=UTC)}
 ACCOUNTS = {"base": "shop1", "ebay": "ebay-main"}
-# What a decision row is compared on, named as in expect (SQL column per platform).
+# What a decision row is compared on, named as in expect (the diff's column). One diff
+# shape: prices in minor units of the row's currency; visibility is BASE's only.
+DECISION_COLUMNS = {
+    "new_price": "new_price_minor",
+    "new_quantity": "new_quantity",
+    "expected_profit": "expected_profit_minor",
+    "target_price": "target_price_minor",
+}
 SQL_COLUMNS = {
-    "base": {
-        "new_price": "new_price_jpy",
-        "new_quantity": "new_stock",
-        "new_visible": "new_visible",
-        "expected_profit": "expected_profit_jpy",
-        "target_price": "target_price_jpy",
-    },
-    "ebay": {
-        "new_price": "new_price_cents",
-        "new_quantity": "new_quantity",
-        "expected_profit": "expected_profit_cents",
-        "target_price": "target_price_cents",
-    },
+    "base": {**DECISION_COLUMNS, "new_visible": "new_visible"},
+    "ebay": DECISION_COLUMNS,
 }
 
 

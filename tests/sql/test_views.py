@@ -145,3 +145,51 @@ def test_readers_use_the_analytics_copy_while_a_writer_holds_the_warehouse(tmp_p
         if holder.poll() is None:
             holder.kill()
             holder.communicate()
+
+
+def test_diffs_views_read_one_shape_with_the_keys_from_the_path(tmp_path: Path) -> None:
+    """The neutral ``diffs`` view takes run_id and platform from the files' paths;
+    ``diff_base`` and ``diff_ebay`` show the same rows in yen and cents under their names."""
+    from pipeline.config import open_workspace
+    from pipeline.transform import run as transform_run
+    from tests.sql.frames import asin, observation, seed_run
+
+    run = "20261101T000000Z-d1ff00"
+    seed_run(
+        tmp_path,
+        run,
+        base=[{"account_id": "shop1", "item_id": 7, "asin": asin(1), "price_jpy": 1300}],
+        ebay=[{"account_id": "ebay-main", "sku": "S-1", "asin": asin(1), "price_cents": 2900}],
+        snapshot=[observation(asin(1), price_jpy=1000)],
+        unique_asins=1,
+    )
+    with warehouse.opened(tmp_path) as con:
+        transform_run(open_workspace(data_dir=tmp_path, environ={}), con, run)
+        views.publish(con, tmp_path)
+    reader = views.open_for_reading(tmp_path)
+    try:
+        diffs = reader.execute(
+            "select run_id, platform, listing_key, currency, new_price_minor from diffs"
+            " order by platform"
+        ).fetchall()
+        base = reader.execute("select run_id, item_id, new_price_jpy, new_stock from diff_base")
+        base_rows = base.fetchall()
+        ebay = reader.execute("select run_id, sku, new_price_cents, api from diff_ebay")
+        ebay_rows = ebay.fetchall()
+    finally:
+        reader.close()
+    assert diffs == [(run, "base", "7", "JPY", 1400), (run, "ebay", "S-1", "USD", 2999)]
+    assert base_rows == [(run, 7, 1400, 1)]
+    assert ebay_rows == [(run, "S-1", 2999, "inventory")]
+
+
+def test_diffs_views_exist_before_any_diff_is_written(tmp_path: Path) -> None:
+    three_runs(tmp_path).close()
+    reader = views.open_for_reading(tmp_path)
+    try:
+        for name in ("diffs", "diff_base", "diff_ebay"):
+            assert reader.execute(f"select count(*) from {name}").fetchall() == [(0,)]
+        names = [d[0] for d in reader.execute("select * from diffs limit 0").description]
+    finally:
+        reader.close()
+    assert names[:2] == ["run_id", "platform"] and "new_price_minor" in names

@@ -223,22 +223,22 @@ def test_sql_agrees_with_the_reference_on_every_row(world: dict[str, Any]) -> No
     for row in frames["base"].to_dicts():
         got[(row["account_id"], row["listing_key"])] = (
             row["change_kind"],
-            row["new_price_jpy"],
-            row["new_stock"],
+            row["new_price_minor"],
+            row["new_quantity"],
             row["new_visible"],
-            row["target_price_jpy"],
-            row["expected_profit_jpy"],
+            row["target_price_minor"],
+            row["expected_profit_minor"],
             row["held"],
             row["hold_reason"],
         )
     for row in frames["ebay"].to_dicts():
         got[(row["account_id"], row["listing_key"])] = (
             row["change_kind"],
-            row["new_price_cents"],
+            row["new_price_minor"],
             row["new_quantity"],
-            True,
-            row["target_price_cents"],
-            row["expected_profit_cents"],
+            True,  # eBay has no hidden state (the diff's new_visible is null there)
+            row["target_price_minor"],
+            row["expected_profit_minor"],
             row["held"],
             row["hold_reason"],
         )
@@ -265,7 +265,7 @@ def test_no_price_that_is_not_held_earns_under_the_minimum(world: dict[str, Any]
     (cost + shipping + packing) converted ≥ min_profit for every row not held."""
     s, fx, frames = _priced(world)
     _, rules = _reference(world, s, fx)
-    for platform, price_col in (("base", "new_price_jpy"), ("ebay", "new_price_cents")):
+    for platform in ("base", "ebay"):
         for row in frames[platform].filter(~frames[platform]["held"]).to_dicts():
             if row["change_kind"] == "out_of_stock":
                 continue  # nothing is sold at a price while out of stock
@@ -273,7 +273,7 @@ def test_no_price_that_is_not_held_earns_under_the_minimum(world: dict[str, Any]
             keep = 1 - Fraction(rule.fee_bp + rule.duty_bp, 10_000)
             per_yen = Fraction(1) if platform == "base" else 100 / Fraction(fx.jpy_per_usd)
             costs = (row["cost_jpy"] + rule.shipping_jpy + rule.packing_jpy) * per_yen
-            assert row[price_col] * keep - costs >= rule.min_profit, row
+            assert row["new_price_minor"] * keep - costs >= rule.min_profit, row
 
 
 @PROPERTY_SETTINGS
@@ -287,12 +287,14 @@ def test_the_diff_of_a_state_with_itself_is_empty(world: dict[str, Any]) -> None
         row = base_new.get(str(listing["item_id"]))
         if row:
             listing.update(
-                price_jpy=row["new_price_jpy"], stock=row["new_stock"], visible=row["new_visible"]
+                price_jpy=row["new_price_minor"],
+                stock=row["new_quantity"],
+                visible=row["new_visible"],
             )
     for listing in world["ebay"]:
         row = ebay_new.get(listing["sku"])
         if row:
-            listing.update(price_cents=row["new_price_cents"], quantity=row["new_quantity"])
+            listing.update(price_cents=row["new_price_minor"], quantity=row["new_quantity"])
     _s, _fx, again = _priced(world)
     assert again["base"].height == 0, again["base"].to_dicts()
     assert again["ebay"].height == 0, again["ebay"].to_dicts()

@@ -1,0 +1,235 @@
+"""eBay push: Inventory API listings in ``bulk_update_price_quantity`` calls (≤ 25 SKUs),
+Trading API listings in ``ReviseInventoryStatus`` calls (≤ 4 listings).
+
+Stage: load. Reads one eBay account's open journal rows (given), eBay's offers and items
+(read-back, and the offer id an Inventory listing needs), and the revisions each SKU was
+sent today (``push_journal``). Writes each row's outcome to ``push_journal`` and, through
+:mod:`pipeline.journal`, ``listings_ebay``. A batch is journaled ``sent`` before its call.
+Stops the account early on a quota or auth error or a call with no answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as random_ids
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from pipeline import journal
+from pipeline.clients import ebay as ebay_api
+from pipeline.clients.factory import ebay_client, time_scale
+from pipeline.clients.http import ThrottledError, TransientApiError
+from pipeline.config import Account, Workspace
+from pipeline.interrupt import StopRequest
+from pipeline.journal import RowResult
+from pipeline.load.budget import DAY, HOUR
+from pipeline.load.outcome import AccountLoad, leave_pending
+from pipeline.load.readback import Gone, SeenListing, needs_reading_back, read_back_result
+
+log = logging.getLogger("invsync.load")
+
+PST_OFFSET = -8 * HOUR  # eBay's API day "starts at 00:00:00 PST"
+GONE = Gone(404, "not_found", "the listing no longer exists on eBay (confirmed by reading it back)")
+
+
+def revision_day_start(ws: Workspace) -> datetime:
+    """Since when eBay revisions count against today's 250 per listing.
+
+    Live: midnight PST, eBay's API day. Sandbox: one scaled day back from now — we cannot
+    see the sandbox's calendar, and a rolling day never counts fewer revisions than the
+    calendar day it overlaps, so the cap is never exceeded.
+    """
+    now = datetime.now(UTC)
+    if ws.is_sandbox:
+        return now - timedelta(seconds=DAY / time_scale(ws))
+    local = now + timedelta(seconds=PST_OFFSET)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight - timedelta(seconds=PST_OFFSET)
+
+
+def push_ebay(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    account: Account,
+    rows: list[dict[str, Any]],
+    outcome: AccountLoad,
+    clean: Callable[[str], str],
+    stop: StopRequest | None = None,
+) -> None:
+    """Push one account's rows in batches, tallying into ``outcome``."""
+    client = ebay_client(ws, account)
+    knobs = ws.settings.load
+    remaining = list(rows)
+    try:
+        # 1. read back what a crash left unconfirmed
+        to_send: list[dict[str, Any]] = []
+        for row in list(remaining):
+            if not needs_reading_back(row):
+                to_send.append(row)
+                continue
+            try:
+                state = _read_listing(client, row)
+            except ebay_api.ReadBackUnavailable as exc:
+                # No way to read this listing back: send it again. The values are absolute,
+                # so a second send changes nothing but spends one of the day's revisions.
+                log.warning("%s; sending %s again", exc.message.rstrip("."), row["listing_key"])
+                to_send.append(row)
+                continue
+            result = read_back_result(row, state, platform_name="eBay", gone=GONE)
+            if result is None:
+                to_send.append(row)  # not applied: send it now
+                continue
+            if result.state == "ok":
+                outcome.reconciled += 1
+            journal.record_results(con, [result], clean)
+            outcome.add(result)
+            remaining.remove(row)
+
+        # 2. eBay's 250 revisions per listing per day, counted from the journal
+        revisions = journal.revisions_since(con, account.id, revision_day_start(ws))
+        allowed = []
+        capped = []
+        for row in to_send:
+            if revisions.get(row["listing_key"], 0) >= knobs.ebay_revisions_per_day:
+                capped.append(
+                    RowResult(
+                        row,
+                        "skipped",
+                        None,
+                        "revision_limit",
+                        f"eBay allows {knobs.ebay_revisions_per_day} revisions per listing per "
+                        "day and this listing has used them; it is sent on a load after the day turns",
+                    )
+                )
+            else:
+                allowed.append(row)
+        if capped:
+            journal.record_results(con, capped, clean)
+            for result in capped:
+                outcome.add(result)
+                remaining.remove(result.row)
+
+        # 3. the offer id an inventory listing needs for its price
+        ready = []
+        for row in allowed:
+            if row["api"] == "inventory" and not row["offer_id"]:
+                offers = client.offers(row["listing_key"])
+                published = [o for o in offers if o.offer_id]
+                if not published:
+                    result = RowResult(
+                        row, "failed", 404, "no_offer", "eBay has no offer for this SKU"
+                    )
+                    journal.record_results(con, [result], clean)
+                    outcome.add(result)
+                    remaining.remove(row)
+                    continue
+                row = {**row, "offer_id": published[0].offer_id}
+            ready.append(row)
+
+        # 4. the calls: ≤ 25 SKUs per bulk call, ≤ 4 listings per Trading call
+        inventory = [r for r in ready if r["api"] == "inventory"]
+        trading = [r for r in ready if r["api"] == "trading"]
+        batches = [
+            ("inventory", inventory[i : i + knobs.ebay_batch_size])
+            for i in range(0, len(inventory), knobs.ebay_batch_size)
+        ] + [
+            ("trading", trading[i : i + knobs.trading_batch_size])
+            for i in range(0, len(trading), knobs.trading_batch_size)
+        ]
+        for api, batch in batches:
+            if stop is not None and stop.is_set():
+                break  # the call in flight is done; the rest stays pending
+            batch_id = f"ebay-{api}-{random_ids.token_hex(6)}"
+            journal.mark_sent(con, batch, batch_id)
+            targets = [
+                ebay_api.PriceQuantity(
+                    sku=r["listing_key"],
+                    price_cents=int(r["new_price_minor"]),
+                    quantity=int(r["new_quantity"]),
+                    currency=r["currency"] or "USD",
+                    offer_id=r["offer_id"],
+                    listing_id=r["listing_id"],
+                )
+                for r in batch
+            ]
+            try:
+                answers = (
+                    client.bulk_update(targets)
+                    if api == "inventory"
+                    else client.revise_inventory_status(targets)
+                )
+            except ebay_api.EbayRequestRejected as exc:
+                results = [
+                    RowResult(r, "failed", exc.http_status, exc.code, exc.description)
+                    for r in batch
+                ]
+            except TransientApiError as exc:
+                results = [
+                    RowResult(r, "failed", exc.http_status, "no_answer", exc.message) for r in batch
+                ]
+                journal.record_results(con, results, clean)
+                for result in results:
+                    outcome.add(result)
+                _drop(remaining, batch)
+                outcome.stop("transient", exc.message.rstrip("."))
+                break
+            else:
+                results = []
+                for r, answer in zip(batch, answers, strict=True):
+                    if answer.ok:
+                        results.append(
+                            RowResult(r, "ok", answer.status or 200, None, None, r["offer_id"])
+                        )
+                    else:
+                        results.append(
+                            RowResult(
+                                r,
+                                "failed",
+                                answer.status,
+                                answer.code,
+                                answer.message,
+                                r["offer_id"],
+                            )
+                        )
+            journal.record_results(con, results, clean)
+            for result in results:
+                outcome.add(result)
+            _drop(remaining, batch)
+    except (ThrottledError, ebay_api.EbayQuotaError) as exc:
+        code = "429" if isinstance(exc, ThrottledError) else exc.code
+        leave_pending(
+            con, remaining, outcome, code, getattr(exc, "http_status", None), exc.message, clean
+        )
+        outcome.stop(
+            "quota",
+            f"eBay account {account.id} kept refusing calls ({code}, too many requests); "
+            f"{len(remaining)} row(s) stay pending",
+        )
+    except ebay_api.EbayAuthError as exc:
+        leave_pending(con, remaining, outcome, exc.code, exc.http_status, exc.message, clean)
+        outcome.stop("auth", exc.message.rstrip("."))
+    except TransientApiError as exc:  # a read-back or an offer lookup found no answer
+        leave_pending(con, remaining, outcome, "no_answer", exc.http_status, exc.message, clean)
+        outcome.stop("transient", exc.message.rstrip("."))
+    finally:
+        outcome.calls += client.calls
+
+
+def _drop(remaining: list[dict[str, Any]], batch: list[dict[str, Any]]) -> None:
+    keys = {r["listing_key"] for r in batch}
+    remaining[:] = [r for r in remaining if r["listing_key"] not in keys]
+
+
+def _read_listing(client: ebay_api.EbayClient, row: dict[str, Any]) -> SeenListing | None:
+    """The listing's state on eBay now (None when eBay no longer has it)."""
+    if row["api"] == "trading" and row["listing_id"]:
+        state = client.trading_item(str(row["listing_id"]))
+    else:
+        offers = client.offers(row["listing_key"])
+        if row["offer_id"]:
+            offers = [o for o in offers if o.offer_id == row["offer_id"]] or offers
+        state = offers[0] if offers else None
+    return None if state is None else SeenListing(state.price_cents, state.quantity)

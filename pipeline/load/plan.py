@@ -1,0 +1,117 @@
+"""The dry-run plan: the calls a load would make now, none made and nothing journaled.
+
+Stage: load (``invsync load --dry-run``). Reads the run's approved diff rows (given) and its
+``push_journal`` rows (a resumed load reads back and resends what a crash left). Writes
+nothing itself; :func:`pipeline.load.run` writes :func:`plan_frame` to
+``loads/run_id=…/dry_run.parquet`` (:func:`plan_path`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline import journal
+from pipeline.config import Workspace
+from pipeline.load.outcome import AccountLoad
+from pipeline.load.readback import needs_reading_back
+
+
+def plan(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    platform: str,
+    wanted: pl.DataFrame,
+) -> list[AccountLoad]:
+    """The calls a real load would make now for ``wanted`` (Diff rows with their run_id and
+    platform), without making or journaling any: one :class:`AccountLoad` per account,
+    its ``planned`` the calls in order."""
+    journaled = {
+        (r["account_id"], r["listing_key"]): r for r in journal.open_rows(con, run_id, platform)
+    }
+    done = {
+        (a, k)
+        for a, k in con.execute(
+            "select account_id, listing_key from push_journal where run_id = $r and platform = $p",
+            {"r": run_id, "p": platform},
+        ).fetchall()
+    } - set(journaled)
+    knobs = ws.settings.load
+    outcomes: dict[str, AccountLoad] = {}
+    for row in wanted.iter_rows(named=True):
+        key = (row["account_id"], row["listing_key"])
+        if key in done:
+            continue  # ok, quarantined or drifted already: a load would not touch it
+        row = journaled.get(key, {**row, "state": "pending", "http_status": None})
+        outcome = outcomes.setdefault(row["account_id"], AccountLoad(platform, row["account_id"]))
+        outcome.rows += 1
+        outcome.planned.append(row)
+    for outcome in outcomes.values():
+        rows, outcome.planned = outcome.planned, []
+        calls: list[dict[str, Any]] = [{"operation": "oauth/token", "keys": []}]
+        if platform == "base":
+            for row in rows:
+                if needs_reading_back(row):
+                    calls.append({"operation": "items/detail", "keys": [row["listing_key"]]})
+                calls.append({"operation": "items/edit", "keys": [row["listing_key"]], "row": row})
+        else:
+            for row in rows:
+                if needs_reading_back(row):
+                    read = "GetItem" if row["api"] == "trading" else "getOffers"
+                    calls.append({"operation": read, "keys": [row["listing_key"]]})
+                elif row["api"] == "inventory" and not row["offer_id"]:
+                    calls.append({"operation": "getOffers", "keys": [row["listing_key"]]})
+            for api, size, operation in (
+                ("inventory", knobs.ebay_batch_size, "bulk_update_price_quantity"),
+                ("trading", knobs.trading_batch_size, "ReviseInventoryStatus"),
+            ):
+                group = [r for r in rows if r["api"] == api]
+                for i in range(0, len(group), size):
+                    chunk = group[i : i + size]
+                    calls.append(
+                        {
+                            "operation": operation,
+                            "keys": [r["listing_key"] for r in chunk],
+                            "rows": chunk,
+                        }
+                    )
+        outcome.planned = calls
+        outcome.calls = len(calls)
+    return list(outcomes.values())
+
+
+def plan_frame(run_id: str, accounts: list[AccountLoad]) -> pl.DataFrame:
+    """The planned calls as rows of ``dry_run.parquet``: one per call, in order."""
+    records = []
+    for outcome in accounts:
+        for n, call in enumerate(outcome.planned, start=1):
+            records.append(
+                {
+                    "run_id": run_id,
+                    "platform": outcome.platform,
+                    "account_id": outcome.account_id,
+                    "call_no": n,
+                    "operation": call["operation"],
+                    "listing_keys": ",".join(call["keys"]),
+                    "items": len(call["keys"]),
+                }
+            )
+    schema = {
+        "run_id": pl.String,
+        "platform": pl.String,
+        "account_id": pl.String,
+        "call_no": pl.Int64,
+        "operation": pl.String,
+        "listing_keys": pl.String,
+        "items": pl.Int64,
+    }
+    return pl.DataFrame(records, schema=schema)
+
+
+def plan_path(data_dir: Path, run_id: str) -> Path:
+    """Where a dry run of ``run_id`` writes its plan."""
+    return data_dir / "loads" / f"run_id={run_id}" / "dry_run.parquet"
