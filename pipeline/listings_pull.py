@@ -379,36 +379,3 @@ def run(
         pulled = pull_base(ws, con, acct) if platform == "base" else pull_ebay(ws, con, acct)
         results.append(pulled)
     return PullResult(platform, results, time.monotonic() - started)
-
-
-def describe(result: PullResult) -> list[str]:
-    """Lines for the terminal: per account what changed, then drifted and gone listings."""
-    name = "BASE" if result.platform == "base" else "eBay"
-    lines = [
-        f"Pulled {result.total('seen')} {name} listing(s) in {result.seconds:.1f} s: "
-        f"{result.total('inserted')} new, {result.total('updated')} updated, "
-        f"{result.total('unchanged')} unchanged, {result.total('drifted')} drifted, "
-        f"{result.total('gone')} gone, {result.total('unmapped')} without an ASIN."
-    ]
-    for acct in result.accounts:
-        lines.append(
-            f"  {acct.account_id}: {acct.seen} seen, {acct.inserted} new, {acct.updated} updated, "
-            f"{acct.drifted} drifted, {acct.gone} gone, {acct.unmapped} unmapped, {acct.calls} calls"
-            + (f", {acct.trading} on the Trading API" if acct.platform == "ebay" else "")
-        )
-        if acct.drifted_keys:
-            lines.append(
-                f"    changed by hand since our last push or pull (review holds them): "
-                f"{', '.join(acct.drifted_keys)}{' …' if acct.drifted > SAMPLE else ''}"
-            )
-        if acct.platform == "ebay" and not acct.trading_complete:
-            lines.append(
-                "    the Trading ActiveList changed while it was read (or passed eBay's 25,000 "
-                "listings): no Trading listing was marked gone — pull again to check them"
-            )
-        if acct.gone_keys:
-            lines.append(
-                f"    gone from {name}: {', '.join(acct.gone_keys)}"
-                f"{' …' if acct.gone > SAMPLE else ''}"
-            )
-    return lines

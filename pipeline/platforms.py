@@ -9,5 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 Platform = Literal["base", "ebay"]
-PLATFORMS: tuple[Platform, ...] = ("base", "ebay")
+PLATFORMS: tuple[str, ...] = ("base", "ebay")  # each a Platform
 CURRENCY: dict[str, str] = {"base": "JPY", "ebay": "USD"}  # what each platform's prices are in
+DISPLAY_NAMES: dict[str, str] = {"base": "BASE", "ebay": "eBay"}

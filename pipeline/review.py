@@ -28,19 +28,19 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline import layout
 from pipeline.config import Settings, Workspace
 from pipeline.errors import DataError, UsageError
+from pipeline.files import write_text_atomic
+from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.pricing import BP, compile_guardrails
 from pipeline.runs import resolve_run, update_run
 from pipeline.schemas import CHANGE_KINDS, Diff, PricedDiff
-from pipeline.transform import PLATFORMS, diff_path, with_path_keys
+from pipeline.transform import diff_path, with_path_keys
 from pipeline.warehouse import read_parquet_validated, transaction
 
-PLATFORM_NAMES = {"base": "BASE", "ebay": "eBay"}
 PRICE_MINOR = ("old_price_minor", "new_price_minor")  # minor units of the row's currency
 STOCK_COLUMNS = ("old_quantity", "new_quantity")
-# The same columns on every platform; kept per platform for callers that look one up (cli.py).
-PRICE_COLUMNS = dict.fromkeys(PLATFORMS, PRICE_MINOR)
 HTML_ROWS_PER_PLATFORM = 1_000  # the CSVs carry every row; the page stays light
 
 
@@ -96,7 +96,7 @@ class ReviewResult:
             return None
         parts = []
         for p in held:
-            name = PLATFORM_NAMES[p.platform]
+            name = DISPLAY_NAMES[p.platform]
             if p.breaker.holds_load:
                 parts.append(f"{name}'s whole load ({'; '.join(p.breaker.reasons)})")
             else:
@@ -119,7 +119,7 @@ def read_diff(ws: Workspace, run_id: str, platform: str) -> pl.DataFrame:
     path = diff_path(ws.data_dir, run_id, platform)
     if not path.is_file():
         raise DataError(
-            f"Run {run_id} has no {PLATFORM_NAMES.get(platform, platform)} diff at {path}; "
+            f"Run {run_id} has no {DISPLAY_NAMES.get(platform, platform)} diff at {path}; "
             f"run `invsync transform --run {run_id}` first."
         )
     return with_path_keys(read_parquet_validated(path, PricedDiff), run_id, platform)
@@ -146,7 +146,7 @@ def breaker_verdict(stats: dict[str, int | None], settings: Settings) -> list[st
     guard = compile_guardrails(settings)
     g = settings.guardrails
     listings = int(stats["listings"] or 0)
-    name = PLATFORM_NAMES[str(stats["platform"])]
+    name = DISPLAY_NAMES[str(stats["platform"])]
     reasons = []
     out = int(stats["source_out_of_stock"] or 0)
     if listings and out * BP > guard.max_out_of_stock_bp * listings:
@@ -176,7 +176,7 @@ def breaker_for(
     ).fetchall()
     if not rows:
         raise DataError(
-            f"Run {run_id} has no transform record for {PLATFORM_NAMES.get(platform, platform)}; "
+            f"Run {run_id} has no transform record for {DISPLAY_NAMES.get(platform, platform)}; "
             f"run `invsync transform --run {run_id}` first."
         )
     names = [d[0] for d in con.execute(
@@ -207,7 +207,7 @@ def loadable_rows(
     breaker = breaker_for(ws, con, run_id, platform)
     if breaker.holds_load:
         reason = (
-            f"{PLATFORM_NAMES[platform]} load of run {run_id} is held: "
+            f"{DISPLAY_NAMES[platform]} load of run {run_id} is held: "
             f"{'; '.join(breaker.reasons)}; release it with "
             f"`invsync approve {run_id} --platform {platform}`."
         )
@@ -300,7 +300,7 @@ def run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str | None = None
         raise DataError(
             f"Run {run_id} has no diffs yet; run `invsync transform --run {run_id}` first."
         )
-    out_dir = ws.data_dir / "reviews" / run_id
+    out_dir = layout.review_dir(ws.data_dir, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReviewResult(run_id=run_id, platforms={}, report=out_dir / "review.html")
     diffs = {}
@@ -309,10 +309,10 @@ def run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str | None = None
         result.platforms[platform] = review
         diffs[platform] = diff
         csv_path = out_dir / f"diff_{platform}.csv"
-        _write_atomic_text(csv_path, diff.write_csv())
+        write_text_atomic(csv_path, diff.write_csv())
         result.csvs.append(csv_path)
     history = price_history(ws.data_dir, diffs)
-    _write_atomic_text(result.report, render_report(result, diffs, history))
+    write_text_atomic(result.report, render_report(result, diffs, history))
     update_run(
         con,
         run_id,
@@ -322,19 +322,13 @@ def run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str | None = None
     return result
 
 
-def _write_atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 # --- the HTML report ---------------------------------------------------------------------
 
 
 def price_history(data_dir: Path, diffs: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
     """Landed Amazon price (JPY) per ASIN over every snapshot, oldest first."""
     asins = sorted({a for d in diffs.values() for a in d["asin"].to_list()})
-    files = sorted((data_dir / "snapshots" / "amazon").glob("dt=*/run_id=*/part-0.parquet"))
+    files = layout.snapshot_files_all(data_dir)
     if not asins or not files:
         return {}
     frame = (
@@ -402,7 +396,7 @@ def _platform_section(
     review: PlatformReview, diff: pl.DataFrame, history: dict[str, list[int]]
 ) -> str:
     p = review.platform
-    name = PLATFORM_NAMES[p]
+    name = DISPLAY_NAMES[p]
     old_p, new_p = PRICE_MINOR
     old_s, new_s = STOCK_COLUMNS
     profit = "expected_profit_minor"

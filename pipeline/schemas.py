@@ -10,6 +10,10 @@ pandera checks only the schema, not the values. Money columns are integers:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pandera.errors
 import pandera.polars as pa
 import polars as pl
 
@@ -249,3 +253,29 @@ class PricedDiff(Diff):
     @pa.dataframe_check
     def held_rows_say_why(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("held") == pl.col("hold_reason").is_not_null())
+
+
+# --- validation with one failure sentence --------------------------------------------------
+
+
+def failure_summary(exc: pandera.errors.SchemaErrors) -> str:
+    """``N problems (first: <check> on <column>, row R)`` for a lazy validation's failures."""
+    cases = exc.failure_cases
+    count = cases.height
+    text = f"{count} problem{'s' if count != 1 else ''}"
+    if count:
+        first = cases.row(0, named=True)
+        row = f", row {int(first['index']) + 1}" if first.get("index") is not None else ""
+        text += f" (first: {first.get('check')} on {first.get('column')}{row})"
+    return text
+
+
+def validated(
+    frame: pl.DataFrame, model: Any, on_failure: Callable[[str], Exception]
+) -> pl.DataFrame:
+    """``frame`` validated by the pandera ``model`` (every failure gathered); on failure,
+    raise ``on_failure(failure_summary)`` — the caller's sentence with the next step."""
+    try:
+        return model.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        raise on_failure(failure_summary(exc)) from None

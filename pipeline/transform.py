@@ -24,26 +24,26 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandera.errors
 import polars as pl
 
-from pipeline import pricing
+from pipeline import layout, pricing
 from pipeline.config import Settings, Workspace
 from pipeline.errors import ConfigError, DataError, InvsyncError
+from pipeline.platforms import PLATFORMS
 from pipeline.runs import resolve_run, update_run
-from pipeline.schemas import CHANGE_KINDS, PricedDiff, Snapshot
+from pipeline.schemas import CHANGE_KINDS, PricedDiff, Snapshot, validated
 from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import read_parquet_validated, transaction, write_parquet_atomic
-
-PLATFORMS = ("base", "ebay")
 
 
 def snapshot_path(data_dir: Path, run_id: str) -> Path:
     """The run's snapshot file; a clear error when fetch has not written it."""
-    found = sorted((data_dir / "snapshots" / "amazon").glob(f"dt=*/run_id={run_id}/part-0.parquet"))
+    found = sorted(
+        layout.snapshots_root(data_dir).glob(f"dt=*/run_id={run_id}/{layout.SNAPSHOT_FILE}")
+    )
     if not found:
         raise DataError(
-            f"Run {run_id} has no Amazon snapshot under {data_dir / 'snapshots' / 'amazon'}; "
+            f"Run {run_id} has no Amazon snapshot under {layout.snapshots_root(data_dir)}; "
             f"run `invsync fetch` (or `invsync sync`) first."
         )
     if len(found) > 1:
@@ -56,7 +56,7 @@ def snapshot_path(data_dir: Path, run_id: str) -> Path:
 
 def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:
     """Where one platform's diff of a run lives; the path's Hive keys are its run and platform."""
-    return data_dir / "diffs" / f"run_id={run_id}" / f"platform={platform}" / "diff.parquet"
+    return layout.diff_path(data_dir, run_id, platform)
 
 
 def with_path_keys(diff: pl.DataFrame, run_id: str, platform: str) -> pl.DataFrame:
@@ -119,15 +119,14 @@ def _arrow_view(frame: pl.DataFrame) -> Any:
 
 
 def _validated(frame: pl.DataFrame, platform: str) -> pl.DataFrame:
-    try:
-        return PricedDiff.validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as exc:
-        first = exc.failure_cases.head(1).to_dicts()
-        where = f" (first: {first[0].get('check')} on {first[0].get('column')})" if first else ""
-        raise InvsyncError(
-            f"The {platform} diff failed its own validation{where}; nothing was written — "
+    return validated(
+        frame,
+        PricedDiff,
+        lambda problems: InvsyncError(
+            f"The {platform} diff failed its own validation: {problems}; nothing was written — "
             "this is a bug in invsync's pricing SQL, please report it with the run id."
-        ) from None
+        ),
+    )
 
 
 def compute_diffs(

@@ -129,14 +129,14 @@ def read_parquet_validated(path: Path, schema: Any | None = None) -> pl.DataFram
         raise DataError(f"Parquet file {path} does not exist; check the run id.")
     frame = pl.read_parquet(path)
     if schema is not None:
-        import pandera.errors
+        from pipeline.schemas import validated
 
-        try:
-            frame = schema.validate(frame, lazy=True)
-        except pandera.errors.SchemaErrors as exc:
-            count = len(exc.failure_cases)
-            raise DataError(
-                f"{path} failed validation ({count} problem{'s' if count != 1 else ''}); "
-                "it was not written by this version of invsync or is damaged — re-run the stage."
-            ) from None
+        frame = validated(
+            frame,
+            schema,
+            lambda problems: DataError(
+                f"{path} failed validation ({problems}); it was not written by this version "
+                "of invsync or is damaged — re-run the stage."
+            ),
+        )
     return frame

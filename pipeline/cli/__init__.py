@@ -157,8 +157,7 @@ def listings_pull(
         if apis.started_sandbox:
             _say(_sandbox_line(apis))
         result = listings_pull.run(apis.ws, con, platform, account)
-    for line in listings_pull.describe(result):
-        console.print(line, markup=False, highlight=False)
+    _say_all(render.pull_lines(result))
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -280,18 +279,7 @@ def transform(
     ws = state(ctx).workspace()
     with opened(ws.data_dir) as con:
         result = transform_stage.run(ws, con, run)
-    console.print(f"Transformed run {result.run_id} in {result.seconds:.2f} s.", highlight=False)
-    for diff in result.platforms.values():
-        kinds = ", ".join(f"{kind} {n}" for kind, n in diff.kinds.items() if n) or "no changes"
-        console.print(
-            f"  {diff.platform}: {diff.listings} listings → {diff.rows} to change ({kinds}); "
-            f"{diff.held} held for review → {diff.path}",
-            highlight=False,
-        )
-    if result.fx is not None and "ebay" in result.platforms:
-        console.print(
-            f"  eBay priced at {result.fx.text} JPY/USD ({result.fx.source}).", highlight=False
-        )
+    _say_all(render.transform_lines(result))
 
 
 @app.command()
@@ -307,39 +295,7 @@ def review(
     ws = state(ctx).workspace()
     with opened(ws.data_dir) as con:
         result = review_stage.run(ws, con, run)
-    console.print(f"Review of run {result.run_id}:", highlight=False)
-    for platform in result.platforms.values():
-        kinds = ", ".join(f"{k} {n}" for k, n in platform.kinds.items())
-        console.print(
-            f"  {platform.platform}: {platform.rows} changes ({kinds}); "
-            f"{platform.held_rows.height} held by a row rule"
-            + (" (approved)" if platform.approved else ""),
-            highlight=False,
-        )
-        if platform.breaker.tripped:
-            state_ = "approved" if platform.breaker.approved else "holds the whole load"
-            console.print(
-                f"    breaker tripped ({state_}): {'; '.join(platform.breaker.reasons)}",
-                highlight=False,
-            )
-        for row in platform.held_rows.head(20).iter_rows(named=True):
-            console.print(
-                f"    held {row['listing_key']} ({row['asin']}, {row['change_kind']}): "
-                f"{row['hold_reason']}",
-                highlight=False,
-            )
-        if platform.held_rows.height > 20:
-            console.print(
-                f"    … and {platform.held_rows.height - 20} more held rows", highlight=False
-            )
-        old_col, new_col = review_stage.PRICE_COLUMNS[platform.platform]
-        for row in platform.largest_moves.iter_rows(named=True):
-            console.print(
-                f"    move {row['listing_key']} ({row['asin']}): {row[old_col]} → {row[new_col]} "
-                f"({row['change_kind']}, {row['move_bp'] / 100:.1f} %)",
-                highlight=False,
-            )
-    console.print(f"Report: {result.report}", highlight=False)
+    _say_all(render.review_lines(result))
     message = result.hold_message()
     if message:
         raise HeldForReviewError(message)
@@ -393,8 +349,7 @@ def load(
         if apis.started_sandbox:
             _say(_sandbox_line(apis))
         result = load_stage.run(apis.ws, con, run, dry_run=dry_run, raise_on_failure=False)
-    for line in load_stage.describe(result):
-        console.print(line, markup=False, highlight=False)
+    _say_all(render.load_lines(result))
     load_stage.raise_for_outcome(result)
 
 
@@ -418,13 +373,17 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> Non
     if ws.is_sandbox:
         _say(render.sandbox_banner(ws))
     summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
-    for line in render.sync_summary_lines(summary):
-        _say(line)
+    _say_all(render.sync_summary_lines(summary))
     sync_stage.raise_for_outcome(summary)
 
 
 def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False)
+
+
+def _say_all(lines: list[str]) -> None:
+    for line in lines:
+        _say(line)
 
 
 def _fetch_progress() -> Any:

@@ -11,11 +11,30 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pipeline.platforms import PLATFORMS
+from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the stages load on first use
     from pipeline.config import Workspace
+    from pipeline.listings_pull import PullResult
+    from pipeline.load import LoadResult
+    from pipeline.review import ReviewResult
     from pipeline.sync import SyncSummary
+    from pipeline.transform import TransformResult
+
+PREVIEW_ROWS = 5  # rows shown per account in a dry-run load
+HELD_SHOWN = 20  # held rows listed per platform by `invsync review`
+_MINOR_UNITS = {"JPY": (0, "¥"), "USD": (2, "$")}  # digits after the point, symbol
+
+
+def money(minor: int | None, currency: str) -> str:
+    """An amount in integer minor units with its unit: ``¥1,680``, ``$139.99``."""
+    if minor is None:
+        return "–"
+    digits, symbol = _MINOR_UNITS.get(currency, (0, currency + " "))
+    sign = "-" if minor < 0 else ""
+    whole, part = divmod(abs(int(minor)), 10**digits)
+    return f"{sign}{symbol}{whole:,}" + (f".{part:0{digits}d}" if digits else "")
+
 
 # --- fetch progress (pipeline.fetch.FetchProgress) -----------------------------------------
 
@@ -153,3 +172,124 @@ def sandbox_banner(ws: Workspace) -> str:
         "nothing leaves this machine. To go live, copy invsync.example.toml to invsync.toml, "
         'set mode = "live" and put your credentials in .env (README: Going live).'
     )
+
+
+# --- transform, review, load, listings pull -------------------------------------------------
+
+
+def transform_lines(result: TransformResult) -> list[str]:
+    lines = [f"Transformed run {result.run_id} in {result.seconds:.2f} s."]
+    for diff in result.platforms.values():
+        kinds = ", ".join(f"{kind} {n}" for kind, n in diff.kinds.items() if n) or "no changes"
+        lines.append(
+            f"  {diff.platform}: {diff.listings} listings → {diff.rows} to change ({kinds}); "
+            f"{diff.held} held for review → {diff.path}"
+        )
+    if result.fx is not None and "ebay" in result.platforms:
+        lines.append(f"  eBay priced at {result.fx.text} JPY/USD ({result.fx.source}).")
+    return lines
+
+
+def review_lines(result: ReviewResult) -> list[str]:
+    lines = [f"Review of run {result.run_id}:"]
+    for platform in result.platforms.values():
+        kinds = ", ".join(f"{k} {n}" for k, n in platform.kinds.items())
+        lines.append(
+            f"  {platform.platform}: {platform.rows} changes ({kinds}); "
+            f"{platform.held_rows.height} held by a row rule"
+            + (" (approved)" if platform.approved else "")
+        )
+        if platform.breaker.tripped:
+            verdict = "approved" if platform.breaker.approved else "holds the whole load"
+            lines.append(f"    breaker tripped ({verdict}): {'; '.join(platform.breaker.reasons)}")
+        for row in platform.held_rows.head(HELD_SHOWN).iter_rows(named=True):
+            lines.append(
+                f"    held {row['listing_key']} ({row['asin']}, {row['change_kind']}): "
+                f"{row['hold_reason']}"
+            )
+        if platform.held_rows.height > HELD_SHOWN:
+            lines.append(f"    … and {platform.held_rows.height - HELD_SHOWN} more held rows")
+        for row in platform.largest_moves.iter_rows(named=True):
+            lines.append(
+                f"    move {row['listing_key']} ({row['asin']}): "
+                f"{money(row['old_price_minor'], row['currency'])} → "
+                f"{money(row['new_price_minor'], row['currency'])} "
+                f"({row['change_kind']}, {row['move_bp'] / 100:.1f} %)"
+            )
+    lines.append(f"Report: {result.report}")
+    return lines
+
+
+def load_lines(result: LoadResult) -> list[str]:
+    """Lines for the terminal: per platform account what happened (or would happen)."""
+    lines = []
+    if result.dry_run:
+        total = sum(a.calls for a in result.accounts)
+        lines.append(
+            f"Dry run of run {result.run_id}: {total} call(s) would be made, none was; "
+            f"the plan is in {result.plan_path}."
+        )
+        for acct in result.accounts:
+            by_operation: dict[str, int] = {}
+            for call in acct.planned:
+                by_operation[call["operation"]] = by_operation.get(call["operation"], 0) + 1
+            ops = ", ".join(f"{n} {op}" for op, n in by_operation.items())
+            lines.append(f"  {acct.platform} {acct.account_id}: {acct.rows} row(s); {ops}")
+            shown = 0
+            for call in acct.planned:
+                for row in [call.get("row"), *(call.get("rows") or [])]:
+                    if row is None or shown >= PREVIEW_ROWS:
+                        continue
+                    shown += 1
+                    lines.append(
+                        f"    {row['listing_key']}: price "
+                        f"{money(row['old_price_minor'], row['currency'])} → "
+                        f"{money(row['new_price_minor'], row['currency'])}, "
+                        f"stock {row['old_quantity']} → {row['new_quantity']}"
+                    )
+    else:
+        lines.append(f"Loaded run {result.run_id} in {result.seconds:.1f} s.")
+        for acct in result.accounts:
+            lines.append(
+                f"  {acct.platform} {acct.account_id}: {acct.ok} ok ({acct.reconciled} found "
+                f"already applied), {acct.failed} failed, {acct.quarantined} quarantined, "
+                f"{acct.skipped} skipped, {acct.pending} pending; {acct.calls} call(s)"
+            )
+        if not result.accounts:
+            lines.append("  Nothing to push: every approved row is already ok.")
+    for platform, why in result.held.items():
+        lines.append(f"  {platform}: held by the review gate ({why}).")
+    return lines
+
+
+def pull_lines(result: PullResult) -> list[str]:
+    """Lines for the terminal: per account what changed, then drifted and gone listings."""
+    name = DISPLAY_NAMES[result.platform]
+    lines = [
+        f"Pulled {result.total('seen')} {name} listing(s) in {result.seconds:.1f} s: "
+        f"{result.total('inserted')} new, {result.total('updated')} updated, "
+        f"{result.total('unchanged')} unchanged, {result.total('drifted')} drifted, "
+        f"{result.total('gone')} gone, {result.total('unmapped')} without an ASIN."
+    ]
+    for acct in result.accounts:
+        lines.append(
+            f"  {acct.account_id}: {acct.seen} seen, {acct.inserted} new, {acct.updated} updated, "
+            f"{acct.drifted} drifted, {acct.gone} gone, {acct.unmapped} unmapped, {acct.calls} calls"
+            + (f", {acct.trading} on the Trading API" if acct.platform == "ebay" else "")
+        )
+        if acct.drifted_keys:
+            lines.append(
+                f"    changed by hand since our last push or pull (review holds them): "
+                f"{', '.join(acct.drifted_keys)}{' …' if acct.drifted > len(acct.drifted_keys) else ''}"
+            )
+        if acct.platform == "ebay" and not acct.trading_complete:
+            lines.append(
+                "    the Trading ActiveList changed while it was read (or passed eBay's 25,000 "
+                "listings): no Trading listing was marked gone — pull again to check them"
+            )
+        if acct.gone_keys:
+            lines.append(
+                f"    gone from {name}: {', '.join(acct.gone_keys)}"
+                f"{' …' if acct.gone > len(acct.gone_keys) else ''}"
+            )
+    return lines

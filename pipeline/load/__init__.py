@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandera.errors
 import polars as pl
 
 from pipeline import journal, schemas
@@ -59,14 +58,12 @@ from pipeline.load.budget import base_budget, platform_now  # noqa: F401 — as 
 from pipeline.load.ebay_push import push_ebay, revision_day_start  # noqa: F401 — as above
 from pipeline.load.outcome import AccountLoad
 from pipeline.load.plan import plan, plan_frame, plan_path
+from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.redact import redact, secret_values
 from pipeline.runs import resolve_run, update_run
 from pipeline.warehouse import write_parquet_atomic
 
 log = logging.getLogger("invsync.load")
-
-PLATFORMS = ("base", "ebay")
-PREVIEW_ROWS = 5  # rows shown per account in a dry run
 
 
 @dataclass
@@ -94,13 +91,14 @@ def loadable_rows(
 
 
 def _validated(platform: str, rows: pl.DataFrame) -> pl.DataFrame:
-    try:
-        return schemas.Diff.validate(rows, lazy=True)
-    except pandera.errors.SchemaErrors as exc:
-        raise ConfigError(
-            f"The {platform} rows given to load do not match the Diff schema "
-            f"({len(exc.failure_cases)} problems); re-run `invsync transform`."
-        ) from None
+    return schemas.validated(
+        rows,
+        schemas.Diff,
+        lambda problems: ConfigError(
+            f"The {platform} rows given to load do not match the Diff schema ({problems}); "
+            "re-run `invsync transform`."
+        ),
+    )
 
 
 def push_rows(
@@ -229,7 +227,7 @@ def failure_sentence(result: LoadResult) -> str | None:
     for platform in PLATFORMS:
         mine = [a for a in result.accounts if a.platform == platform]
         total = sum(a.rows for a in mine)
-        name = "BASE" if platform == "base" else "eBay"
+        name = DISPLAY_NAMES[platform]
         quarantined = sum(a.quarantined for a in mine)
         failed = sum(a.failed for a in mine)
         if quarantined:
@@ -268,43 +266,3 @@ def raise_for_outcome(result: LoadResult) -> None:
             f"The {platform} load of run {result.run_id} is held by the review gate ({why}); "
             f"release it with `invsync approve {result.run_id} --platform {platform}`."
         )
-
-
-def describe(result: LoadResult) -> list[str]:
-    """Lines for the terminal: per platform account what happened (or would happen)."""
-    lines = []
-    if result.dry_run:
-        total = sum(a.calls for a in result.accounts)
-        lines.append(
-            f"Dry run of run {result.run_id}: {total} call(s) would be made, none was; "
-            f"the plan is in {result.plan_path}."
-        )
-        for acct in result.accounts:
-            by_operation: dict[str, int] = {}
-            for call in acct.planned:
-                by_operation[call["operation"]] = by_operation.get(call["operation"], 0) + 1
-            ops = ", ".join(f"{n} {op}" for op, n in by_operation.items())
-            lines.append(f"  {acct.platform} {acct.account_id}: {acct.rows} row(s); {ops}")
-            shown = 0
-            for call in acct.planned:
-                for row in [call.get("row"), *(call.get("rows") or [])]:
-                    if row is None or shown >= PREVIEW_ROWS:
-                        continue
-                    shown += 1
-                    lines.append(
-                        f"    {row['listing_key']}: price {row['old_price_minor']} → {row['new_price_minor']} "
-                        f"{row['currency']}, stock {row['old_quantity']} → {row['new_quantity']}"
-                    )
-    else:
-        lines.append(f"Loaded run {result.run_id} in {result.seconds:.1f} s.")
-        for acct in result.accounts:
-            lines.append(
-                f"  {acct.platform} {acct.account_id}: {acct.ok} ok ({acct.reconciled} found "
-                f"already applied), {acct.failed} failed, {acct.quarantined} quarantined, "
-                f"{acct.skipped} skipped, {acct.pending} pending; {acct.calls} call(s)"
-            )
-        if not result.accounts:
-            lines.append("  Nothing to push: every approved row is already ok.")
-    for platform, why in result.held.items():
-        lines.append(f"  {platform}: held by the review gate ({why}).")
-    return lines

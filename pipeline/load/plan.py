@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline import journal
+from pipeline import journal, layout
 from pipeline.config import Workspace
 from pipeline.load.outcome import AccountLoad
 from pipeline.load.readback import needs_reading_back
@@ -114,4 +114,4 @@ def plan_frame(run_id: str, accounts: list[AccountLoad]) -> pl.DataFrame:
 
 def plan_path(data_dir: Path, run_id: str) -> Path:
     """Where a dry run of ``run_id`` writes its plan."""
-    return data_dir / "loads" / f"run_id={run_id}" / "dry_run.parquet"
+    return layout.dry_run_plan_path(data_dir, run_id)

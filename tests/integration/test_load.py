@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from pipeline import journal, listings_pull, load, runs, warehouse
+from pipeline.cli import render
 from pipeline.clients import factory
 from pipeline.config import open_workspace
 from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
@@ -131,7 +132,7 @@ def test_dry_run_records_the_calls_and_makes_none(sandbox, pulled, data_dir):
         "items/edit": 12,
         "bulk_update_price_quantity": 2,
     }
-    lines = "\n".join(load.describe(result))
+    lines = "\n".join(render.load_lines(result))
     assert "base shop1: 12 row(s); 1 oauth/token, 12 items/edit" in lines
     assert "ebay ebay-main: 30 row(s); 1 oauth/token, 2 bulk_update_price_quantity" in lines
 
