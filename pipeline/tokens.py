@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from pipeline.files import write_text_atomic
 
 STORE_DIR = "secrets"
 STORE_NAME = "refresh_tokens.json"
@@ -99,19 +100,5 @@ class RefreshTokenStore:
             entry["access_token"] = access_token
             entry["access_expires_at"] = access_expires_at
         data[key] = entry
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-        try:
-            os.fchmod(fd, 0o600)  # before any byte of a secret is written
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
+        # mode 0600 before any byte of a secret is written; fsynced, renamed, folder fsynced
+        write_text_atomic(self.path, json.dumps(data), mode=0o600)
