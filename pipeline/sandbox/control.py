@@ -7,6 +7,10 @@ are not recorded in the ledger (they are the test's hands, not the client's traf
 * ``GET  /_sandbox/faults``              → the knobs now in force
 * ``POST /_sandbox/faults``              JSON object or a SPEC string; replaces every knob
 * ``POST /_sandbox/tick?n=1``            advance the world n steps; persists when configured
+* ``POST /_sandbox/advance``             move the clock: ``{"seconds": N}`` (clock seconds,
+                                         as fault windows and token lifetimes count) or
+                                         ``{"sandbox_seconds": N}`` (scaled, as the BASE hour
+                                         and eBay day count: N / time_scale clock seconds)
 * ``POST /_sandbox/reset``               clear the ledger and refill every rate bucket
 * ``GET  /_sandbox/stats?calls=1``       the ledger: per-operation counts, calls, changes
 * ``GET  /_sandbox/catalogue``           ASINs, invalid ASINs, demo listing counts, tick
@@ -85,6 +89,23 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
             }
         )
 
+    @bp.post("/advance")
+    def advance() -> Any:
+        body = flask.request.get_json(silent=True)
+        if not isinstance(body, dict):
+            body = {}
+        keys = set(body)
+        if len(keys) != 1 or not keys <= {"seconds", "sandbox_seconds"}:
+            return bad('POST {"seconds": N} or {"sandbox_seconds": N}; see docs/sandbox.md.')
+        (key,) = keys
+        value = body[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            return bad(f"{key} must be a number of 0 or more.")
+        seconds = float(value) if key == "seconds" else float(value) / state.time_scale
+        with state.lock:  # no request is half-way through its checks while time jumps
+            now = state.clock.advance(seconds)
+            return flask.jsonify({"advanced": seconds, "offset": state.clock.offset, "clock": now})
+
     @bp.post("/reset")
     def reset() -> flask.Response:
         state.reset()
@@ -98,6 +119,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
             result["tick"] = catalogue_of(state).tick_number
             result["time_scale"] = state.time_scale
             result["seed"] = state.seed
+            result["clock_offset"] = state.clock.offset
         return flask.jsonify(result)
 
     @bp.get("/catalogue")
