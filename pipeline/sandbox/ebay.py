@@ -251,11 +251,7 @@ def demo_price_cents(reference_jpy: int | None, rng: random.Random) -> int:
 
 def world_of(state: SandboxState) -> EbayWorld:
     """The eBay world in ``state.apis["ebay"]``, created on first use."""
-    with state.lock:
-        world = state.apis.get("ebay")
-        if world is None:
-            world = state.apis["ebay"] = EbayWorld(state)
-        return world
+    return state.api_world("ebay", EbayWorld)
 
 
 # ---- error bodies ------------------------------------------------------------------------
@@ -393,25 +389,14 @@ def blueprint(state: SandboxState) -> Blueprint:
 
         return oauth.answer("oauth2/token", handle, account=world.account)
 
-    @bp.route("/sell/inventory/v1/inventory_item", methods=["GET"])
-    def inventory_items() -> Response:
-        return answer("getInventoryItems", lambda: _inventory_items(world))
+    def route(operation: str, handler: Callable[..., Any]) -> Callable[..., Response]:
+        def view(**path: str) -> Response:
+            return answer(operation, lambda: handler(world, **path))
 
-    @bp.route("/sell/inventory/v1/inventory_item/<path:sku>", methods=["GET"])
-    def inventory_item(sku: str) -> Response:
-        return answer("getInventoryItem", lambda: _inventory_item(world, sku))
+        return view
 
-    @bp.route("/sell/inventory/v1/offer", methods=["GET"])
-    def offers() -> Response:
-        return answer("getOffers", lambda: _offers(world))
-
-    @bp.route("/sell/inventory/v1/offer/<offer_id>", methods=["GET"])
-    def offer(offer_id: str) -> Response:
-        return answer("getOffer", lambda: _offer(world, offer_id))
-
-    @bp.route("/sell/inventory/v1/bulk_update_price_quantity", methods=["POST"])
-    def bulk_update() -> Response:
-        return answer("bulkUpdatePriceQuantity", lambda: _bulk_update(world))
+    for method, rule, operation, handler in INVENTORY_ROUTES:
+        bp.add_url_rule(rule, operation, route(operation, handler), methods=[method])
 
     ebay_trading.add_routes(bp, state, world)
 
@@ -887,3 +872,19 @@ def _update_entry(
             "ebay", world.account, key_listing.sku, changes, "bulk_update_price_quantity"
         )
     return key, responses
+
+
+# (method, rule, operationId, handler) of every Inventory API route; the path's variables
+# go to the handler as keyword arguments.
+INVENTORY_ROUTES: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
+    ("GET", "/sell/inventory/v1/inventory_item", "getInventoryItems", _inventory_items),
+    ("GET", "/sell/inventory/v1/inventory_item/<path:sku>", "getInventoryItem", _inventory_item),
+    ("GET", "/sell/inventory/v1/offer", "getOffers", _offers),
+    ("GET", "/sell/inventory/v1/offer/<offer_id>", "getOffer", _offer),
+    (
+        "POST",
+        "/sell/inventory/v1/bulk_update_price_quantity",
+        "bulkUpdatePriceQuantity",
+        _bulk_update,
+    ),
+)

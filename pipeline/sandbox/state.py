@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pipeline.sandbox.clock import SandboxClock
+
+T = TypeVar("T")
 
 
 class TokenBucket:
@@ -334,6 +336,14 @@ class SandboxState:
     def now(self) -> float:
         """The sandbox clock, seconds."""
         return self.clock.now()
+
+    def api_world(self, name: str, create: Callable[[SandboxState], T]) -> T:
+        """The per-API state in ``apis[name]``, made by ``create(self)`` on first use."""
+        with self.lock:
+            world = self.apis.get(name)
+            if world is None:
+                world = self.apis[name] = create(self)
+            return cast(T, world)
 
     def bucket(
         self, operation: str, rate: float, burst: int, now: float | None = None

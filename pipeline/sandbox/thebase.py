@@ -335,11 +335,7 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def world_of(state: SandboxState) -> BaseWorld:
     """The BASE world in ``state.apis["base"]``, created on first use."""
-    with state.lock:
-        world = state.apis.get("base")
-        if world is None:
-            world = state.apis["base"] = BaseWorld(state)
-        return world
+    return state.api_world("base", BaseWorld)
 
 
 def blueprint(state: SandboxState) -> Blueprint:
