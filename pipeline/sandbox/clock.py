@@ -30,7 +30,7 @@ class SandboxClock:
         self._source = source
         self._offset = 0.0  # seconds added by advance()
         self._lock = threading.Lock()
-        self._unix0 = time.time()  # unix seconds at creation; the only wall-clock reading
+        self._unix0 = time.time()  # unix seconds at creation; the clock's only wall reading
         self._start = source()
 
     def __call__(self) -> float:

@@ -344,6 +344,7 @@ def test_reset_clears_the_ledger_and_refills_the_buckets(start_sandbox, session)
     )
 
 
+@pytest.mark.slow  # 5 s of driving: the rate is measured on real time, not the clock
 def test_at_time_scale_100_the_batch_accepts_10_per_second_and_429s_the_rest():
     """Issue 3 point 4: driven as fast as possible for 5 s, 10 req/s within 2 % after the burst.
 
