@@ -101,6 +101,10 @@ def test_a_mid_run_rate_change_is_followed_within_one_call(
     # next call on the pacer follows it
     assert times[k] - times[k - 1] >= 0.97 * old
     following = [b - a for a, b in zip(times[k:], times[k + 1 :], strict=False)]
-    assert min(following) >= 0.97 * new
-    assert max(following) <= 1.3 * new
+    assert min(following) >= 0.97 * new  # never faster than the new rate
+    assert abs(following[0] - new) < abs(following[0] - old)  # the new pace at once
+    # and kept: every interval within 30 % of it but for one late wake (a loaded machine
+    # wakes a client 40-50 ms late now and then), and within 30 % on the whole
+    assert len([gap for gap in following if gap > 1.3 * new]) <= 1, following
+    assert sum(following) <= 1.3 * new * len(following), following
     assert run_row(con, result.run_id)["spapi_rate"] == pytest.approx(new_rate * scale)
