@@ -7,6 +7,10 @@ are not recorded in the ledger (they are the test's hands, not the client's traf
 * ``GET  /_sandbox/faults``              → the knobs now in force
 * ``POST /_sandbox/faults``              JSON object or a SPEC string; replaces every knob
 * ``POST /_sandbox/tick?n=1``            advance the world n steps; persists when configured
+* ``POST /_sandbox/advance``             move the clock: ``{"seconds": N}`` (clock seconds,
+                                         as fault windows and token lifetimes count) or
+                                         ``{"sandbox_seconds": N}`` (scaled, as the BASE hour
+                                         and eBay day count: N / time_scale clock seconds)
 * ``POST /_sandbox/reset``               clear the ledger and refill every rate bucket
 * ``GET  /_sandbox/stats?calls=1``       the ledger: per-operation counts, calls, changes
 * ``GET  /_sandbox/catalogue``           ASINs, invalid ASINs, demo listing counts, tick
@@ -36,6 +40,17 @@ def advance_world(state: SandboxState, steps: int) -> list[dict[str, Any]]:
                 on_tick(summaries)
         state.save()
     return summaries
+
+
+def ledger_stats(state: SandboxState, *, include_calls: bool) -> dict[str, Any]:
+    """The ledger with the world's tick, time scale, seed and clock offset (``/stats``)."""
+    with state.lock:
+        result = state.ledger.stats(include_calls=include_calls)
+        result["tick"] = catalogue_of(state).tick_number
+        result["time_scale"] = state.time_scale
+        result["seed"] = state.seed
+        result["clock_offset"] = state.clock.offset
+    return result
 
 
 def blueprint(state: SandboxState) -> flask.Blueprint:
@@ -92,6 +107,23 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
             }
         )
 
+    @bp.post("/advance")
+    def advance() -> Any:
+        body = flask.request.get_json(silent=True)
+        if not isinstance(body, dict):
+            body = {}
+        keys = set(body)
+        if len(keys) != 1 or not keys <= {"seconds", "sandbox_seconds"}:
+            return bad('POST {"seconds": N} or {"sandbox_seconds": N}; see docs/sandbox.md.')
+        (key,) = keys
+        value = body[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            return bad(f"{key} must be a number of 0 or more.")
+        seconds = float(value) if key == "seconds" else float(value) / state.time_scale
+        with state.lock:  # no request is half-way through its checks while time jumps
+            now = state.clock.advance(seconds)
+            return flask.jsonify({"advanced": seconds, "offset": state.clock.offset, "clock": now})
+
     @bp.post("/reset")
     def reset() -> flask.Response:
         state.reset()
@@ -100,12 +132,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
     @bp.get("/stats")
     def stats() -> flask.Response:
         include_calls = flask.request.args.get("calls", "1") not in ("0", "false", "no")
-        with state.lock:
-            result = state.ledger.stats(include_calls=include_calls)
-            result["tick"] = catalogue_of(state).tick_number
-            result["time_scale"] = state.time_scale
-            result["seed"] = state.seed
-        return flask.jsonify(result)
+        return flask.jsonify(ledger_stats(state, include_calls=include_calls))
 
     @bp.get("/catalogue")
     def catalogue_summary() -> flask.Response:

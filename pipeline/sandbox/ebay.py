@@ -7,7 +7,7 @@ day) and ``state.ledger`` (every call, every applied change).
 
 Wire contract: ``shared/contracts/ebay/sell_inventory_v1_oas3.json`` (Inventory API 1.18.4)
 and NOTES-platforms.md §A. Money on the wire is an ``Amount`` (``value`` a decimal string,
-``currency``); inside, integer cents. Access tokens live ``token_lifetime`` real seconds
+``currency``); inside, integer cents. Access tokens live ``token_lifetime`` clock seconds
 (default twice ``state.token_lifetime``: eBay's 2 h against the sandbox's 1 h); an
 expired or unknown one gets 401 errorId 1001. A daily call quota (sandbox day: 86400/
 time_scale seconds, turning at midnight PST) and ``faults.ebay_429_rate`` give 429 errorId
@@ -23,7 +23,7 @@ import json
 import random
 import re
 import secrets
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -32,13 +32,8 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from pipeline.sandbox.credentials import DEMO_ENV, EBAY_ACCOUNT
-from pipeline.sandbox.platform_limits import (
-    OUTAGE_HTML,
-    PST_OFFSET,
-    ScaledCalendar,
-    WindowCounter,
-    truncated,
-)
+from pipeline.sandbox.gate import Call, Dialect, Gate, Refused, Reply
+from pipeline.sandbox.platform_limits import PST_OFFSET, ScaledCalendar, WindowCounter
 from pipeline.sandbox.state import SandboxState
 
 INVENTORY_DAILY_LIMIT = 2_000_000  # Inventory API calls per application per day
@@ -95,7 +90,7 @@ class EbayWorld:
     """Everything the sandbox's eBay knows: ``state.apis["ebay"]``.
 
     Knobs (attributes, also ``POST /_sandbox/ebay/limits``): ``daily_call_limit``,
-    ``trading_daily_call_limit``, ``revisions_per_day``, ``token_lifetime`` (real seconds;
+    ``trading_daily_call_limit``, ``revisions_per_day``, ``token_lifetime`` (clock seconds;
     None = 2 × ``state.token_lifetime``).
     """
 
@@ -256,11 +251,7 @@ def demo_price_cents(reference_jpy: int | None, rng: random.Random) -> int:
 
 def world_of(state: SandboxState) -> EbayWorld:
     """The eBay world in ``state.apis["ebay"]``, created on first use."""
-    with state.lock:
-        world = state.apis.get("ebay")
-        if world is None:
-            world = state.apis["ebay"] = EbayWorld(state)
-        return world
+    return state.api_world("ebay", EbayWorld)
 
 
 # ---- error bodies ------------------------------------------------------------------------
@@ -309,14 +300,58 @@ SYSTEM_ERROR = error(
 )
 
 
-class EbayError(Exception):
+class EbayError(Refused):
     """A call-level eBay error: HTTP ``status`` with ``{"errors": [...]}``."""
 
     def __init__(self, status: int, errors: list[dict[str, Any]], outcome: str = "error") -> None:
-        super().__init__(status)
-        self.status = status
-        self.errors = errors
-        self.outcome = outcome
+        super().__init__(Reply(status, {"errors": errors}, outcome))
+
+
+class InventoryDialect(Dialect):
+    """The Inventory API's spelling: JSON ``{"errors": [...]}``; 401 errorId 1001 for a bad
+    token; 429 errorId 2001 for a storm, the daily quota or ``ebay_429_rate``; 500 25001."""
+
+    api = "ebay"
+    malformable = frozenset({200, 207})
+
+    def __init__(self, world: EbayWorld) -> None:
+        super().__init__(world.state)
+        self.world = world
+
+    def unavailable(self, call: Call) -> Reply:
+        return Reply(503, {"errors": [SYSTEM_ERROR]}, "fault:outage")
+
+    def authenticate(self, call: Call) -> None:
+        _authenticate(self.world)
+
+    def storm(self, call: Call) -> Reply | None:
+        return EbayError(429, [TOO_MANY_REQUESTS], "fault:throttle_storm").reply
+
+    def spend_quota(self, call: Call) -> None:
+        world = self.world
+        day = world.day()
+        if world.inventory_calls.current(day) >= world.daily_call_limit:
+            raise EbayError(429, [TOO_MANY_REQUESTS], "throttled")
+        if self.state.roll(self.state.faults.ebay_429_rate):
+            raise EbayError(429, [TOO_MANY_REQUESTS], "throttled")
+        world.inventory_calls.add(day)
+
+    def server_error(self, call: Call) -> Reply:
+        return EbayError(500, [SYSTEM_ERROR], "fault:error").reply
+
+
+class OAuthDialect(Dialect):
+    """eBay's token endpoint: an outage is always the HTML page; no storm, no quota and
+    no fault rates (the client authenticates in the request; the handler checks it)."""
+
+    api = "ebay"
+    malformable = frozenset()
+
+    def outage(self, call: Call, html: bool) -> Reply:
+        return super().outage(call, True)
+
+    def fault_after_quota(self, call: Call) -> str | None:
+        return None
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -332,82 +367,36 @@ def blueprint(state: SandboxState) -> Blueprint:
 
     bp = Blueprint("ebay", __name__)
     world = world_of(state)
+    gate = Gate(state, InventoryDialect(world))
+    oauth = Gate(state, OAuthDialect(state))
 
-    def answer(operation: str, handler: Any) -> Response:
-        """One Inventory API call, in the order every sandbox API shares: outage (503) →
-        token (401 1001) → storm, daily quota, ``ebay_429_rate`` (429 2001) → error/HTML
-        faults (500/503) → the handler (200/207/4xx) → maybe a cut-off body."""
-        delay = state.slow_seconds()
-        if delay:
-            time.sleep(delay)  # outside the lock
-        items: list[str] = []
-        account = world.account
-        with state.lock:
-            try:
-                pre = state.fault_before_quota()
-                if pre == "outage":
-                    html = state.faults.outage_html
-                    body = OUTAGE_HTML if html else json.dumps({"errors": [SYSTEM_ERROR]})
-                    state.ledger.record_call("ebay", operation, 503, "fault:outage", [], account)
-                    mimetype = "text/html" if html else "application/json"
-                    return Response(body, 503, mimetype=mimetype)
-                _authenticate(world)
-                if pre == "throttle_storm":
-                    raise EbayError(429, [TOO_MANY_REQUESTS], "fault:throttle_storm")
-                day = world.day()
-                if world.inventory_calls.current(day) >= world.daily_call_limit:
-                    raise EbayError(429, [TOO_MANY_REQUESTS], "throttled")
-                if state.roll(state.faults.ebay_429_rate):
-                    raise EbayError(429, [TOO_MANY_REQUESTS], "throttled")
-                world.inventory_calls.add(day)
-                post = state.fault_after_quota(operation)
-                if post == "html":
-                    state.ledger.record_call("ebay", operation, 503, "fault:html", [], account)
-                    return Response(OUTAGE_HTML, 503, mimetype="text/html")
-                if post == "error":
-                    raise EbayError(500, [SYSTEM_ERROR], "fault:error")
-                body, status, items, outcome = handler()
-                text = json.dumps(body)
-                if status in (200, 207) and state.malformed():
-                    text, outcome = truncated(text), "fault:malformed"
-                state.ledger.record_call("ebay", operation, status, outcome, items, account)
-                return Response(text, status, mimetype="application/json")
-            except EbayError as exc:
-                state.ledger.record_call("ebay", operation, exc.status, exc.outcome, items, account)
-                return _json({"errors": exc.errors}, exc.status)
+    def answer(
+        operation: str, handler: Callable[[], tuple[dict[str, Any], int, list[str], str]]
+    ) -> Response:
+        """One Inventory API call through the shared gate."""
+
+        def handle(call: Call) -> Reply:
+            body, status, call.items, outcome = handler()
+            return Reply(status, body, outcome)
+
+        return gate.answer(operation, handle, account=world.account)
 
     @bp.route("/identity/v1/oauth2/token", methods=["POST"])
     def oauth_token() -> Response:
-        delay = state.slow_seconds()
-        if delay:
-            time.sleep(delay)  # outside the lock
-        with state.lock:
-            if state.fault_before_quota() == "outage":
-                state.ledger.record_call("ebay", "oauth2/token", 503, "fault:outage")
-                return Response(OUTAGE_HTML, 503, mimetype="text/html")
+        def handle(call: Call) -> Reply:
             body, status, outcome = _refresh(world)
-            state.ledger.record_call("ebay", "oauth2/token", status, outcome, [], world.account)
-            return _json(body, status)
+            return Reply(status, body, outcome)
 
-    @bp.route("/sell/inventory/v1/inventory_item", methods=["GET"])
-    def inventory_items() -> Response:
-        return answer("getInventoryItems", lambda: _inventory_items(world))
+        return oauth.answer("oauth2/token", handle, account=world.account)
 
-    @bp.route("/sell/inventory/v1/inventory_item/<path:sku>", methods=["GET"])
-    def inventory_item(sku: str) -> Response:
-        return answer("getInventoryItem", lambda: _inventory_item(world, sku))
+    def route(operation: str, handler: Callable[..., Any]) -> Callable[..., Response]:
+        def view(**path: str) -> Response:
+            return answer(operation, lambda: handler(world, **path))
 
-    @bp.route("/sell/inventory/v1/offer", methods=["GET"])
-    def offers() -> Response:
-        return answer("getOffers", lambda: _offers(world))
+        return view
 
-    @bp.route("/sell/inventory/v1/offer/<offer_id>", methods=["GET"])
-    def offer(offer_id: str) -> Response:
-        return answer("getOffer", lambda: _offer(world, offer_id))
-
-    @bp.route("/sell/inventory/v1/bulk_update_price_quantity", methods=["POST"])
-    def bulk_update() -> Response:
-        return answer("bulkUpdatePriceQuantity", lambda: _bulk_update(world))
+    for method, rule, operation, handler in INVENTORY_ROUTES:
+        bp.add_url_rule(rule, operation, route(operation, handler), methods=[method])
 
     ebay_trading.add_routes(bp, state, world)
 
@@ -883,3 +872,19 @@ def _update_entry(
             "ebay", world.account, key_listing.sku, changes, "bulk_update_price_quantity"
         )
     return key, responses
+
+
+# (method, rule, operationId, handler) of every Inventory API route; the path's variables
+# go to the handler as keyword arguments.
+INVENTORY_ROUTES: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
+    ("GET", "/sell/inventory/v1/inventory_item", "getInventoryItems", _inventory_items),
+    ("GET", "/sell/inventory/v1/inventory_item/<path:sku>", "getInventoryItem", _inventory_item),
+    ("GET", "/sell/inventory/v1/offer", "getOffers", _offers),
+    ("GET", "/sell/inventory/v1/offer/<offer_id>", "getOffer", _offer),
+    (
+        "POST",
+        "/sell/inventory/v1/bulk_update_price_quantity",
+        "bulkUpdatePriceQuantity",
+        _bulk_update,
+    ),
+)

@@ -29,7 +29,6 @@ the daily revision cap (21919188) is the sandbox's choice — the real one is un
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from xml.sax.saxutils import escape
 from flask import Blueprint, Response, request
 
 from pipeline.sandbox.ebay import EbayListing, EbayWorld, value_to_cents
-from pipeline.sandbox.platform_limits import OUTAGE_HTML, truncated
+from pipeline.sandbox.gate import Call, Dialect, Gate, Refused, Reply
 from pipeline.sandbox.state import SandboxState
 
 NS = "urn:ebay:apis:eBLBaseComponents"
@@ -51,6 +50,8 @@ ENTRIES_PER_PAGE_MAX = 200
 # GetItem is the read a client needs to reconcile a revision it sent but never saw answered;
 # GetMyeBaySelling is how a pull finds the listings no Inventory API call shows.
 SUPPORTED_CALLS = ("ReviseInventoryStatus", "GetItem", "GetMyeBaySelling")
+XML = "text/xml;charset=utf-8"
+TEXT = "text/plain; charset=utf-8"  # what Flask sends for mimetype="text/plain"
 
 
 @dataclass
@@ -78,18 +79,17 @@ class TradingError:
         )
 
 
-def _response(call: str, ack: str, errors: list[TradingError], body: str = "") -> str:
-    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + "000Z"
+def _response(
+    call: str, ack: str, errors: list[TradingError], body: str = "", *, now: float
+) -> str:
+    """A ``<call>Response`` document; ``now`` is eBay's time (sandbox unix seconds)."""
+    timestamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + "000Z"
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<{call}Response xmlns="{NS}"><Timestamp>{timestamp}</Timestamp><Ack>{ack}</Ack>'
         + "".join(e.xml() for e in errors)
         + f"<Version>{VERSION}</Version><Build>{BUILD}</Build>{body}</{call}Response>"
     )
-
-
-def _xml(text: str, status: int = 200) -> Response:
-    return Response(text, status=status, mimetype="text/xml", content_type="text/xml;charset=utf-8")
 
 
 def _child(node: ET.Element, name: str) -> str | None:
@@ -101,95 +101,103 @@ def _child(node: ET.Element, name: str) -> str | None:
     return found.text.strip()
 
 
-def add_routes(bp: Blueprint, state: SandboxState, world: EbayWorld) -> None:
-    """Register ``/ws/api.dll`` on the eBay blueprint."""
+class TradingDialect(Dialect):
+    """Trading's spelling: HTTP 200 with ``Ack`` Failure and one ``Errors`` element for every
+    call-level refusal (unsupported call, bad IAF token, 518 for a storm or the daily quota,
+    10007 for the error fault); outages and the HTML fault are 503s without XML."""
 
-    @bp.route("/ws/api.dll", methods=["POST"])
-    def api_dll() -> Response:
-        call = request.headers.get("X-EBAY-API-CALL-NAME", "")
-        operation = call or "unknown"
-        delay = state.slow_seconds()
-        if delay:
-            time.sleep(delay)  # outside the lock
-        with state.lock:
-            record = state.ledger.record_call
-            pre = state.fault_before_quota()
-            if pre == "outage":
-                record("trading", operation, 503, "fault:outage", [], world.account)
-                html = state.faults.outage_html
-                body = OUTAGE_HTML if html else "Service Unavailable"
-                return Response(body, 503, mimetype="text/html" if html else "text/plain")
-            if call not in SUPPORTED_CALLS:
-                error = TradingError(
-                    "2",
-                    "Unsupported API call.",
-                    f'The API call "{call}" is invalid or not supported in this release.',
-                )
-                record("trading", operation, 200, "error", [], world.account)
-                return _xml(_response(call or "Generic", "Failure", [error]))
-            call_error, outcome = _call_level_error(state, world, pre, operation)
-            if outcome == "fault:html":
-                record("trading", operation, 503, outcome, [], world.account)
-                return Response(OUTAGE_HTML, 503, mimetype="text/html")
-            if call_error is not None:
-                record("trading", operation, 200, outcome, [], world.account)
-                return _xml(_response(call, "Failure", [call_error]))
-            if call == "GetItem":
-                ack, errors, body, items = _get_item(world, request.get_data())
-            elif call == "GetMyeBaySelling":
-                ack, errors, body, items = _my_ebay_selling(world, request.get_data())
-            else:
-                ack, errors, body, items = _revise(world, request.get_data())
-            outcome = {"Success": "ok", "Warning": "partial", "Failure": "error"}[ack]
-            text = _response(call, ack, errors, body)
-            if state.malformed():
-                text, outcome = truncated(text), "fault:malformed"
-            record("trading", operation, 200, outcome, items, world.account)
-            return _xml(text)
+    api = "trading"
 
+    def __init__(self, world: EbayWorld) -> None:
+        super().__init__(world.state)
+        self.world = world
 
-def _call_level_error(
-    state: SandboxState, world: EbayWorld, pre: str | None, operation: str
-) -> tuple[TradingError | None, str]:
-    """A bad token, a storm, the exhausted daily quota or an error fault (in the order every
-    sandbox API checks them); counts the call against the quota when it gets that far."""
-    quota = TradingError(
-        "518",
-        "Call usage limit has been reached.",
-        "Your application has exceeded usage limit on this call, please make call to "
-        "Developer Analytics API to check your call usage.",
-    )
-    token = request.headers.get("X-EBAY-API-IAF-TOKEN", "").strip()
-    if not token:
-        token = _auth_token_in_body(request.get_data())
-    if not world.access_token_valid(token):
-        expired = token in world.access_tokens
-        invalid = TradingError(
-            "21916984",
-            "Invalid IAF token.",
-            "IAF token supplied is expired." if expired else "IAF token supplied is invalid.",
-        )
-        return invalid, "expired_token" if expired else "unauthorized"
-    if pre == "throttle_storm":
-        return quota, "fault:throttle_storm"
-    day = world.day()
-    if world.trading_calls.current(day) >= world.trading_daily_call_limit:
-        return quota, "throttled"
-    if state.roll(state.faults.ebay_429_rate):
-        return quota, "throttled"
-    world.trading_calls.add(day)
-    post = state.fault_after_quota(operation)
-    if post == "html":
-        return None, "fault:html"
-    if post == "error":
+    def unavailable(self, call: Call) -> Reply:
+        return Reply(503, "Service Unavailable", "fault:outage", content_type=TEXT)
+
+    def authenticate(self, call: Call) -> None:
+        """An unsupported call name, then the IAF token (header or RequesterCredentials)."""
+        name = _call_name()
+        if name not in SUPPORTED_CALLS:
+            error = TradingError(
+                "2",
+                "Unsupported API call.",
+                f'The API call "{name}" is invalid or not supported in this release.',
+            )
+            raise Refused(self.failure(name or "Generic", error, "error"))
+        token = request.headers.get("X-EBAY-API-IAF-TOKEN", "").strip()
+        if not token:
+            token = _auth_token_in_body(request.get_data())
+        if not self.world.access_token_valid(token):
+            expired = token in self.world.access_tokens
+            invalid = TradingError(
+                "21916984",
+                "Invalid IAF token.",
+                "IAF token supplied is expired." if expired else "IAF token supplied is invalid.",
+            )
+            raise Refused(
+                self.failure(name, invalid, "expired_token" if expired else "unauthorized")
+            )
+
+    def storm(self, call: Call) -> Reply | None:
+        return self.failure(_call_name(), _quota_error(), "fault:throttle_storm")
+
+    def spend_quota(self, call: Call) -> None:
+        world = self.world
+        day = world.day()
+        if world.trading_calls.current(day) >= world.trading_daily_call_limit:
+            raise Refused(self.failure(_call_name(), _quota_error(), "throttled"))
+        if self.state.roll(self.state.faults.ebay_429_rate):
+            raise Refused(self.failure(_call_name(), _quota_error(), "throttled"))
+        world.trading_calls.add(day)
+
+    def server_error(self, call: Call) -> Reply:
         internal = TradingError(
             "10007",
             "Internal error to the application.",
             "Internal error to the application.",
             classification="SystemError",
         )
-        return internal, "fault:error"
-    return None, "ok"
+        return self.failure(_call_name(), internal, "fault:error")
+
+    def failure(self, call: str, error: TradingError, outcome: str) -> Reply:
+        """A call-level ``Ack`` Failure (HTTP 200)."""
+        text = _response(call, "Failure", [error], now=self.world.calendar.now())
+        return Reply(200, text, outcome, content_type=XML)
+
+
+def _call_name() -> str:
+    return request.headers.get("X-EBAY-API-CALL-NAME", "")
+
+
+def _quota_error() -> TradingError:
+    return TradingError(
+        "518",
+        "Call usage limit has been reached.",
+        "Your application has exceeded usage limit on this call, please make call to "
+        "Developer Analytics API to check your call usage.",
+    )
+
+
+def add_routes(bp: Blueprint, state: SandboxState, world: EbayWorld) -> None:
+    """Register ``/ws/api.dll`` on the eBay blueprint."""
+    gate = Gate(state, TradingDialect(world))
+
+    def handle(call: Call) -> Reply:
+        name = _call_name()
+        if name == "GetItem":
+            ack, errors, body, call.items = _get_item(world, request.get_data())
+        elif name == "GetMyeBaySelling":
+            ack, errors, body, call.items = _my_ebay_selling(world, request.get_data())
+        else:
+            ack, errors, body, call.items = _revise(world, request.get_data())
+        outcome = {"Success": "ok", "Warning": "partial", "Failure": "error"}[ack]
+        text = _response(name, ack, errors, body, now=world.calendar.now())
+        return Reply(200, text, outcome, content_type=XML)
+
+    @bp.route("/ws/api.dll", methods=["POST"])
+    def api_dll() -> Response:
+        return gate.answer(_call_name() or "unknown", handle, account=world.account)
 
 
 def _auth_token_in_body(raw: bytes) -> str:

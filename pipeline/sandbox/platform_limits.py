@@ -3,15 +3,15 @@
 Stage: sandbox. Reads: ``SandboxState`` (clock, time scale).
 Writes: nothing by itself; ``thebase`` and ``ebay`` keep the counters in their own state.
 
-Sandbox time runs ``time_scale`` times faster than the wall clock from the moment the
-platform state is created: at scale N an "hour" lasts 3600/N real seconds and a day
+Sandbox time runs ``time_scale`` times faster than the sandbox clock from the moment the
+platform state is created: at scale N an "hour" lasts 3600/N clock seconds and a day
 86400/N, so BASE's hourly limit and eBay's daily quotas and revision caps reset N times
 sooner, on the sandbox hour / day boundary, as the real services reset on theirs.
+Advancing the clock (``POST /_sandbox/advance``) moves the calendar N times as far.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +24,12 @@ PST_OFFSET = -8 * 3600.0  # eBay's API day "starts at 00:00:00 PST" (no daylight
 
 
 class ScaledCalendar:
-    """Sandbox time as unix seconds: the wall clock at creation, then ``time_scale`` times faster."""
+    """Sandbox time as unix seconds: the clock's unix time at creation, then ``time_scale``
+    times faster than the clock."""
 
     def __init__(self, state: SandboxState) -> None:
         self._state = state
-        self._wall0 = time.time()
+        self._wall0 = state.clock.unix()
         self._clock0 = state.clock()
 
     def now(self) -> float:
@@ -44,11 +45,11 @@ class ScaledCalendar:
         return int((self.now() + utc_offset) // DAY)
 
     def real_seconds_to_next_hour(self) -> float:
-        """Real seconds until the sandbox hour turns (what a client would wait)."""
+        """Clock seconds until the sandbox hour turns (what a client would wait)."""
         return (HOUR - self.now() % HOUR) / self._state.time_scale
 
     def real_seconds_to_next_day(self, utc_offset: float) -> float:
-        """Real seconds until the local sandbox day turns."""
+        """Clock seconds until the local sandbox day turns."""
         return (DAY - (self.now() + utc_offset) % DAY) / self._state.time_scale
 
 
@@ -74,15 +75,3 @@ class WindowCounter:
     def load(cls, data: dict[str, Any] | None) -> WindowCounter:
         data = data or {}
         return cls(window=int(data.get("window", -1)), count=int(data.get("count", 0)))
-
-
-def truncated(body: str) -> str:
-    """A body cut off half-way, as a dropped connection or a broken proxy delivers it."""
-    return body[: max(1, len(body) // 2)]
-
-
-OUTAGE_HTML = (
-    "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n"
-    "<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
-    "</body>\r\n</html>\r\n"
-)

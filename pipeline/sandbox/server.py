@@ -34,6 +34,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from pipeline.sandbox import control, spapi
 from pipeline.sandbox.catalogue import Catalogue, catalogue_of
+from pipeline.sandbox.clock import SandboxClock
 from pipeline.sandbox.credentials import DEMO_ENV
 from pipeline.sandbox.state import SandboxState
 
@@ -108,6 +109,9 @@ class SandboxServer:
     """A real HTTP server on 127.0.0.1 in a background thread.
 
     ``with SandboxServer(time_scale=100) as sandbox: ... sandbox.url ...``
+
+    ``clock`` is the sandbox's one clock (a fresh :class:`SandboxClock` by default); a test
+    that holds it moves the sandbox's time with ``clock.advance(seconds)``.
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class SandboxServer:
         token_lifetime: float = 3600.0,
         persist_path: Path | None = None,
         n_asins: int | None = None,
+        clock: SandboxClock | None = None,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be above 0")
@@ -130,6 +135,7 @@ class SandboxServer:
             seed=seed,
             token_lifetime=token_lifetime,
             persist_path=Path(persist_path) if persist_path is not None else None,
+            clock=clock if clock is not None else SandboxClock(),
         )
         if faults:
             self.state.set_faults(faults)
@@ -189,18 +195,23 @@ class SandboxServer:
 
     # --- the in-process interface (the same facts as the /_sandbox routes) -----------------
 
-    def call_counts(self) -> dict[str, int]:
-        """Calls answered so far per ``api.operation`` (e.g. ``spapi.getItemOffersBatch``)."""
+    @property
+    def clock(self) -> SandboxClock:
+        """The clock every time-dependent behaviour of this sandbox reads."""
+        return self.state.clock
+
+    def call_counts(self, prefix: str = "") -> dict[str, int]:
+        """Calls answered so far per ``api.operation`` (e.g. ``spapi.getItemOffersBatch``)
+        whose name starts with ``prefix``: the ledger's counts without going through HTTP."""
         with self.state.lock:
             per_operation = self.state.ledger.stats(include_calls=False)["per_operation"]
-        return {key: int(entry["calls"]) for key, entry in per_operation.items()}
+        return {
+            name: entry["calls"] for name, entry in per_operation.items() if name.startswith(prefix)
+        }
 
     def ledger_stats(self) -> dict[str, Any]:
         """The whole ledger, as ``GET /_sandbox/stats`` answers it."""
-        with self.state.lock:
-            result = self.state.ledger.stats(include_calls=True)
-            result["tick"] = catalogue_of(self.state).tick_number
-        return result
+        return control.ledger_stats(self.state, include_calls=True)
 
     def tick(self, steps: int = 1) -> None:
         """Move the world ``steps`` ticks on, as ``POST /_sandbox/tick`` does."""

@@ -10,10 +10,12 @@ Routes (wire notes: shared/contracts/NOTES-sp-api.md; model: productPricingV0.js
 * ``GET /products/pricing/v0/items/{Asin}/offers`` — getItemOffers, 0.5 req/s, burst 1.
 * ``GET /products/pricing/v0/competitivePrice`` — getCompetitivePricing, 0.5 req/s, burst 1.
 
-Each SP-API call passes, in order: outage window (503) → access token (403) → throttle
-storm (429) → rate bucket (429) → error/HTML faults (500/503) → request validation
-(400/404) → the answer (200, perhaps cut-off JSON). ``x-amzn-RateLimit-Limit`` rides on
-200/400/404 only. Amounts are JPY, sent as JSON numbers with a decimal point (``1280.0``)
+Each SP-API call passes the shared gate (:mod:`pipeline.sandbox.gate`), in order: outage
+window (503) → access token (403) → throttle storm (429) → rate bucket (429) → error/HTML
+faults (500/503) → request validation (400/404) → the answer (200, perhaps cut-off JSON).
+``x-amzn-RateLimit-Limit`` rides on 200/400/404 only. LWA takes the same gate with no
+storm, no bucket and only the ``error_rate.token`` fault. Access tokens expire on the
+sandbox clock (``state.clock``), so advancing it expires them. Amounts are JPY, sent as JSON numbers with a decimal point (``1280.0``)
 as Amazon sends them, so a parser that assumes integers fails here as it would live.
 """
 
@@ -27,9 +29,8 @@ import json
 import math
 import re
 import secrets
-import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -37,6 +38,7 @@ import flask
 
 from pipeline.sandbox.catalogue import Catalogue, Offer, catalogue_of
 from pipeline.sandbox.credentials import DEMO_ENV
+from pipeline.sandbox.gate import Call, Dialect, Gate, Refused, Reply
 from pipeline.sandbox.state import SandboxState
 
 MARKETPLACE_JP = "A1VC38T7YXB528"
@@ -68,10 +70,6 @@ SERVICE_UNAVAILABLE = {
 }
 DUPLICATE_REQUESTS = "Duplicate requests submitted. Cannot run batch request."
 INVALID_MARKETPLACE = "Requested MarketplaceId is invalid, unsupported, or does not exist."
-HTML_503 = (
-    "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
-    "<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n"
-)
 
 # Access tokens carry their own expiry and an HMAC, so any sandbox in any process accepts
 # the tokens another one issued (the client's token cache outlives a test's server).
@@ -80,27 +78,18 @@ _LWA_CLIENT = (DEMO_ENV["LWA_APP_ID"], DEMO_ENV["LWA_CLIENT_SECRET"])
 _LWA_REFRESH_TOKENS = frozenset({DEMO_ENV["SP_API_REFRESH_TOKEN"]})
 
 
-class _BadRequest(Exception):
+def errors(status: int, *error: dict[str, str], outcome: str) -> Reply:
+    """An SP-API error answer: ``{"errors": [...]}``."""
+    return Reply(status, {"errors": list(error)}, outcome)
+
+
+class _BadRequest(Refused):
     """A request the official model rejects: status and one Error object."""
 
     def __init__(self, status: int, code: str, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = {"code": code, "message": message, "details": details}
-
-
-@dataclass
-class Reply:
-    """One HTTP answer and what the ledger should say about it."""
-
-    status: int
-    body: Any  # dict (JSON) or str (sent as is)
-    outcome: str
-    rate_header: bool = False
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    detail: dict[str, Any] = field(default_factory=dict)
-    truncate: bool = False  # malformed-JSON fault: send the first half of the body
+        outcome = "not_found" if status == 404 else "invalid_input"
+        error = {"code": code, "message": message, "details": details}
+        super().__init__(errors(status, error, outcome=outcome))
 
 
 def rate_header_value(requests_per_second: float) -> str:
@@ -294,16 +283,18 @@ def invalid_asin_error(asin: str, marketplace_id: str) -> dict[str, str]:
 # --- access tokens ---------------------------------------------------------------------
 
 
-def issue_access_token(lifetime: float) -> str:
-    """An ``Atza|`` token valid for ``lifetime`` real seconds."""
-    claims = f"{time.time() + lifetime:.3f}:{secrets.token_hex(8)}".encode()
+def issue_access_token(lifetime: float, now: float) -> str:
+    """An ``Atza|`` token valid for ``lifetime`` seconds from ``now`` (unix seconds on the
+    sandbox clock: another sandbox process checks it against its own)."""
+    claims = f"{now + lifetime:.3f}:{secrets.token_hex(8)}".encode()
     payload = base64.urlsafe_b64encode(claims).decode().rstrip("=")
     signature = hmac.new(_TOKEN_KEY, payload.encode(), hashlib.sha256).hexdigest()[:32]
     return f"Atza|IwEB{payload}.{signature}"
 
 
-def token_problem(token: str | None, *, all_expired: bool = False) -> str | None:
-    """Why ``token`` is refused (the 403 ``details``), or None when it is good."""
+def token_problem(token: str | None, now: float, *, all_expired: bool = False) -> str | None:
+    """Why ``token`` is refused at ``now`` (unix seconds on the sandbox clock) - the 403
+    ``details`` - or None when it is good."""
     if not token:
         return "Access token is missing in the request header."
     invalid = "The access token you provided is revoked, malformed or invalid."
@@ -318,7 +309,7 @@ def token_problem(token: str | None, *, all_expired: bool = False) -> str | None
         expires = float(claims.partition(":")[0])
     except ValueError:
         return invalid
-    if all_expired or time.time() >= expires:
+    if all_expired or now >= expires:
         return "The access token you provided has expired."
     return None
 
@@ -326,41 +317,20 @@ def token_problem(token: str | None, *, all_expired: bool = False) -> str | None
 # --- the blueprint ---------------------------------------------------------------------
 
 
-def blueprint(state: SandboxState) -> flask.Blueprint:
-    """LWA and Product Pricing routes over ``state``."""
-    bp = flask.Blueprint("spapi", __name__)
-    catalogue = catalogue_of(state)
+class SpApiDialect(Dialect):
+    """SP-API's spelling: JSON ``errors``, 429 ``QuotaExceeded``, the rate header on
+    200/400/404 and an ``x-amzn-RequestId`` on every answer."""
 
-    def send(reply: Reply, operation: str) -> flask.Response:
-        if isinstance(reply.body, str):
-            text = reply.body
-        else:
-            text = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":"))
-        if reply.truncate:
-            text = text[: len(text) // 2]
-        headers = {"x-amzn-RequestId": str(uuid.uuid4()), **reply.headers}
-        if reply.rate_header and operation in RATES:
-            with state.lock:
-                rate = state.bucket(operation, *RATES[operation]).rate
-            headers["x-amzn-RateLimit-Limit"] = rate_header_value(rate)
-        return flask.Response(
-            text, status=reply.status, headers=headers, content_type=reply.content_type
-        )
+    api = "spapi"
+    html_type = "text/html"
 
-    def errors(status: int, *error: dict[str, str], outcome: str, rate: bool = False) -> Reply:
-        return Reply(status, {"errors": list(error)}, outcome, rate_header=rate)
+    def unavailable(self, call: Call) -> Reply:
+        return errors(503, SERVICE_UNAVAILABLE, outcome="fault:outage")
 
-    def gate(operation: str, admitted_at: float) -> Reply | None:
-        """The checks before an SP-API operation runs; a Reply means "answer this instead".
-        Called with ``state.lock`` held; ``admitted_at`` is the clock reading the bucket
-        and the ledger both use."""
-        pre = state.fault_before_quota()
-        if pre == "outage":
-            if state.faults.outage_html:
-                return Reply(503, HTML_503, "fault:outage", content_type="text/html")
-            return errors(503, SERVICE_UNAVAILABLE, outcome="fault:outage")
+    def authenticate(self, call: Call) -> None:
         token = flask.request.headers.get("x-amz-access-token")
-        problem = token_problem(token, all_expired=state.faults.expired_tokens)
+        state = self.state
+        problem = token_problem(token, state.clock.unix(), all_expired=state.faults.expired_tokens)
         if problem is not None:
             body = {
                 "code": "Unauthorized",
@@ -368,64 +338,83 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                 "details": problem,
             }
             outcome = "expired_token" if "expired" in problem else "unauthorized"
-            return errors(403, body, outcome=outcome)
-        throttled = Reply(
-            429,
-            {"errors": [QUOTA_EXCEEDED]},
-            "throttled",
-            headers={"x-amzn-ErrorType": "TooManyRequestsException"},
+            raise Refused(errors(403, body, outcome=outcome))
+
+    def storm(self, call: Call) -> Reply | None:
+        return self._throttled("fault:throttle_storm")
+
+    def spend_quota(self, call: Call) -> None:
+        bucket = self.state.bucket(call.operation, *RATES[call.operation], now=call.admitted)
+        if not bucket.try_acquire(call.admitted):
+            raise Refused(self._throttled("throttled"))
+
+    def server_error(self, call: Call) -> Reply:
+        return errors(500, INTERNAL_FAILURE, outcome="fault:error")
+
+    def _throttled(self, outcome: str) -> Reply:
+        headers = {"x-amzn-ErrorType": "TooManyRequestsException"}
+        return Reply(429, {"errors": [QUOTA_EXCEEDED]}, outcome, headers=headers)
+
+    def encode(self, body: Any) -> str:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+    def respond(self, reply: Reply, call: Call) -> flask.Response:
+        headers = {"x-amzn-RequestId": str(uuid.uuid4()), **reply.headers}
+        if reply.status in (200, 400, 404) and call.operation in RATES:
+            with self.state.lock:
+                rate = self.state.bucket(call.operation, *RATES[call.operation]).rate
+            headers["x-amzn-RateLimit-Limit"] = rate_header_value(rate)
+        return flask.Response(
+            self.text(reply), status=reply.status, headers=headers, content_type=reply.content_type
         )
-        if pre == "throttle_storm":
-            throttled.outcome = "fault:throttle_storm"
-            return throttled
-        if not state.bucket(operation, *RATES[operation], now=admitted_at).try_acquire(admitted_at):
-            return throttled
-        post = state.fault_after_quota(operation)
-        if post == "error":
-            return errors(500, INTERNAL_FAILURE, outcome="fault:error")
-        if post == "html":
-            return Reply(503, HTML_503, "fault:html", content_type="text/html")
+
+
+class LwaDialect(SpApiDialect):
+    """Login with Amazon's token endpoint: OAuth ``{"error", "error_description"}`` bodies,
+    no storm, no bucket, and of the fault rates only ``error_rate.token``."""
+
+    api = "lwa"
+    malformable = frozenset()
+
+    def outage(self, call: Call, html: bool) -> Reply:
+        body = {
+            "error": "temporarily_unavailable",
+            "error_description": "The service is temporarily unavailable.",
+        }
+        return Reply(503, body, "fault:outage")
+
+    def authenticate(self, call: Call) -> None:
+        pass  # the client authenticates in the body; the handler checks it
+
+    def storm(self, call: Call) -> Reply | None:
         return None
 
-    def answer(operation: str, items: list[str], handle: Any) -> flask.Response:
-        delay = state.slow_seconds()
-        if delay:
-            time.sleep(delay)  # outside the lock: a slow answer must not stall the others
-        with state.lock:
-            admitted = state.now()  # the ledger's time: when the bucket was consulted
-            reply = gate(operation, admitted)
-            if reply is None:
-                try:
-                    reply = handle()
-                except _BadRequest as bad:
-                    outcome = "not_found" if bad.status == 404 else "invalid_input"
-                    reply = errors(bad.status, bad.error, outcome=outcome, rate=True)
-                reply.rate_header = reply.status in (200, 400, 404)
-                if reply.status == 200 and state.malformed():
-                    reply.truncate = True
-                    reply.outcome = "fault:malformed"
-            state.ledger.record_call(
-                "spapi",
-                operation,
-                reply.status,
-                reply.outcome,
-                items,
-                detail=reply.detail,
-                at=admitted,
-            )
-        return send(reply, operation)
+    def spend_quota(self, call: Call) -> None:
+        pass
+
+    def fault_after_quota(self, call: Call) -> str | None:
+        return "error" if self.state.roll(self.state.faults.error_rate_for("token")) else None
+
+    def server_error(self, call: Call) -> Reply:
+        body = {"error": "server_error", "error_description": "Internal server error."}
+        return Reply(500, body, "fault:error")
+
+
+def blueprint(state: SandboxState) -> flask.Blueprint:
+    """LWA and Product Pricing routes over ``state``."""
+    bp = flask.Blueprint("spapi", __name__)
+    catalogue = catalogue_of(state)
+    gate = Gate(state, SpApiDialect(state))
+    lwa = Gate(state, LwaDialect(state))
+
+    def answer(operation: str, items: list[str], handle: Callable[[], Reply]) -> flask.Response:
+        return gate.answer(operation, lambda call: handle(), items=items)
 
     # --- LWA ---
 
     @bp.post("/auth/o2/token")
     def lwa_token() -> flask.Response:
-        delay = state.slow_seconds()
-        if delay:
-            time.sleep(delay)
-        with state.lock:
-            reply = _lwa_reply(state, _form_or_json())
-            state.ledger.record_call("lwa", "token", reply.status, reply.outcome)
-        return send(reply, "token")
+        return lwa.answer("token", lambda call: _lwa_reply(state, _form_or_json()))
 
     # --- getItemOffersBatch ---
 
@@ -437,6 +426,8 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
 
         def handle() -> Reply:
             parsed = _batch_requests(body)
+            date = formatdate(state.clock.unix(), usegmt=True)
+            today = _today(state)
             responses = []
             invalid: list[str] = []
             no_offers: list[str] = []
@@ -446,7 +437,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                 if params.get("CustomerType"):
                     echo["CustomerType"] = params["CustomerType"]
                 echo["ItemCondition"] = params["ItemCondition"]
-                headers = {"x-amzn-RequestId": str(uuid.uuid4()), "Date": formatdate(usegmt=True)}
+                headers = {"x-amzn-RequestId": str(uuid.uuid4()), "Date": date}
                 if not catalogue.is_valid(asin) or asin in state.faults.invalid_asins:
                     invalid.append(asin)
                     responses.append(
@@ -464,6 +455,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                     marketplace_id,
                     params["ItemCondition"],
                     zero_offers=state.faults.zero_offers,
+                    today=today,
                 )
                 if result["status"] != "Success":
                     no_offers.append(asin)
@@ -498,7 +490,12 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                 reply.detail = {"invalid": [asin]}
                 return reply
             result = offers_result(
-                catalogue, asin, marketplace_id, condition, zero_offers=state.faults.zero_offers
+                catalogue,
+                asin,
+                marketplace_id,
+                condition,
+                zero_offers=state.faults.zero_offers,
+                today=_today(state),
             )
             detail = {"no_offers": [asin] if result["status"] != "Success" else []}
             return Reply(200, {"payload": result}, "ok", detail=detail)
@@ -580,16 +577,7 @@ def _form_or_json() -> dict[str, Any]:
 
 
 def _lwa_reply(state: SandboxState, fields: dict[str, Any]) -> Reply:
-    """The LWA answer for a token request; called with ``state.lock`` held."""
-    if state.faults.in_outage(state.now()):
-        body = {
-            "error": "temporarily_unavailable",
-            "error_description": "The service is temporarily unavailable.",
-        }
-        return Reply(503, body, "fault:outage")
-    if state.roll(state.faults.error_rate_for("token")):
-        body = {"error": "server_error", "error_description": "Internal server error."}
-        return Reply(500, body, "fault:error")
+    """The LWA answer for a token request past the gate; called with ``state.lock`` held."""
 
     def refuse(status: int, error: str, description: str) -> Reply:
         return Reply(status, {"error": error, "error_description": description}, error)
@@ -618,12 +606,17 @@ def _lwa_reply(state: SandboxState, fields: dict[str, Any]) -> Reply:
         )
     lifetime = state.token_lifetime
     granted: dict[str, Any] = {
-        "access_token": issue_access_token(lifetime),
+        "access_token": issue_access_token(lifetime, state.clock.unix()),
         "refresh_token": refresh_token,
         "token_type": "bearer",
         "expires_in": max(1, math.ceil(lifetime)),
     }
     return Reply(200, granted, "ok", headers={"Cache-Control": "no-cache, no-store"})
+
+
+def _today(state: SandboxState) -> dt.date:
+    """Today's date (UTC) on the sandbox clock, for ``availableDate``."""
+    return dt.datetime.fromtimestamp(state.clock.unix(), dt.UTC).date()
 
 
 def _csv(value: str | None) -> list[str]:

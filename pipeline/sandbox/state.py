@@ -4,8 +4,10 @@ Every API module of the sandbox (``spapi``, ``thebase``, ``ebay``) reads and wri
 one :class:`SandboxState`. All of it is guarded by ``state.lock``; handlers hold
 the lock only while they touch state, never while they sleep (slow-response faults).
 
-Time: ``clock()`` is ``time.monotonic`` (seconds). ``time_scale`` N makes every
-rate limit N times faster: a bucket of rate r refills at r·N tokens per second and
+Time: ``clock`` is one :class:`~pipeline.sandbox.clock.SandboxClock` (real seconds:
+``time.monotonic`` plus whatever a test advanced it by); everything that depends on time
+reads it, and only the ledger's ``wall`` field reads the wall clock. ``time_scale`` N makes
+every rate limit N times faster: a bucket of rate r refills at r·N tokens per second and
 the ``x-amzn-RateLimit-Limit`` header says r·N. Hourly and daily platform windows
 shrink by the same factor (an "hour" lasts 3600/N seconds).
 """
@@ -20,7 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from pipeline.sandbox.clock import SandboxClock
+
+T = TypeVar("T")
 
 
 class TokenBucket:
@@ -166,7 +172,7 @@ class Ledger:
 
 @dataclass
 class Window:
-    """A span of sandbox time in seconds since start (or since the knob was set)."""
+    """A span since the knobs were set: clock seconds, or calls (``*_calls`` knobs)."""
 
     start: float
     end: float
@@ -182,7 +188,10 @@ class Faults:
     ``SPEC`` is a comma-separated list of ``name=value`` or bare ``name`` (true):
     ``error_rate=0.2,outage=5-10,zero_offers,slow_ms=200``. Per-operation forms use a
     dot: ``error_rate.getItemOffersBatch=0.2``. Windows are ``START-END`` in seconds
-    of real (unscaled) time since the knob was set; several are joined with ``+``.
+    of the sandbox clock (real, unscaled seconds) since the knob was set; several are
+    joined with ``+``. The ``*_calls`` windows count API requests instead: the request
+    numbered n (from 0, every API route, token endpoints included) since the knobs were
+    set is inside ``START-END`` when START <= n < END, whatever the time.
     """
 
     error_rate: float = 0.0  # share of calls answered 500 InternalFailure, every API
@@ -190,6 +199,8 @@ class Faults:
     outage: list[Window] = field(default_factory=list)  # 503 for every API call inside
     outage_html: bool = False  # outage bodies are HTML, as a load balancer sends them
     throttle_storm: list[Window] = field(default_factory=list)  # 429 for every call inside
+    outage_calls: list[Window] = field(default_factory=list)  # as outage, counted in calls
+    throttle_storm_calls: list[Window] = field(default_factory=list)  # as storm, in calls
     malformed_rate: float = 0.0  # share of 200s whose body is cut-off JSON
     html_rate: float = 0.0  # share of calls answered 503 with an HTML body
     slow_ms: float = 0.0  # extra latency per response, milliseconds
@@ -206,11 +217,16 @@ class Faults:
     def error_rate_for(self, operation: str) -> float:
         return self.error_rate_by_operation.get(operation, self.error_rate)
 
-    def in_outage(self, now: float) -> bool:
-        return any(w.contains(now - self.set_at) for w in self.outage)
+    def in_outage(self, now: float, call: int) -> bool:
+        """Inside an outage at clock ``now`` for the ``call``-th request since set."""
+        return any(w.contains(now - self.set_at) for w in self.outage) or any(
+            w.contains(call) for w in self.outage_calls
+        )
 
-    def in_storm(self, now: float) -> bool:
-        return any(w.contains(now - self.set_at) for w in self.throttle_storm)
+    def in_storm(self, now: float, call: int) -> bool:
+        return any(w.contains(now - self.set_at) for w in self.throttle_storm) or any(
+            w.contains(call) for w in self.throttle_storm_calls
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,7 +259,7 @@ class Faults:
             self.error_rate_by_operation[operation] = float(value)
         elif base == "rate_override" and operation:
             self.rate_override[operation] = float(value)
-        elif name in ("outage", "throttle_storm"):
+        elif name in ("outage", "throttle_storm", "outage_calls", "throttle_storm_calls"):
             setattr(self, name, _windows(value))
         elif name in ("invalid_asins", "partial_failure_skus"):
             setattr(self, name, _strings(value))
@@ -300,8 +316,8 @@ class SandboxState:
 
     time_scale: float = 1.0
     seed: int = 42
-    token_lifetime: float = 3600.0  # seconds of real time an access token lives
-    clock: Callable[[], float] = time.monotonic
+    token_lifetime: float = 3600.0  # clock seconds an access token lives
+    clock: SandboxClock = field(default_factory=SandboxClock)
     lock: threading.RLock = field(default_factory=threading.RLock)
     faults: Faults = field(default_factory=Faults)
     ledger: Ledger = field(init=False)
@@ -310,6 +326,7 @@ class SandboxState:
     documented_rates: dict[str, float] = field(default_factory=dict)  # op -> unscaled req/s
     apis: dict[str, Any] = field(default_factory=dict)  # per-API private state
     persist_path: Path | None = None  # where save() writes the world (JSON), if anywhere
+    calls_since_faults: int = 0  # API requests since the knobs were set (``*_calls`` windows)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.clock)
@@ -317,7 +334,16 @@ class SandboxState:
         self.faults.set_at = self.clock()
 
     def now(self) -> float:
-        return self.clock()
+        """The sandbox clock, seconds."""
+        return self.clock.now()
+
+    def api_world(self, name: str, create: Callable[[SandboxState], T]) -> T:
+        """The per-API state in ``apis[name]``, made by ``create(self)`` on first use."""
+        with self.lock:
+            world = self.apis.get(name)
+            if world is None:
+                world = self.apis[name] = create(self)
+            return cast(T, world)
 
     def bucket(
         self, operation: str, rate: float, burst: int, now: float | None = None
@@ -345,6 +371,7 @@ class SandboxState:
 
     def set_faults(self, spec: str | dict[str, Any] | None) -> Faults:
         self.faults = Faults.parse(spec, now=self.clock())
+        self.calls_since_faults = 0
         # a rate override (or its removal) takes effect now, not at the bucket's next use
         for operation, bucket in self.buckets.items():
             rate = self.documented_rates.get(operation)
@@ -365,15 +392,18 @@ class SandboxState:
     # --- fault decisions every API module shares (call them while holding ``lock``) ---
 
     def fault_before_quota(self) -> str | None:
-        """``"outage"`` or ``"throttle_storm"`` when a window covers now, else None.
+        """``"outage"`` or ``"throttle_storm"`` when a window covers this request, else None.
 
+        Called once per API request (it counts the request for the ``*_calls`` windows).
         Checked before the rate bucket: an outage or a storm answers without spending
         a token, as a load balancer in front of the API would.
         """
         now = self.clock()
-        if self.faults.in_outage(now):
+        call = self.calls_since_faults
+        self.calls_since_faults += 1
+        if self.faults.in_outage(now, call):
             return "outage"
-        if self.faults.in_storm(now):
+        if self.faults.in_storm(now, call):
             return "throttle_storm"
         return None
 

@@ -7,10 +7,11 @@ tokens, hourly and daily call counters) and ``state.ledger`` (every call, every 
 Wire contract: ``shared/contracts/base/*.md`` and NOTES-platforms.md §B. Every error is
 HTTP 400 ``{"error", "error_description"}`` with BASE's Japanese descriptions; 5,000
 calls per shop per hour (reset on the hour) and 100,000 per day (reset at midnight JST),
-both in sandbox time (an hour lasts 3600/time_scale seconds). Refresh tokens rotate: the
-one just used stops working. Infrastructure faults (outage, HTML 503, 500, slow, cut-off
-bodies) come from ``state.faults`` as on every sandbox API; a throttling storm is BASE's
-``hour_api_limit``.
+both in sandbox time (an hour lasts 3600/time_scale clock seconds). Refresh tokens rotate:
+the one just used stops working; access tokens expire on the sandbox clock. Every call
+passes the shared gate (:mod:`pipeline.sandbox.gate`): infrastructure faults (outage, HTML
+503, 500, slow, cut-off bodies) come from ``state.faults`` as on every sandbox API; a
+throttling storm is BASE's ``hour_api_limit``.
 """
 
 from __future__ import annotations
@@ -20,20 +21,15 @@ import json
 import random
 import re
 import secrets
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from pipeline.sandbox.credentials import BASE_SHOP_TOKENS, DEMO_ENV
-from pipeline.sandbox.platform_limits import (
-    JST_OFFSET,
-    OUTAGE_HTML,
-    ScaledCalendar,
-    WindowCounter,
-    truncated,
-)
+from pipeline.sandbox.gate import Call, Dialect, Gate, Refused, Reply
+from pipeline.sandbox.platform_limits import JST_OFFSET, ScaledCalendar, WindowCounter
 from pipeline.sandbox.state import SandboxState
 
 HOUR_LIMIT = 5000  # calls per shop per hour (README 「APIの利用制限」)
@@ -292,81 +288,82 @@ def demo_price_jpy(reference: int | None, rng: random.Random) -> int:
 # ---- HTTP ------------------------------------------------------------------------------
 
 
-class BaseError(Exception):
+def _error_body(key: str) -> dict[str, str]:
+    error, description = ERRORS[key]
+    return {"error": error, "error_description": description}
+
+
+class BaseError(Refused):
     """An error BASE answers with HTTP 400 (or ``status``) and its JSON body."""
 
     def __init__(self, key: str, status: int = 400, outcome: str = "error") -> None:
-        super().__init__(key)
+        super().__init__(Reply(status, _error_body(key), outcome))
         self.key = key
-        self.status = status
-        self.outcome = outcome
+
+
+class BaseDialect(Dialect):
+    """BASE's spelling: every error a JSON ``{"error", "error_description"}`` (400, or 500
+    for ``server_error``); a storm is ``hour_api_limit``; the quota is the shop's hour and
+    day (the token endpoint, whose caller has no shop yet, counts against neither)."""
+
+    api = "base"
+
+    def __init__(self, world: BaseWorld) -> None:
+        super().__init__(world.state)
+        self.world = world
+
+    def unavailable(self, call: Call) -> Reply:
+        return Reply(503, _error_body("server_error"), "fault:outage")
+
+    def authenticate(self, call: Call) -> None:
+        call.account = _authenticate(self.world)
+
+    def storm(self, call: Call) -> Reply | None:
+        return BaseError("hour_api_limit", outcome="fault:throttle_storm").reply
+
+    def spend_quota(self, call: Call) -> None:
+        if call.account is not None:
+            _count_call(self.world, call.account)
+
+    def server_error(self, call: Call) -> Reply:
+        return BaseError("server_error", status=500, outcome="fault:error").reply
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def _error_body(key: str) -> dict[str, str]:
-    error, description = ERRORS[key]
-    return {"error": error, "error_description": description}
-
-
 def world_of(state: SandboxState) -> BaseWorld:
     """The BASE world in ``state.apis["base"]``, created on first use."""
-    with state.lock:
-        world = state.apis.get("base")
-        if world is None:
-            world = state.apis["base"] = BaseWorld(state)
-        return world
+    return state.api_world("base", BaseWorld)
 
 
 def blueprint(state: SandboxState) -> Blueprint:
     """Flask routes at BASE's real paths, answering from ``state``."""
     bp = Blueprint("thebase", __name__)
     world = world_of(state)
+    gate = Gate(state, BaseDialect(world))
 
-    def answer(operation: str, handler: Any, *, authenticated: bool = True) -> Response:
-        """One call, in the order every sandbox API shares: outage (503) → token → storm
-        (hour_api_limit) → hour/day limits → error/HTML faults (500/503) → the handler →
-        maybe a cut-off body. Every call lands in the ledger."""
-        delay = state.slow_seconds()
-        if delay:
-            time.sleep(delay)  # outside the lock: slow responses must not block other calls
-        account: str | None = None
+    def answer(
+        operation: str,
+        handler: Callable[[str | None], tuple[dict[str, Any], list[str]]],
+        *,
+        authenticated: bool = True,
+    ) -> Response:
+        """One call through the shared gate; ``handler(account)`` gives the body and the
+        items the call was about (for the token endpoint: the token's shop)."""
         raw_id = (request.view_args or {}).get("item_id") or request.form.get("item_id")
-        items: list[str] = [str(raw_id)] if raw_id else []  # what the call is about
-        with state.lock:
-            try:
-                pre = state.fault_before_quota()
-                if pre == "outage":
-                    html = state.faults.outage_html
-                    body = OUTAGE_HTML if html else json.dumps(_error_body("server_error"))
-                    state.ledger.record_call("base", operation, 503, "fault:outage")
-                    return Response(body, 503, mimetype="text/html" if html else "application/json")
-                if authenticated:
-                    account = _authenticate(world)
-                if pre == "throttle_storm":
-                    raise BaseError("hour_api_limit", outcome="fault:throttle_storm")
-                if account is not None:
-                    _count_call(world, account)
-                post = state.fault_after_quota(operation)
-                if post == "html":
-                    state.ledger.record_call("base", operation, 503, "fault:html", [], account)
-                    return Response(OUTAGE_HTML, 503, mimetype="text/html")
-                if post == "error":
-                    raise BaseError("server_error", status=500, outcome="fault:error")
-                body, items = handler(account)
-                if not authenticated:
-                    account, items = (items[0] if items else None), []  # the token's shop
-                outcome = "ok"
-                text = json.dumps(body)
-                if state.malformed():
-                    text, outcome = truncated(text), "fault:malformed"
-                state.ledger.record_call("base", operation, 200, outcome, items, account)
-                return Response(text, 200, mimetype="application/json")
-            except BaseError as exc:
-                state.ledger.record_call("base", operation, exc.status, exc.outcome, items, account)
-                return _json(_error_body(exc.key), exc.status)
+
+        def handle(call: Call) -> Reply:
+            body, items = handler(call.account)
+            if authenticated:
+                call.items = items
+            else:
+                call.account, call.items = (items[0] if items else None), []
+            return Reply(200, body)
+
+        items = [str(raw_id)] if raw_id else []  # what the call is about
+        return gate.answer(operation, handle, items=items, authenticate=authenticated)
 
     @bp.route("/1/oauth/token", methods=["GET", "POST"])
     def oauth_token() -> Response:

@@ -7,7 +7,6 @@ test_ebay*.py and tests/contract/test_platform_contract.py.
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -197,12 +196,24 @@ def set_limits(url: str, platform: str, knobs: dict[str, Any]) -> dict[str, Any]
     return response.json()
 
 
+def advance(
+    url: str, *, seconds: float | None = None, sandbox_seconds: float | None = None
+) -> dict[str, Any]:
+    """Move the sandbox's clock forward (``POST /_sandbox/advance``): ``seconds`` of the
+    clock (token lifetimes, fault windows) or ``sandbox_seconds`` (the BASE hour, eBay day)."""
+    body = {"seconds": seconds} if sandbox_seconds is None else {"sandbox_seconds": sandbox_seconds}
+    response = requests.post(f"{url}/_sandbox/advance", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def wait_for_window(
     url: str, platform: str, key: str, need: float, account: str | None = None
 ) -> None:
-    """Sleep to the next sandbox hour/day when fewer than ``need`` real seconds are left in it,
-    so a test's burst of calls lands inside one window."""
+    """Move the sandbox clock to the next sandbox hour/day when fewer than ``need`` clock
+    seconds are left in this one, so a test's burst of calls lands inside one window.
+    No wall time passes: the clock is advanced, not slept on."""
     usage = requests.get(f"{url}/_sandbox/{platform}/limits", timeout=10).json()
     left = (usage[account] if account else usage)[key]
     if left < need:
-        time.sleep(left + 0.02)
+        advance(url, seconds=left + 1e-3)

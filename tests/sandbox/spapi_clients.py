@@ -101,3 +101,10 @@ def set_faults(server: SandboxServer, knobs: dict[str, Any] | str) -> dict[str, 
         response = requests.post(server.url + "/_sandbox/faults", json=knobs, timeout=5)
     response.raise_for_status()
     return dict(response.json())
+
+
+def advance(server: SandboxServer, seconds: float) -> dict[str, Any]:
+    """Move the sandbox's clock ``seconds`` forward over HTTP (``POST /_sandbox/advance``)."""
+    response = requests.post(server.url + "/_sandbox/advance", json={"seconds": seconds}, timeout=5)
+    response.raise_for_status()
+    return dict(response.json())

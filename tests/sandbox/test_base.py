@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ import requests
 from pipeline.sandbox.credentials import DEMO_ENV
 from tests.sandbox.platform_clients import (
     BaseClient,
+    advance,
     set_faults,
     set_limits,
     stats,
@@ -137,10 +137,12 @@ def test_the_refresh_token_rotates_and_the_old_one_stops_working(start_sandbox):
 
 
 def test_an_expired_or_unknown_access_token_is_invalid_request(start_sandbox):
-    sandbox = start_sandbox(n_asins=SMALL, token_lifetime=0.3)
+    sandbox = start_sandbox(n_asins=SMALL, token_lifetime=60.0)
     client = shop(sandbox)
     assert client.get("/1/items", limit=1).status_code == 200
-    time.sleep(0.35)
+    advance(sandbox.url, seconds=59.0)  # clock seconds: still inside the token's life
+    assert client.get("/1/items", limit=1).status_code == 200
+    advance(sandbox.url, seconds=1.0)  # its 60 s are up
     expired = client.get("/1/items", limit=1)
     assert (expired.status_code, expired.json()) == (400, INVALID_TOKEN_BODY)
     client.refresh()
@@ -148,7 +150,7 @@ def test_an_expired_or_unknown_access_token_is_invalid_request(start_sandbox):
     client.access_token = "not-a-token"
     assert client.get("/1/items", limit=1).json() == INVALID_TOKEN_BODY
     outcomes = stats(sandbox.url)["per_operation"]["base.items"]["by_outcome"]
-    assert outcomes == {"ok": 2, "expired_token": 1, "unauthorized": 1}
+    assert outcomes == {"ok": 3, "expired_token": 1, "unauthorized": 1}
 
 
 def test_the_expired_tokens_fault_expires_every_access_token(start_sandbox):
@@ -269,11 +271,11 @@ def test_variation_stock_sums_into_the_item_stock(start_sandbox):
 
 
 def test_hour_api_limit_at_the_limit_then_reset_on_the_sandbox_hour(start_sandbox):
-    # time scale 3600: a sandbox hour lasts one real second
-    sandbox = start_sandbox(n_asins=SMALL, time_scale=3600.0)
+    # time scale 100: a sandbox hour lasts 36 clock seconds, far more than the calls take
+    sandbox = start_sandbox(n_asins=SMALL)
     one, two = shop(sandbox, "shop1"), shop(sandbox, "shop2")
     set_limits(sandbox.url, "base", {"hour_limit": 20})
-    wait_for_window(sandbox.url, "base", "seconds_to_next_hour", 0.6, account="shop1")
+    wait_for_window(sandbox.url, "base", "seconds_to_next_hour", 10.0, account="shop1")
     for _ in range(20):
         assert one.get("/1/items", limit=1).status_code == 200
     over = one.get("/1/items", limit=1)
@@ -282,27 +284,30 @@ def test_hour_api_limit_at_the_limit_then_reset_on_the_sandbox_hour(start_sandbo
     assert two.get("/1/items", limit=1).status_code == 200  # the limit is per shop
     usage = requests.get(f"{sandbox.url}/_sandbox/base/limits", timeout=10).json()["shop1"]
     assert usage["hour_calls"] == 20
-    time.sleep(usage["seconds_to_next_hour"] + 0.05)
+    assert one.get("/1/items", limit=1).status_code == 400  # still this hour
+    advance(sandbox.url, seconds=usage["seconds_to_next_hour"] / 2)
+    assert one.get("/1/items", limit=1).status_code == 400  # half-way: still this hour
+    advance(sandbox.url, sandbox_seconds=1800.0)  # past the hour's end
     assert one.get("/1/items", limit=1).status_code == 200
     outcomes = stats(sandbox.url)["per_operation"]["base.items"]["by_outcome"]
-    assert outcomes == {"ok": 22, "throttled": 1}
+    assert outcomes == {"ok": 22, "throttled": 3}
 
 
 def test_day_api_limit_outlasts_the_hour(start_sandbox):
-    # time scale 3600: an hour is 1 s and a day 24 s of real time
-    sandbox = start_sandbox(n_asins=SMALL, time_scale=3600.0)
+    # time scale 100: an hour is 36 s and a day 864 s of the sandbox clock
+    sandbox = start_sandbox(n_asins=SMALL)
     client = shop(sandbox)
     set_limits(sandbox.url, "base", {"hour_limit": 10, "day_limit": 15})
-    wait_for_window(sandbox.url, "base", "seconds_to_next_day", 3.0, account="shop1")
-    wait_for_window(sandbox.url, "base", "seconds_to_next_hour", 0.6, account="shop1")
+    wait_for_window(sandbox.url, "base", "seconds_to_next_day", 3 * 36.0, account="shop1")
+    wait_for_window(sandbox.url, "base", "seconds_to_next_hour", 10.0, account="shop1")
     for _ in range(10):
         assert client.get("/1/items", limit=1).status_code == 200
     assert client.get("/1/items", limit=1).json() == HOUR_LIMIT_BODY
-    wait_for_window(sandbox.url, "base", "seconds_to_next_hour", 2.0, account="shop1")
+    advance(sandbox.url, sandbox_seconds=3600.0)  # the next hour, the same day
     for _ in range(5):
         assert client.get("/1/items", limit=1).status_code == 200
     assert client.get("/1/items", limit=1).json() == DAY_LIMIT_BODY
-    wait_for_window(sandbox.url, "base", "seconds_to_next_hour", 2.0, account="shop1")
+    advance(sandbox.url, sandbox_seconds=3600.0)
     blocked = client.get("/1/items", limit=1)
     assert (blocked.status_code, blocked.json()) == (400, DAY_LIMIT_BODY)
 

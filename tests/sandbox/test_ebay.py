@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ import requests
 
 from tests.sandbox.platform_clients import (
     EbayClient,
+    advance,
     set_faults,
     set_limits,
     stats,
@@ -243,17 +243,19 @@ def test_the_token_endpoint_refuses_bad_clients_and_grants(start_sandbox):
 
 def test_401_errorid_1001_for_a_missing_unknown_or_expired_token(start_sandbox):
     sandbox = start_sandbox(n_asins=SMALL)
-    set_limits(sandbox.url, "ebay", {"token_lifetime": 0.3})
+    set_limits(sandbox.url, "ebay", {"token_lifetime": 60.0})
     client = account(sandbox)
     assert client.get("/inventory_item", limit=1).status_code == 200
-    time.sleep(0.35)
+    advance(sandbox.url, seconds=59.0)  # clock seconds: still inside the token's life
+    assert client.get("/inventory_item", limit=1).status_code == 200
+    advance(sandbox.url, seconds=1.0)  # its 60 s are up
     for headers in (client.headers(), {}, {"Authorization": "Bearer nope"}):
         response = requests.get(
             f"{sandbox.url}/sell/inventory/v1/inventory_item", headers=headers, timeout=10
         )
         assert (response.status_code, response.json()) == (401, {"errors": [INVALID_TOKEN]})
     outcomes = stats(sandbox.url)["per_operation"]["ebay.getInventoryItems"]["by_outcome"]
-    assert outcomes == {"ok": 1, "expired_token": 1, "unauthorized": 2}
+    assert outcomes == {"ok": 2, "expired_token": 1, "unauthorized": 2}
 
 
 def test_429_errorid_2001_at_the_daily_quota_and_from_the_429_fault(start_sandbox):
@@ -300,15 +302,17 @@ def test_the_251st_revision_of_a_listing_in_a_day_fails_for_that_sku(start_sandb
 
 
 def test_the_revision_budget_returns_the_next_sandbox_day(start_sandbox):
-    sandbox = start_sandbox(n_asins=SMALL, time_scale=86400.0)  # a sandbox day is 1 s
+    sandbox = start_sandbox(n_asins=SMALL)  # time scale 100: a sandbox day is 864 clock s
     client = account(sandbox)
     offer = offers_for(client, 1)[0]
     set_limits(sandbox.url, "ebay", {"revisions_per_day": 3})
-    wait_for_window(sandbox.url, "ebay", "seconds_to_next_day", 0.6)
+    wait_for_window(sandbox.url, "ebay", "seconds_to_next_day", 10.0)
     codes = [client.bulk_update([price_quantity(offer, 1000, 1)]).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 207]
     usage = requests.get(f"{sandbox.url}/_sandbox/ebay/limits", timeout=10).json()
-    time.sleep(usage["seconds_to_next_day"] + 0.05)
+    advance(sandbox.url, seconds=usage["seconds_to_next_day"] / 2)
+    assert client.bulk_update([price_quantity(offer, 1000, 1)]).status_code == 207  # same day
+    advance(sandbox.url, sandbox_seconds=43_200.0)  # half a day more: past midnight PST
     assert client.bulk_update([price_quantity(offer, 1000, 1)]).status_code == 200
 
 

@@ -14,6 +14,7 @@ from sp_api.base import SellingApiServerException
 from tests.sandbox.spapi_clients import (
     BATCH_PATH,
     access_token,
+    advance,
     batch_body,
     offer_request,
     products_client,
@@ -69,18 +70,38 @@ def test_error_rate_per_operation_spares_the_others(fast):
 def test_outage_window_answers_503_inside_it_only(fast):
     token = access_token(fast)
     asins = fast.state.apis["catalogue"].asins[:1]
-    set_faults(fast, "outage=0.3-0.6")
+    set_faults(fast, "outage=30-60")  # clock seconds since set
 
     before = _batch(fast, token, asins)
-    time.sleep(0.35)  # seconds: inside the window
+    advance(fast, 35.0)  # inside the window
     inside = _batch(fast, token, asins)
-    time.sleep(0.3)  # seconds: past its end
+    advance(fast, 24.0)  # 59 s: still inside
+    last = _batch(fast, token, asins)
+    advance(fast, 1.0)  # 60 s: past its end
     after = _batch(fast, token, asins)
 
-    assert (before.status_code, inside.status_code, after.status_code) == (200, 503, 200)
+    statuses = [r.status_code for r in (before, inside, last, after)]
+    assert statuses == [200, 503, 503, 200]
     assert inside.json()["errors"][0]["code"] == "ServiceUnavailable"
     outcomes = [c["outcome"] for c in stats(fast)["calls"] if c["api"] == "spapi"]
-    assert outcomes == ["ok", "fault:outage", "ok"]
+    assert outcomes == ["ok", "fault:outage", "fault:outage", "ok"]
+
+
+def test_call_windows_count_requests_not_seconds(start_sandbox):
+    server = start_sandbox(time_scale=1.0)
+    token = access_token(server)
+    asins = server.state.apis["catalogue"].asins[:1]
+    set_faults(server, "throttle_storm_calls=1-3,outage_calls=3-5")
+
+    statuses = []
+    for _ in range(7):
+        server.clock.advance(10.0)  # a full bucket (0.1 req/s) for every call
+        statuses.append(_batch(server, token, asins).status_code)
+
+    assert statuses == [200, 429, 429, 503, 503, 200, 200]
+    outcomes = [c["outcome"] for c in stats(server)["calls"] if c["api"] == "spapi"]
+    assert outcomes[1:5] == ["fault:throttle_storm"] * 2 + ["fault:outage"] * 2
+    assert server.call_counts(prefix="spapi.") == {"spapi.getItemOffersBatch": 7}
 
 
 def test_outage_html_sends_an_html_503_that_the_library_turns_into_an_empty_payload(fast):
@@ -236,15 +257,12 @@ def test_an_unknown_fault_is_a_400_that_names_it(fast):
 def test_error_rate_is_a_share_of_calls_deterministic_per_seed(start_sandbox):
     outcomes = []
     for _ in range(2):
-        server = start_sandbox(time_scale=10_000.0, seed=7, faults="error_rate=0.3")
+        server = start_sandbox(time_scale=1.0, seed=7, faults="error_rate=0.3")
         token = access_token(server)
         statuses = []
         for _ in range(100):
-            time.sleep(0.0002)  # seconds: a token at 0.1 × 10,000 req/s is 1 ms; keep clear of 429
-            while (
-                response := _batch(server, token, server.state.apis["catalogue"].asins[:1])
-            ).status_code == 429:
-                time.sleep(0.001)
+            server.clock.advance(10.0)  # clock seconds: one token at 0.1 req/s, never a 429
+            response = _batch(server, token, server.state.apis["catalogue"].asins[:1])
             statuses.append(response.status_code)
         outcomes.append(statuses)
 

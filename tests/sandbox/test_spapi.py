@@ -3,8 +3,6 @@ competitive pricing, single offers, JP money, and LWA / access-token refusals.""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from sp_api.auth.exceptions import AuthorizationError
@@ -175,11 +173,11 @@ def test_lwa_accepts_a_json_body_as_amazons_java_sdk_sends(sandbox):
 
 
 def test_an_expired_access_token_gets_403_unauthorized(start_sandbox):
-    sandbox = start_sandbox(token_lifetime=0.3)
+    sandbox = start_sandbox(token_lifetime=60.0)
     client = products_client(sandbox)
     asins = sandbox.state.apis["catalogue"].asins[:1]
     client.get_competitive_pricing_for_asins(asins)
-    time.sleep(0.4)  # seconds: past the token's 0.3 s lifetime (real time, not scaled)
+    sandbox.clock.advance(60.0)  # clock seconds: the token's lifetime is up (not scaled)
 
     with pytest.raises(SellingApiForbiddenException) as caught:
         client.get_competitive_pricing_for_asins(asins)
