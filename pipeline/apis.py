@@ -28,16 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import layout
 from pipeline.config import Workspace
 from pipeline.files import write_atomic
 
 ENDPOINT_VARS = ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL")
-WORLD = ("sandbox", "world.json")  # under the data directory
-LEDGERS = ("sandbox", "ledger")  # under the data directory: <run_id>.json per sync
-
-
-def world_path(data_dir: Path) -> Path:
-    return data_dir.joinpath(*WORLD)
 
 
 @dataclass
@@ -65,7 +60,7 @@ class Apis:
         after the sandbox has gone."""
         if self.sandbox is None:
             return None
-        target = self.ws.data_dir.joinpath(*LEDGERS, f"{run_id}.json")
+        target = layout.sandbox_ledger_path(self.ws.data_dir, run_id)
         write_atomic(target, json.dumps(self.sandbox.ledger_stats()).encode("utf-8"))
         return target
 
@@ -96,7 +91,7 @@ def open_apis(ws: Workspace, *, tick: bool = False) -> Iterator[Apis]:
         return
     from pipeline.sandbox.server import SandboxServer
 
-    world = world_path(ws.data_dir)
+    world = layout.sandbox_world_path(ws.data_dir)
     first_run = not world.exists()
     os.makedirs(world.parent, exist_ok=True)
     settings = ws.settings.sandbox

@@ -70,3 +70,13 @@ def dry_run_plan_path(data_dir: Path, run_id: str) -> Path:
 
 def exports_dir(data_dir: Path) -> Path:
     return data_dir / "exports"
+
+
+def sandbox_world_path(data_dir: Path) -> Path:
+    """The in-process sandbox's persisted world (prices, stock, tokens, counters)."""
+    return data_dir / "sandbox" / "world.json"
+
+
+def sandbox_ledger_path(data_dir: Path, run_id: str) -> Path:
+    """The in-process sandbox's ledger of one sync: every call and change it answered."""
+    return data_dir / "sandbox" / "ledger" / f"{run_id}.json"

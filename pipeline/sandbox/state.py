@@ -15,7 +15,6 @@ shrink by the same factor (an "hour" lasts 3600/N seconds).
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from pipeline.files import write_text_atomic
 from pipeline.sandbox.clock import SandboxClock
 
 T = TypeVar("T")
@@ -447,11 +447,7 @@ class SandboxState:
         if self.persist_path is None:
             return
         data = self.dump()
-        path = Path(self.persist_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(temp, path)
+        write_text_atomic(Path(self.persist_path), json.dumps(data, ensure_ascii=False, indent=1))
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore what :meth:`dump` wrote; modules without ``load`` keep their fresh state.
