@@ -10,10 +10,13 @@ import math
 import re
 from pathlib import Path
 
+import pytest
+
 from bench import fetch_bench
 from bench.run import QUICK, run_bench
 
 
+@pytest.mark.slow
 def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     results = run_bench(out, quick=True, runs=1, work=tmp_path / "work", echo=False)

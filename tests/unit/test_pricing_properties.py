@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,9 @@ STATUSES = [
     "invalid_asin",
     "fallback",
 ]
+# 30 worlds each through the real SQL: part of make test, not of make test-fast
+pytestmark = pytest.mark.slow
+
 PROPERTY_SETTINGS = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
