@@ -30,6 +30,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError, MissingCredentialError
+from pipeline.platforms import Platform
 
 CONFIG_ENV = "INVSYNC_CONFIG"
 DATA_DIR_ENV = "INVSYNC_DATA_DIR"
@@ -114,7 +115,7 @@ class AmazonSettings(_Section):
 
 class Account(_Section):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    platform: Literal["base", "ebay"]
+    platform: Platform
     refresh_token_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
     # How a pulled listing names its ASIN: BASE item field, or a regex over the eBay SKU.
     asin_field: str = "identifier"

@@ -40,6 +40,7 @@ from pipeline.clients.thebase import BaseShopClient
 from pipeline.config import Account, Workspace
 from pipeline.errors import UsageError
 from pipeline.load.budget import BudgetSpent, base_budget
+from pipeline.platforms import PLATFORMS
 from pipeline.schemas import ASIN_PATTERN
 from pipeline.sql import run_sql
 from pipeline.warehouse import transaction
@@ -361,7 +362,7 @@ def run(
     ws: Workspace, con: duckdb.DuckDBPyConnection, platform: str, account: str | None = None
 ) -> PullResult:
     """Pull every account of ``platform`` (or just ``account``) into the listing tables."""
-    if platform not in ("base", "ebay"):
+    if platform not in PLATFORMS:
         raise UsageError(f"--platform must be base or ebay, not {platform!r}.")
     started = time.monotonic()
     if account is not None:

@@ -5,7 +5,7 @@ Stage: sandbox. Reads: ``state.apis["catalogue"]`` (demo listings and reference 
 offers, Trading listings, access tokens, daily call counters, revisions per listing per
 day) and ``state.ledger`` (every call, every applied change).
 
-Wire contract: ``shared/contracts/ebay/sell_inventory_v1_oas3.json`` (Inventory API 1.18.4)
+Wire contract: ``tests/contracts/ebay/sell_inventory_v1_oas3.json`` (Inventory API 1.18.4)
 and NOTES-platforms.md §A. Money on the wire is an ``Amount`` (``value`` a decimal string,
 ``currency``); inside, integer cents. Access tokens live ``token_lifetime`` clock seconds
 (default twice ``state.token_lifetime``: eBay's 2 h against the sandbox's 1 h); an

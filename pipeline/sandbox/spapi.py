@@ -3,7 +3,7 @@
 Stage: sandbox. Reads the catalogue (``state.apis["catalogue"]``), the fault knobs and the
 rate buckets of :class:`~pipeline.sandbox.state.SandboxState`; writes the call ledger.
 
-Routes (wire notes: shared/contracts/NOTES-sp-api.md; model: productPricingV0.json):
+Routes (wire notes: tests/contracts/NOTES-sp-api.md; model: tests/contracts/sp-api/productPricingV0.json):
 
 * ``POST /auth/o2/token`` — LWA refresh-token grant (form or JSON body).
 * ``POST /batches/products/pricing/v0/itemOffers`` — getItemOffersBatch, 0.1 req/s, burst 1.

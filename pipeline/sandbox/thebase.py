@@ -4,7 +4,7 @@ Stage: sandbox. Reads: ``state.apis["catalogue"]`` (demo listings and reference 
 ``state.faults``. Writes: ``state.apis["base"]`` (a :class:`BaseWorld`: shops, items,
 tokens, hourly and daily call counters) and ``state.ledger`` (every call, every change).
 
-Wire contract: ``shared/contracts/base/*.md`` and NOTES-platforms.md §B. Every error is
+Wire contract: BASE's API documents (github baseinc/api-docs), summarised in tests/contracts/NOTES-platforms.md §B. Every error is
 HTTP 400 ``{"error", "error_description"}`` with BASE's Japanese descriptions; 5,000
 calls per shop per hour (reset on the hour) and 100,000 per day (reset at midnight JST),
 both in sandbox time (an hour lasts 3600/time_scale clock seconds). Refresh tokens rotate:

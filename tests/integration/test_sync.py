@@ -212,3 +212,24 @@ def test_sigterm_stops_the_daemon_cleanly_and_the_next_sync_resumes(
     assert sent and not set(sent) & fetched_first  # nothing fetched twice
     outcome = query(data, "select outcome from runs where run_id = $r", {"r": run_id})[0][0]
     assert outcome in ("ok", "held")
+
+
+def test_every_api_command_starts_the_sandbox_itself_in_sandbox_mode(cli) -> None:
+    """`listings pull`, `fetch` and `load` reach the APIs the way `sync` does: with no
+    endpoints configured they start the sandbox on the persisted world (they used to refuse:
+    "EBAY_API_URL is not set, and sandbox mode has no default")."""
+    small_demo(400)
+    pulled = cli("listings", "pull", "--platform", "ebay")
+    assert pulled.exit_code == 0, pulled.output
+    assert "in-process sandbox" in pulled.stdout and "Pulled" in pulled.stdout
+    fetched = cli("fetch")
+    assert fetched.exit_code == 0, fetched.output
+    assert cli("transform").exit_code == 0
+    reviewed = cli("review")
+    assert reviewed.exit_code in (0, 3), reviewed.output
+    loaded = cli("load")
+    assert loaded.exit_code == 0, loaded.output
+    assert "in-process sandbox" in loaded.stdout
+    assert re.search(r"ebay ebay-main: \d+ ok", loaded.stdout), loaded.stdout
+    # the world the commands shared is persisted for the next one
+    assert (Path("data") / "sandbox" / "world.json").is_file()
