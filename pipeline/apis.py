@@ -21,7 +21,6 @@ live API or a sandbox elsewhere they answer ``None`` / do nothing.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from pipeline.config import Workspace
 from pipeline.files import write_atomic
 
 ENDPOINT_VARS = ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL")
+AMAZON = ("SP_API_ENDPOINT", "LWA_ENDPOINT")  # what fetch calls
+PLATFORM_APIS = ("BASE_API_URL", "EBAY_API_URL")  # what load and listings pull call
 
 
 @dataclass
@@ -51,8 +52,7 @@ class Apis:
         (live mode, or a sandbox in another process)."""
         if self.sandbox is None:
             return None
-        counts = self.sandbox.call_counts()
-        return sum(n for key, n in counts.items() if key.startswith("spapi."))
+        return sum(self.sandbox.call_counts(prefix="spapi.").values())
 
     def keep_ledger(self, run_id: str) -> Path | None:
         """Write the in-process sandbox's ledger (every call and change so far) as
@@ -74,8 +74,11 @@ def _with_demo_credentials(ws: Workspace) -> Workspace:
 
 
 @contextmanager
-def open_apis(ws: Workspace, *, tick: bool = False) -> Iterator[Apis]:
-    """The APIs of this command: see the module docstring for the three cases."""
+def open_apis(
+    ws: Workspace, *, needs: tuple[str, ...] = ENDPOINT_VARS, tick: bool = False
+) -> Iterator[Apis]:
+    """The APIs of this command (``needs``: the endpoint variables it calls); see the module
+    docstring for the three cases. A sandbox is started only when one it needs is unset."""
     if not ws.is_sandbox:
         ws.require_live_credentials()
         yield Apis(ws)
@@ -86,14 +89,13 @@ def open_apis(ws: Workspace, *, tick: bool = False) -> Iterator[Apis]:
         given |= {"SP_API_ENDPOINT"}
     if ws.settings.amazon.lwa_endpoint:
         given |= {"LWA_ENDPOINT"}
-    if given == set(ENDPOINT_VARS):
+    if given >= set(needs):
         yield Apis(ws)
         return
     from pipeline.sandbox.server import SandboxServer
 
     world = layout.sandbox_world_path(ws.data_dir)
     first_run = not world.exists()
-    os.makedirs(world.parent, exist_ok=True)
     settings = ws.settings.sandbox
     server = SandboxServer(
         time_scale=settings.time_scale,

@@ -51,11 +51,6 @@ def snapshot_path(data_dir: Path, run_id: str) -> Path:
     return snapshots_root(data_dir) / f"dt={run_date(run_id)}" / f"run_id={run_id}" / SNAPSHOT_FILE
 
 
-def snapshot_files_all(data_dir: Path) -> list[Path]:
-    """Every snapshot file, oldest first."""
-    return sorted(snapshots_root(data_dir).glob(SNAPSHOT_FILES[1]))
-
-
 def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:
     return data_dir / DIFF_FILES[0] / f"run_id={run_id}" / f"platform={platform}" / DIFF_FILE
 

@@ -36,6 +36,7 @@ from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.pricing import BP, compile_guardrails
 from pipeline.runs import resolve_run, update_run
 from pipeline.schemas import CHANGE_KINDS, Diff, PricedDiff
+from pipeline.snapshots import snapshot_files
 from pipeline.transform import diff_path, with_path_keys
 from pipeline.warehouse import read_parquet_validated, transaction
 
@@ -328,7 +329,7 @@ def run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str | None = None
 def price_history(data_dir: Path, diffs: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
     """Landed Amazon price (JPY) per ASIN over every snapshot, oldest first."""
     asins = sorted({a for d in diffs.values() for a in d["asin"].to_list()})
-    files = layout.snapshot_files_all(data_dir)
+    files = snapshot_files(data_dir)
     if not asins or not files:
         return {}
     frame = (

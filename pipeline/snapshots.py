@@ -83,7 +83,8 @@ def read_snapshot(data_dir: Path, run_id: str) -> pl.DataFrame:
     path = snapshot_path(data_dir, run_id)
     if not path.is_file():
         raise DataError(
-            f"Run {run_id} has no Amazon snapshot at {path}; run `invsync fetch` first."
+            f"Run {run_id} has no Amazon snapshot at {path}; run `invsync fetch` "
+            "(or `invsync sync`) first."
         )
     return warehouse.read_parquet_validated(path, Snapshot)
 

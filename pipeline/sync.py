@@ -4,11 +4,12 @@ Reads the configuration, the platforms (listings pull), SP-API (once, in fetch) 
 warehouse; writes the run's snapshot, diffs, review report, push journal and the
 analysts' views. Holds the data directory's lock for the whole run.
 
-Sandbox mode with no endpoints configured starts the sandbox in this process, on a
-world persisted under ``<data_dir>/sandbox/``; every run after the first advances that
-world one tick first, so a second sync sees prices and stock move and pushes only
-those changes. Live mode checks every credential before anything else and never
-falls back to the sandbox.
+The APIs are reached through :mod:`pipeline.apis`, as by every command: in sandbox mode
+with no endpoints configured it starts the sandbox in this process, on a world persisted
+under ``<data_dir>/sandbox/``, and sync asks it to move that world one tick on first (every
+run after the first), so a second sync sees prices and stock move and pushes only those
+changes. Live mode checks every credential before anything else and never falls back to
+the sandbox. The summary this returns is shown by :mod:`pipeline.cli.render`.
 
 A run interrupted by SIGTERM or SIGINT is recorded as ``interrupted``; the next sync
 resumes it (fetching only the ASINs it lacks, then the later stages under the same
@@ -157,7 +158,6 @@ def _stages(
         extracted = extract.run(ws, con, None, run_id=run_id)
         run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
         asins = extracted.asins
-    calls_before = apis.spapi_calls()
     fetched = fetch.run(
         ws, con, run_id, asins, progress=progress, stop=stop, resume=summary.resumed
     )
@@ -184,7 +184,7 @@ def _stages(
             summary.push_calls.get(account.platform, 0) + account.calls
         )
     calls_after_load = apis.spapi_calls()
-    if calls_before is not None and calls_after_fetch is not None and calls_after_load is not None:
+    if calls_after_fetch is not None and calls_after_load is not None:  # None: not measurable
         summary.phase2_spapi_calls = calls_after_load - calls_after_fetch
 
     if stop.is_set():

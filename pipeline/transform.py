@@ -28,30 +28,13 @@ import polars as pl
 
 from pipeline import layout, pricing
 from pipeline.config import Settings, Workspace
-from pipeline.errors import ConfigError, DataError, InvsyncError
+from pipeline.errors import ConfigError, InvsyncError
 from pipeline.platforms import PLATFORMS
 from pipeline.runs import resolve_run, update_run
-from pipeline.schemas import CHANGE_KINDS, PricedDiff, Snapshot, validated
+from pipeline.schemas import CHANGE_KINDS, PricedDiff, validated
+from pipeline.snapshots import read_snapshot
 from pipeline.sql import load_sql, run_sql
-from pipeline.warehouse import read_parquet_validated, transaction, write_parquet_atomic
-
-
-def snapshot_path(data_dir: Path, run_id: str) -> Path:
-    """The run's snapshot file; a clear error when fetch has not written it."""
-    found = sorted(
-        layout.snapshots_root(data_dir).glob(f"dt=*/run_id={run_id}/{layout.SNAPSHOT_FILE}")
-    )
-    if not found:
-        raise DataError(
-            f"Run {run_id} has no Amazon snapshot under {layout.snapshots_root(data_dir)}; "
-            f"run `invsync fetch` (or `invsync sync`) first."
-        )
-    if len(found) > 1:
-        raise DataError(
-            f"Run {run_id} has {len(found)} snapshot files ({found[0]}, …); keep one and "
-            "run `invsync transform` again."
-        )
-    return found[0]
+from pipeline.warehouse import transaction, write_parquet_atomic
 
 
 def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:
@@ -227,7 +210,7 @@ def run(
     started = time.perf_counter()
     run_id = resolve_run(con, run_id)
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
-    snapshot = read_parquet_validated(snapshot_path(ws.data_dir, run_id), Snapshot)
+    snapshot = read_snapshot(ws.data_dir, run_id)
 
     platforms = [p for p in PLATFORMS if ws.settings.accounts_on(p)]
     stopped: dict[str, str] = {}

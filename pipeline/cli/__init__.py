@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.apis import open_apis
+from pipeline.apis import AMAZON, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
 from pipeline.errors import InputError, InvsyncError, UsageError
@@ -153,7 +153,7 @@ def listings_pull(
 
     ws = state(ctx).workspace()
     configure_logging(ws.data_dir, ws.env)
-    with open_apis(ws) as apis, warehouse.opened(ws.data_dir) as con:
+    with open_apis(ws, needs=PLATFORM_APIS) as apis, warehouse.opened(ws.data_dir) as con:
         if apis.started_sandbox:
             _say(_sandbox_line(apis))
         result = listings_pull.run(apis.ws, con, platform, account)
@@ -223,7 +223,7 @@ def fetch(
     if resume and max_items is not None:
         raise UsageError("--resume fetches what the interrupted run planned; drop --max-items.")
     ws = state(ctx).workspace()
-    with open_apis(ws) as apis, opened(ws.data_dir) as con:
+    with open_apis(ws, needs=AMAZON) as apis, opened(ws.data_dir) as con:
         api_ws = apis.ws
         if apis.started_sandbox:
             _say(_sandbox_line(apis))
@@ -345,7 +345,7 @@ def load(
 
     ws = state(ctx).workspace()
     configure_logging(ws.data_dir, ws.env)
-    with open_apis(ws) as apis, warehouse.opened(ws.data_dir) as con:
+    with open_apis(ws, needs=PLATFORM_APIS) as apis, warehouse.opened(ws.data_dir) as con:
         if apis.started_sandbox:
             _say(_sandbox_line(apis))
         result = load_stage.run(apis.ws, con, run, dry_run=dry_run, raise_on_failure=False)

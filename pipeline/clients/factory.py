@@ -42,9 +42,9 @@ def platform_url(ws: Workspace, name: str, live: str) -> str:
         return url
     if ws.is_sandbox:
         raise ConfigError(
-            f"{name} is not set, and sandbox mode has no default; start "
-            "`invsync sandbox serve` and set it to the sandbox's URL, or run `invsync sync`, "
-            "which starts one."
+            f"{name} is not set, and sandbox mode has no default; reach the APIs through "
+            "`pipeline.apis.open_apis` (every invsync command does, and starts the sandbox), "
+            "or start `invsync sandbox serve` and set it to the sandbox's URL."
         )
     return live
 

@@ -37,13 +37,6 @@ import duckdb
 import polars as pl
 
 from pipeline import journal, schemas
-from pipeline.clients.factory import (  # noqa: F401 — the names callers imported from load
-    base_client,
-    ebay_client,
-    platform_url,
-    retry_policy,
-    time_scale,
-)
 from pipeline.config import Workspace
 from pipeline.errors import (
     ApiAuthError,
@@ -54,8 +47,7 @@ from pipeline.errors import (
 )
 from pipeline.interrupt import StopRequest
 from pipeline.load.base_push import push_base
-from pipeline.load.budget import base_budget, platform_now  # noqa: F401 — as above
-from pipeline.load.ebay_push import push_ebay, revision_day_start  # noqa: F401 — as above
+from pipeline.load.ebay_push import push_ebay
 from pipeline.load.outcome import AccountLoad
 from pipeline.load.plan import plan, plan_frame, plan_path
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS

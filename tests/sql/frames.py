@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipeline import layout
 from pipeline.schemas import Snapshot
 from pipeline.snapshots import SNAPSHOT_SCHEMA
 from pipeline.warehouse import write_parquet_atomic
@@ -73,14 +74,7 @@ def write_snapshot(
 ) -> Path:
     now = now or datetime.now(UTC)
     frame = snapshot_frame(run_id, rows, now)
-    path = (
-        data_dir
-        / "snapshots"
-        / "amazon"
-        / f"dt={now:%Y-%m-%d}"
-        / f"run_id={run_id}"
-        / "part-0.parquet"
-    )
+    path = layout.snapshot_path(data_dir, run_id)  # where fetch writes it
     return write_parquet_atomic(frame, path)  # snapshot_frame validated it already
 
 
