@@ -8,6 +8,8 @@ in the warehouse). The call budget lives in :mod:`pipeline.load.budget`.
 States (design §3)::
 
     pending ──► sent ──► ok            confirmed by the platform; never sent again
+       │                               (pending or failed) ──► void: a later transform or
+       │                               load replaced the change; never sent
                   │ ├──► failed        refused (error code kept) or no answer; retried
                   │ ├──► quarantined   the listing is gone on the platform; never retried
                   │ ├──► skipped       not sent: revision_limit (retried tomorrow) or
@@ -22,6 +24,7 @@ any instant leaves a journal from which the next load resumes.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +35,11 @@ import polars as pl
 from pipeline.sql import run_sql
 from pipeline.warehouse import transaction
 
-STATES = ("pending", "sent", "ok", "failed", "quarantined", "skipped")
+STATES = ("pending", "sent", "ok", "failed", "quarantined", "skipped", "void")
 
 DIFF_COLUMNS = (  # the columns of a Diff row (plus its path's run_id, platform) it keeps
-    "run_id", "platform", "account_id", "listing_key", "asin", "currency",
+    "run_id", "platform", "account_id", "listing_key", "change_id", "action", "reason",
+    "asin", "currency",
     "old_price_minor", "new_price_minor", "old_quantity", "new_quantity",
     "old_visible", "new_visible", "api", "offer_id", "listing_id",
 )  # fmt: skip
@@ -47,13 +51,53 @@ def record_pending(con: duckdb.DuckDBPyConnection, diff: pl.DataFrame) -> None:
     ``platform`` of their path; the journal stores them under the same names."""
     if diff.is_empty():
         return
+    if "action" not in diff.columns:  # diff rows as transform wrote them: plain changes
+        diff = diff.with_columns(
+            pl.lit("change").alias("action"), pl.lit(None, pl.String).alias("reason")
+        )
     incoming = diff.select(DIFF_COLUMNS).to_arrow()
     with transaction(con):
         con.register("incoming", incoming)
         try:
+            # A listing's earlier change in this run that was never sent is replaced by the
+            # one given now (a new transform, a decision, a protective pause): void, never sent.
+            con.execute(
+                "update push_journal as j set state = 'void', finished_at = now()"
+                " where j.state in ('pending', 'failed') and exists (select 1 from incoming as i"
+                " where i.run_id = j.run_id and i.platform = j.platform"
+                " and i.account_id = j.account_id and i.listing_key = j.listing_key"
+                " and i.change_id <> j.change_id)"
+            )
             run_sql(con, "load/journal_insert_pending")
         finally:
             con.unregister("incoming")
+
+
+def pause_id(change_id: str) -> str:
+    """The change id of the protective pause taken for a held change (its own journal row)."""
+    return hashlib.md5(f"{change_id}|pause".encode()).hexdigest()
+
+
+def void_replaced(
+    con: duckdb.DuckDBPyConnection, run_id: str, platform: str, change_ids: list[str]
+) -> int:
+    """Void the run's unsent journal rows on ``platform`` whose change is not among
+    ``change_ids`` (the run's new diff and its protective pauses); the caller's transaction
+    makes this atomic with the diff's record. Returns the rows voided."""
+    con.register(
+        "kept_changes",
+        pl.DataFrame({"change_id": change_ids}, schema={"change_id": pl.String}).to_arrow(),
+    )
+    try:
+        rows = con.execute(
+            "update push_journal set state = 'void', finished_at = now()"
+            " where run_id = $r and platform = $p and state in ('pending', 'failed')"
+            " and change_id not in (select change_id from kept_changes)",
+            {"r": run_id, "p": platform},
+        ).fetchall()
+    finally:
+        con.unregister("kept_changes")
+    return int(rows[0][0]) if rows else 0
 
 
 def open_rows(con: duckdb.DuckDBPyConnection, run_id: str, platform: str) -> list[dict[str, Any]]:
@@ -83,6 +127,7 @@ def _mark_sent(
                 "platform": row["platform"],
                 "account_id": row["account_id"],
                 "listing_key": row["listing_key"],
+                "change_id": row["change_id"],
                 "batch_id": batch_id,
             },
         )
@@ -128,6 +173,7 @@ def record_results(
                 "platform": row["platform"],
                 "account_id": row["account_id"],
                 "listing_key": row["listing_key"],
+                "change_id": row["change_id"],
             }
             message = result.error_message
             run_sql(

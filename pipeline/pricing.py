@@ -371,6 +371,9 @@ class Decision:
     expected_profit: int | None
     held: bool
     hold_reason: str | None
+    current_profit: int | None = None  # at the listing's current price; in-stock sources only
+    protection: str | None = None  # raise | pause: what load does while the held row waits
+    protection_reason: str | None = None  # loss_at_current_price | amazon_cannot_supply
 
 
 def source_says(obs: Observation | None) -> str:
@@ -412,6 +415,7 @@ def decide(
     rounded: int | None = None
     profit: int | None = None
     stock_kind: str | None = None
+    current: int | None = None
     if says == "out_of_stock":
         if not currently_out:
             stock_kind = "out_of_stock"
@@ -427,7 +431,8 @@ def decide(
         old = listing.price
         delta = abs(target - old)
         too_small = delta < rule.min_change or delta * BP < rule.min_change_bp * old
-        protects_from_loss = target > old and expected_profit(old, cost, rule) < rule.min_profit
+        current = expected_profit(old, cost, rule)
+        protects_from_loss = target > old and current < rule.min_profit
         # Keep the old price when nothing moves, when a fallback would lower it, and when
         # the move is too small to be worth a push (unless it lifts a loss-making price).
         keep = target == old or (fallback and target < old)
@@ -438,6 +443,14 @@ def decide(
                 new_quantity = rule.restock_quantity
             if hide:
                 new_visible = True
+        elif not currently_out and target == old and current < rule.min_profit:
+            # the rule cannot price it at a profit (max_price caps it at its loss-making
+            # price): it goes out of stock, held for a person
+            stock_kind = "out_of_stock"
+            if hide:
+                new_visible = False
+            else:
+                new_quantity = 0
         profit = expected_profit(new_price, cost, rule)
 
     if stock_kind is None and new_price == listing.price:
@@ -456,6 +469,17 @@ def decide(
         reasons.append("source_stale")
     if listing.drifted:
         reasons.append("listing_drifted")
+    protection, why = protective_action(
+        held=bool(reasons),
+        currently_out=currently_out,
+        says=says,
+        current_profit=current,
+        raises_to_profit=new_price > listing.price
+        and profit is not None
+        and profit >= rule.min_profit,
+        only_the_move_holds=reasons == ["price_move_over_limit"],
+        min_profit=rule.min_profit,
+    )
     return Decision(
         change_kind=kind,
         new_price=new_price,
@@ -465,7 +489,36 @@ def decide(
         expected_profit=profit,
         held=bool(reasons),
         hold_reason=", ".join(reasons) or None,
+        current_profit=current,
+        protection=protection,
+        protection_reason=why,
     )
+
+
+def protective_action(
+    *,
+    held: bool,
+    currently_out: bool,
+    says: str,
+    current_profit: int | None,
+    raises_to_profit: bool,
+    only_the_move_holds: bool,
+    min_profit: int,
+) -> tuple[str | None, str | None]:
+    """What load does at once for a held row, and why (docs/review.md, "Waiting never
+    loses money"): nothing for a row not held or a listing not buyable; ``pause`` (quantity
+    0) when Amazon cannot supply it; when it earns under the minimum profit at its current
+    price, ``raise`` — the held raise itself — when only the size of the move holds it and
+    the new price restores the profit, else ``pause``."""
+    if not held or currently_out:
+        return None, None
+    if says == "out_of_stock":
+        return "pause", "amazon_cannot_supply"
+    if says == "in_stock" and current_profit is not None and current_profit < min_profit:
+        return ("raise" if raises_to_profit and only_the_move_holds else "pause"), (
+            "loss_at_current_price"
+        )
+    return None, None
 
 
 def reference_diff(

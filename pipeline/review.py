@@ -1,20 +1,34 @@
-"""Phase 2, review gate: row holds, the per-platform breaker, approvals, and the review report.
+"""Phase 2, review gate: row holds, the per-platform breaker, decisions, protection while
+held, what a load may send, and the review report.
 
 Reads the run's diffs (``<data_dir>/diffs/run_id=<id>/platform=<p>/diff.parquet``, one shape
 for every platform with prices in minor units of ``currency``, held rows already marked by
-transform; the run and platform come from the path), ``transform_platform_stats``, ``review_approvals``, the
-``[guardrails]`` settings, and every Amazon snapshot for the price-history sparklines.
-Writes ``review_breakers``, ``review_approvals`` (via :func:`approve`), the run's
-``review_seconds`` and ``holds``, and ``<data_dir>/reviews/<run>/review.html`` with one CSV
-per platform diff.
+transform; the run and platform come from the path), ``transform_platform_stats``, the
+listing tables (what each listing shows now), the ``[guardrails]`` settings, the decisions
+store (:mod:`pipeline.decisions`, never the warehouse) and every Amazon snapshot for the
+price-history sparklines. Writes ``review_breakers`` and the run's ``review_seconds`` and
+``holds`` (only when asked to record: a person just looking needs no write access), and
+``<data_dir>/reviews/<run>/review.html`` with one CSV per platform diff.
 
 Row holds (decided in ``sql/transform/priced_listings.sql``): a price move beyond
 ``max_price_change_pct``, profit under the rule's minimum, a rule price above ``max_price``, a
 source older than ``max_source_age``, a listing that drifted on the platform. The breaker
 holds a platform's whole load when Amazon calls too large a share of its listings out of
 stock (``max_out_of_stock_ratio``) or doubtful (``max_api_error_ratio``: api_error + unknown),
-or when the snapshot covers fewer ASINs than extract recorded. ``invsync approve RUN
---platform P`` releases both for that platform; a new transform of the run voids approvals.
+or when the snapshot covers fewer ASINs than extract recorded.
+
+A person decides per change (:mod:`pipeline.decisions`): ``approve`` releases a held row,
+``reject`` keeps any row from being pushed, ``hold`` keeps it waiting; a tripped breaker is
+released per run and platform. :func:`load_gate` is what a load may send now
+(docs/review.md has the rules with worked examples):
+
+* only the newest transformed run of a platform loads; an older run's rows are superseded;
+* a row goes out while it is not held (and not rejected) or is approved, its listing still
+  shows the old values it was decided on (or the pause protection set), and its Amazon
+  observation is younger than ``max_source_age``; otherwise the next transform re-decides it;
+* a held row that waits while its listing loses money or cannot be supplied gets its
+  protective action at once (transform's ``protection``): the raise itself, or a pause
+  (quantity 0). Under a tripped breaker only the loss protections go out.
 """
 
 from __future__ import annotations
@@ -22,14 +36,16 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline import layout
+from pipeline import journal, layout
 from pipeline.config import Settings, Workspace
+from pipeline.decisions import DecisionStore
+from pipeline.decisions import opened as open_store
 from pipeline.errors import DataError, UsageError
 from pipeline.files import write_text_atomic
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
@@ -38,7 +54,7 @@ from pipeline.runs import resolve_run, update_run
 from pipeline.schemas import CHANGE_KINDS, Diff, PricedDiff
 from pipeline.snapshots import snapshot_files
 from pipeline.transform import diff_path, with_path_keys
-from pipeline.warehouse import read_parquet_validated, transaction
+from pipeline.warehouse import read_parquet_validated
 
 PRICE_MINOR = ("old_price_minor", "new_price_minor")  # minor units of the row's currency
 STOCK_COLUMNS = ("old_quantity", "new_quantity")
@@ -52,11 +68,11 @@ class Breaker:
     platform: str
     tripped: bool
     reasons: list[str]
-    approved: bool
+    released: bool  # a person released it for this run
 
     @property
     def holds_load(self) -> bool:
-        return self.tripped and not self.approved
+        return self.tripped and not self.released
 
 
 @dataclass
@@ -64,15 +80,16 @@ class PlatformReview:
     platform: str
     rows: int
     kinds: dict[str, int]
-    held_rows: pl.DataFrame  # rows held by a row rule (approved or not)
+    held_rows: pl.DataFrame  # rows held by a row rule, with their ``decision`` (or null)
     largest_moves: pl.DataFrame
     breaker: Breaker
-    approved: bool
+    protected: int = 0  # held rows whose protective action the next load takes
 
     @property
     def waiting(self) -> int:
-        """Held rows not yet released."""
-        return 0 if self.approved else self.held_rows.height
+        """Held rows no decision has settled (approve or reject)."""
+        decided = self.held_rows["decision"].is_in(["approve", "reject"]).fill_null(False)
+        return int((~decided).sum())
 
     @property
     def is_held(self) -> bool:
@@ -90,8 +107,12 @@ class ReviewResult:
     def held(self) -> bool:
         return any(p.is_held for p in self.platforms.values())
 
+    @property
+    def waiting(self) -> int:
+        return sum(p.waiting for p in self.platforms.values())
+
     def hold_message(self) -> str | None:
-        """One sentence: what is held, why, and how to release it; None when nothing is."""
+        """One sentence: what is held, why, and how to decide; None when nothing is."""
         held = [p for p in self.platforms.values() if p.is_held]
         if not held:
             return None
@@ -106,8 +127,9 @@ class ReviewResult:
             f"`invsync approve {self.run_id} --platform {p.platform}`" for p in held
         )
         return (
-            f"Run {self.run_id} is held for review: {', and '.join(parts)}; check "
-            f"{self.report} (or `invsync review --run {self.run_id}`) and release with {commands}."
+            f"Run {self.run_id} is held for review: {', and '.join(parts)}; decide row by row "
+            f"with `invsync review --serve --run {self.run_id}` (or read {self.report}), or "
+            f"release all with {commands}, then `invsync load`."
         )
 
 
@@ -126,16 +148,40 @@ def read_diff(ws: Workspace, run_id: str, platform: str) -> pl.DataFrame:
     return with_path_keys(read_parquet_validated(path, PricedDiff), run_id, platform)
 
 
-def _diffed_platforms(ws: Workspace, run_id: str) -> list[str]:
+def diffed_platforms(ws: Workspace, run_id: str) -> list[str]:
     return [p for p in PLATFORMS if diff_path(ws.data_dir, run_id, p).is_file()]
 
 
-def _approved(con: duckdb.DuckDBPyConnection, run_id: str, platform: str) -> bool:
-    rows = con.execute(
-        "select count(*) from review_approvals where run_id = $r and platform = $p",
-        {"r": run_id, "p": platform},
-    ).fetchall()
-    return bool(rows[0][0])
+def diffed_run(ws: Workspace, run_id: str | None) -> str:
+    """``run_id`` when it has a diff, else (None or ``latest``) the newest run with one —
+    read from the diff folders, so deciding never needs the warehouse."""
+    if run_id not in (None, "latest"):
+        assert run_id is not None
+        if not diffed_platforms(ws, run_id):
+            raise UsageError(
+                f"Run {run_id} has no diff; see `invsync runs` for run ids, or run "
+                f"`invsync transform --run {run_id}` first."
+            )
+        return run_id
+    root = diff_path(ws.data_dir, "x", "base").parent.parent.parent
+    runs = sorted(
+        (p.name.removeprefix("run_id=") for p in root.glob("run_id=*") if p.is_dir()),
+        reverse=True,  # run ids start with their UTC start time
+    )
+    for candidate in runs:
+        if diffed_platforms(ws, candidate):
+            return candidate
+    raise UsageError("There is no run with a diff yet; start one with `invsync sync`.")
+
+
+def with_decisions(diff: pl.DataFrame, store: DecisionStore) -> pl.DataFrame:
+    """``diff`` with a ``decision`` column: approve | reject | hold, or null (none yet)."""
+    decided = store.decisions(diff["change_id"].to_list())
+    return diff.with_columns(
+        pl.col("change_id")
+        .replace_strict(decided, default=None, return_dtype=pl.String)
+        .alias("decision")
+    )
 
 
 def _percent(part: int, whole: int) -> str:
@@ -168,9 +214,16 @@ def breaker_verdict(stats: dict[str, int | None], settings: Settings) -> list[st
 
 
 def breaker_for(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, platform: str
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    platform: str,
+    store: DecisionStore,
+    *,
+    record: bool = True,
 ) -> Breaker:
-    """Judge one platform of a run from transform's counts, record the verdict, return it."""
+    """Judge one platform of a run from transform's counts (and record the verdict when
+    ``record``), with whether a person released it."""
     rows = con.execute(
         "select * from transform_platform_stats where run_id = $r and platform = $p",
         {"r": run_id, "p": platform},
@@ -185,81 +238,250 @@ def breaker_for(
     ).description]  # fmt: skip
     stats = dict(zip(names, rows[0], strict=True))
     reasons = breaker_verdict(stats, ws.settings)
-    con.execute(
-        "insert or replace into review_breakers values ($r, $p, $t, $why, now())",
-        {"r": run_id, "p": platform, "t": bool(reasons), "why": "; ".join(reasons) or None},
-    )
-    return Breaker(platform, bool(reasons), reasons, _approved(con, run_id, platform))
+    if record:
+        con.execute(
+            "insert or replace into review_breakers values ($r, $p, $t, $why, now())",
+            {"r": run_id, "p": platform, "t": bool(reasons), "why": "; ".join(reasons) or None},
+        )
+    return Breaker(platform, bool(reasons), reasons, store.breaker_released(run_id, platform))
 
 
 # --- the interface load uses -------------------------------------------------------------
 
+SKIP_REASONS = {  # why a row a load could have sent waits (docs/review.md)
+    "waiting": "held, waiting for a decision",
+    "rejected": "rejected",
+    "superseded": "a newer run re-decided the listing",
+    "stale_source": "its Amazon observation is older than max_source_age",
+    "listing_changed": "the listing no longer shows the old values it was decided on",
+}
 
-def loadable_rows(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, platform: str
-) -> tuple[pl.DataFrame, str | None]:
-    """The diff rows of run/platform cleared for load (not held, or held and approved),
-    validated by :class:`~pipeline.schemas.Diff` (with the run_id and platform of the file's
-    path), and the reason the whole platform is held (breaker
-    tripped and not approved) — then the frame is empty."""
+
+@dataclass
+class LoadGate:
+    """What a load of one run and platform may send now, and why the rest waits."""
+
+    platform: str
+    rows: pl.DataFrame  # Diff rows (+ run_id, platform, action, reason) to journal and push
+    held_reason: str | None = None  # the whole platform waits (a tripped breaker)
+    newer_run: str | None = None  # the run that superseded this one, if any
+    skipped: dict[str, int] = field(default_factory=dict)  # SKIP_REASONS key -> rows
+
+    @property
+    def protected(self) -> int:
+        return int((self.rows["action"] == "protect").sum()) if self.rows.height else 0
+
+
+def newest_transformed_run(con: duckdb.DuckDBPyConnection, platform: str) -> str | None:
+    """The latest-started run with a transform record for ``platform``."""
+    rows = con.execute(
+        "select s.run_id from transform_platform_stats as s join runs as r using (run_id)"
+        " where s.platform = $p order by r.started_at desc, s.run_id desc limit 1",
+        {"p": platform},
+    ).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
+def protective_rows(held: pl.DataFrame) -> pl.DataFrame:
+    """The protective action of each held row (transform's ``protection``): the raise is the
+    row itself; a pause keeps the price and sets quantity 0, under its own change id."""
+    raise_rows = held.filter(pl.col("protection") == "raise")
+    pauses = held.filter(pl.col("protection") == "pause").with_columns(
+        pl.col("old_price_minor").alias("new_price_minor"),
+        pl.lit(0, pl.Int64).alias("new_quantity"),
+        pl.col("old_visible").alias("new_visible"),
+        pl.lit("out_of_stock").alias("change_kind"),
+        pl.col("change_id").map_elements(journal.pause_id, return_dtype=pl.String),
+    )
+    return pl.concat([raise_rows, pauses]).with_columns(
+        pl.lit("protect").alias("action"), pl.col("protection_reason").alias("reason")
+    )
+
+
+def _current_listings(con: duckdb.DuckDBPyConnection, platform: str) -> pl.DataFrame:
+    if platform == "base":
+        sql = (
+            "select account_id, cast(item_id as varchar) as listing_key, price_jpy as cur_price,"
+            " cast(stock as bigint) as cur_quantity, visible as cur_visible"
+            " from listings_base where status = 'listed'"
+        )
+    else:
+        sql = (
+            "select account_id, sku as listing_key, price_cents as cur_price,"
+            " cast(quantity as bigint) as cur_quantity, cast(null as boolean) as cur_visible"
+            " from listings_ebay where status = 'listed'"
+        )
+    frame = pl.from_arrow(con.sql(sql).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def load_gate(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    platform: str,
+    store: DecisionStore,
+    *,
+    now: datetime | None = None,
+) -> LoadGate:
+    """The rows of run/platform a load may send now (module docstring; docs/review.md)."""
     if platform not in PLATFORMS:
         raise UsageError(f"Platform {platform!r} is not one of {', '.join(PLATFORMS)}.")
-    diff = read_diff(ws, run_id, platform)
-    breaker = breaker_for(ws, con, run_id, platform)
+    now = now or datetime.now(UTC)
+    diff = with_decisions(read_diff(ws, run_id, platform), store)
+    empty = (
+        diff.clear()
+        .with_columns(
+            pl.lit(None, pl.String).alias("action"), pl.lit(None, pl.String).alias("reason")
+        )
+        .drop("decision")
+    )
+    newest = newest_transformed_run(con, platform)
+    if newest is not None and newest != run_id:
+        return LoadGate(platform, empty, newer_run=newest, skipped={"superseded": diff.height})
+    breaker = breaker_for(ws, con, run_id, platform, store)
+    decision = pl.col("decision").fill_null("")
+    held = pl.col("held")
+    released = (~held & (decision != "reject")) | (decision == "approve")
+    skipped = {
+        "waiting": diff.filter(held & ~decision.is_in(["approve", "reject"])).height,
+        "rejected": diff.filter(decision == "reject").height,
+    }
+    changes = diff.filter(released).with_columns(
+        pl.lit("change").alias("action"), pl.lit(None, pl.String).alias("reason")
+    )
+    # a rejected raise is not pushed: a listing still losing money is paused instead
+    waiting_or_rejected = diff.filter(held & (decision != "approve")).with_columns(
+        pl.when((pl.col("decision") == "reject") & (pl.col("protection") == "raise"))
+        .then(pl.lit("pause"))
+        .otherwise(pl.col("protection"))
+        .alias("protection")
+    )
+    protect = protective_rows(waiting_or_rejected)
+    hold_reason = None
     if breaker.holds_load:
-        reason = (
+        # a tripped breaker distrusts the run's stock data: only loss protections go out
+        hold_reason = (
             f"{DISPLAY_NAMES[platform]} load of run {run_id} is held: "
             f"{'; '.join(breaker.reasons)}; release it with "
             f"`invsync approve {run_id} --platform {platform}`."
         )
-        return Diff.validate(diff.clear(), lazy=True), reason
-    if not breaker.approved:
-        diff = diff.filter(~pl.col("held"))
-    return Diff.validate(diff, lazy=True), None
+        skipped["waiting"] = diff.height - skipped["rejected"]
+        changes = changes.clear()
+        protect = protect.filter(pl.col("reason") == "loss_at_current_price")
+    candidates = pl.concat([changes, protect.select(changes.columns)]).drop("decision")
+
+    # fresh source: a raise or change from an observation older than max_source_age waits
+    # (a pause never does: stopping a sale is always safe)
+    max_age = timedelta(seconds=ws.settings.guardrails.max_source_age)
+    fresh = (pl.col("source_fetched_at") >= now - max_age).fill_null(False)
+    is_pause = (
+        (pl.col("action") == "protect")
+        & (pl.col("new_quantity") == 0)
+        & (pl.col("new_price_minor") == pl.col("old_price_minor"))
+    )
+    skipped["stale_source"] = candidates.filter(~fresh & ~is_pause).height
+    candidates = candidates.filter(fresh | is_pause)
+
+    # the listing still shows the old values (or, for an approved change, the pause set)
+    current = _current_listings(con, platform)
+    joined = candidates.join(current, on=["account_id", "listing_key"], how="left")
+    same_visible = (pl.col("cur_visible") == pl.col("old_visible")).fill_null(
+        pl.col("old_visible").is_null() & pl.col("cur_visible").is_null()
+    )
+    shows_old = (
+        (pl.col("cur_price") == pl.col("old_price_minor"))
+        & (pl.col("cur_quantity") == pl.col("old_quantity"))
+        & same_visible
+    ).fill_null(False)
+    shows_pause = (
+        (pl.col("action") == "change")
+        & (pl.col("cur_price") == pl.col("old_price_minor"))
+        & (pl.col("cur_quantity") == 0)
+        & same_visible
+    ).fill_null(False)
+    ok = shows_old | shows_pause
+    skipped["listing_changed"] = joined.filter(~ok).height
+    rows = joined.filter(ok).drop("cur_price", "cur_quantity", "cur_visible")
+    rows = Diff.validate(rows, lazy=True) if rows.height else rows
+    return LoadGate(
+        platform,
+        rows,
+        held_reason=hold_reason,
+        skipped={k: v for k, v in skipped.items() if v},
+    )
 
 
-# --- approve -----------------------------------------------------------------------------
+# --- decisions ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Approval:
+class DecisionResult:
     platform: str
-    held_rows: int
-    breaker: bool  # a tripped breaker was released
-    already: bool  # it had been approved before
+    decision: str
+    rows: int  # rows recorded
+    breaker_released: bool  # a tripped breaker was released now
 
 
-def approve(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, platform: str | None = None
-) -> list[Approval]:
-    """Release a run's held rows and tripped breaker, for one platform or every diffed one."""
-    run_id = resolve_run(con, run_id)
-    diffed = _diffed_platforms(ws, run_id)
+def decide(
+    ws: Workspace,
+    run_id: str | None,
+    decision: str,
+    *,
+    platform: str | None = None,
+    accounts: list[str] | None = None,
+    listing_keys: list[str] | None = None,
+    reason: str | None = None,
+    held_only: bool = True,
+    by: str = "cli",
+) -> tuple[str, list[DecisionResult]]:
+    """Record ``decision`` on the run's rows that match every filter given (held rows only,
+    unless ``held_only`` is False or rows are named by ``listing_keys``); approving a
+    whole platform (no row filter) also releases its tripped breaker. Reads only the run's
+    diff files and writes only the decisions store, so it works while a sync runs."""
+    run_id = diffed_run(ws, run_id)
+    diffed = diffed_platforms(ws, run_id)
     if platform is not None and platform not in PLATFORMS:
         raise UsageError(
             f"Platform {platform!r} is not one of {', '.join(PLATFORMS)}; "
-            f"use `invsync approve {run_id} --platform base` or `--platform ebay`."
+            f"use `--platform base` or `--platform ebay`."
         )
     targets = [platform] if platform else diffed
-    if not targets or (platform and platform not in diffed):
+    if platform and platform not in diffed:
         raise UsageError(
-            f"Run {run_id} has no diff to approve{' for ' + platform if platform else ''}; "
+            f"Run {run_id} has no {DISPLAY_NAMES[platform]} diff to decide on; "
             f"run `invsync transform --run {run_id}` first."
         )
-    approvals = []
-    with transaction(con):
+    whole_platform = not (accounts or listing_keys or reason)
+    results = []
+    with open_store(ws.data_dir) as store:
         for target in targets:
-            held = int(read_diff(ws, run_id, target)["held"].sum())
-            breaker = breaker_for(ws, con, run_id, target)
-            if breaker.approved:
-                approvals.append(Approval(target, held, breaker.tripped, already=True))
-                continue
-            con.execute(
-                "insert into review_approvals values ($r, $p, now(), $n, $b)",
-                {"r": run_id, "p": target, "n": held, "b": breaker.tripped},
+            diff = read_diff(ws, run_id, target)
+            chosen = diff
+            if held_only and not listing_keys:
+                chosen = chosen.filter(pl.col("held"))
+            if accounts:
+                chosen = chosen.filter(pl.col("account_id").is_in(accounts))
+            if listing_keys:
+                chosen = chosen.filter(pl.col("listing_key").is_in(listing_keys))
+            if reason:
+                chosen = chosen.filter(
+                    pl.col("hold_reason").fill_null("").str.contains(reason, literal=True)
+                )
+            recorded = store.record(chosen.to_dicts(), decision, by=by)
+            released = False
+            if decision == "approve" and whole_platform:
+                released = store.release_breaker(run_id, target, by=by)
+            results.append(DecisionResult(target, decision, recorded, released))
+    if listing_keys:
+        found = sum(r.rows for r in results)
+        if not found:
+            raise UsageError(
+                f"No row of run {run_id} has the listing key(s) {', '.join(listing_keys)}; "
+                f"see `invsync review --run {run_id}` for the rows."
             )
-            approvals.append(Approval(target, held, breaker.tripped, already=False))
-    return approvals
+    return run_id, results
 
 
 # --- review ------------------------------------------------------------------------------
@@ -272,31 +494,48 @@ def _move_bp() -> pl.Expr:
 
 
 def review_platform(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, platform: str
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    platform: str,
+    store: DecisionStore,
+    *,
+    record: bool = True,
 ) -> tuple[PlatformReview, pl.DataFrame]:
-    diff = read_diff(ws, run_id, platform)
+    diff = with_decisions(read_diff(ws, run_id, platform), store)
     counts = dict(diff.group_by("change_kind").len().iter_rows())
-    breaker = breaker_for(ws, con, run_id, platform)
+    breaker = breaker_for(ws, con, run_id, platform, store, record=record)
     moves = diff.filter(pl.col("change_kind").is_in(["price_up", "price_down"])).with_columns(
         _move_bp()
     )
+    held = diff.filter(pl.col("held"))
     review = PlatformReview(
         platform=platform,
         rows=diff.height,
         kinds={kind: int(counts.get(kind, 0)) for kind in CHANGE_KINDS},
-        held_rows=diff.filter(pl.col("held")),
+        held_rows=held,
         largest_moves=moves.sort("move_bp", descending=True).head(5),
         breaker=breaker,
-        approved=breaker.approved,
+        protected=held.filter(
+            pl.col("protection").is_not_null() & (pl.col("decision").fill_null("") != "approve")
+        ).height,
     )
     return review, diff
 
 
-def run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> ReviewResult:
-    """Judge every diffed platform of a run, write the report and CSVs, record the holds."""
+def run(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str | None = None,
+    *,
+    record: bool = True,
+) -> ReviewResult:
+    """Judge every diffed platform of a run, write the report and CSVs; with ``record``,
+    keep the verdicts and the run's holds in the warehouse (``con`` may be read-only
+    otherwise)."""
     started = time.perf_counter()
     run_id = resolve_run(con, run_id)
-    platforms = _diffed_platforms(ws, run_id)
+    platforms = diffed_platforms(ws, run_id)
     if not platforms:
         raise DataError(
             f"Run {run_id} has no diffs yet; run `invsync transform --run {run_id}` first."
@@ -305,21 +544,23 @@ def run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReviewResult(run_id=run_id, platforms={}, report=out_dir / "review.html")
     diffs = {}
-    for platform in platforms:
-        review, diff = review_platform(ws, con, run_id, platform)
-        result.platforms[platform] = review
-        diffs[platform] = diff
-        csv_path = out_dir / f"diff_{platform}.csv"
-        write_text_atomic(csv_path, diff.write_csv())
-        result.csvs.append(csv_path)
+    with open_store(ws.data_dir) as store:
+        for platform in platforms:
+            review, diff = review_platform(ws, con, run_id, platform, store, record=record)
+            result.platforms[platform] = review
+            diffs[platform] = diff
+            csv_path = out_dir / f"diff_{platform}.csv"
+            write_text_atomic(csv_path, diff.write_csv())
+            result.csvs.append(csv_path)
     history = price_history(ws.data_dir, diffs)
     write_text_atomic(result.report, render_report(result, diffs, history))
-    update_run(
-        con,
-        run_id,
-        review_seconds=time.perf_counter() - started,
-        holds=sum(p.waiting for p in result.platforms.values()),
-    )
+    if record:
+        update_run(
+            con,
+            run_id,
+            review_seconds=time.perf_counter() - started,
+            holds=result.waiting,
+        )
     return result
 
 
@@ -403,9 +644,9 @@ def _platform_section(
     profit = "expected_profit_minor"
     b = review.breaker
     if b.tripped:
-        state = "approved" if b.approved else "holds the whole load"
+        state = "released" if b.released else "holds the whole load"
         breaker = (
-            f'<p class="breaker tripped" data-tripped="true" data-approved="{str(b.approved).lower()}">'
+            f'<p class="breaker tripped" data-tripped="true" data-approved="{str(b.released).lower()}">'
             f"Breaker tripped ({state}): {html.escape('; '.join(b.reasons))}.</p>"
         )
     else:

@@ -142,6 +142,8 @@ class Asins(pa.DataFrameModel):
 CHANGE_KINDS = ["price_up", "price_down", "out_of_stock", "restock"]
 
 
+PROTECTIONS = ["raise", "pause"]  # what load does at once while a held row waits
+PROTECTION_REASONS = ["loss_at_current_price", "amazon_cannot_supply"]
 DIFF_CURRENCIES = ["JPY", "USD"]  # BASE prices in yen, eBay in US cents
 DIFF_APIS = ["items/edit", *EBAY_APIS]  # how load sends a row: BASE, or eBay's two APIs
 
@@ -180,9 +182,21 @@ class Diff(pa.DataFrameModel):
     source_fallback_age_seconds: pl.Float64 = pa.Field(nullable=True, ge=0)  # seconds
     held: pl.Boolean
     hold_reason: str = pa.Field(nullable=True)
+    change_id: str = pa.Field(str_length={"min_value": 32, "max_value": 40})  # decisions bind here
+    title: str = pa.Field(nullable=True)  # the listing's title on its platform, when known
+    current_profit_minor: pl.Int64 = pa.Field(nullable=True)  # at old_price_minor; in stock only
+    protection: str = pa.Field(nullable=True, isin=PROTECTIONS)  # while a held row waits
+    protection_reason: str = pa.Field(nullable=True, isin=PROTECTION_REASONS)
 
     class Config:
         unique = ["account_id", "listing_key"]
+
+    @pa.dataframe_check
+    def only_held_rows_are_protected(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        protected = pl.col("protection").is_not_null()
+        return data.lazyframe.select(
+            (~protected | pl.col("held")) & (protected == pl.col("protection_reason").is_not_null())
+        )
 
     @pa.dataframe_check
     def platform_columns_agree(cls, data: pa.PolarsData) -> pl.LazyFrame:

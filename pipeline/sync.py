@@ -61,6 +61,8 @@ class SyncSummary:
     held_platforms: dict[str, str] = field(default_factory=dict)
     pushes: dict[str, dict[str, int]] = field(default_factory=dict)  # platform -> state -> rows
     push_calls: dict[str, int] = field(default_factory=dict)
+    protected: int = 0  # held rows whose listing was raised or paused while they wait
+    not_sent: dict[str, int] = field(default_factory=dict)  # reason -> rows (review.SKIP_REASONS)
     interrupted: bool = False
     outcome: str = "running"
     message: str | None = None
@@ -176,6 +178,8 @@ def _stages(
     reviewed = review.run(ws, con, run_id)
     loaded = load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop)
     summary.held_platforms = dict(loaded.held)
+    summary.protected = loaded.protected
+    summary.not_sent = loaded.skipped()
     for account in loaded.accounts:
         states = summary.pushes.setdefault(account.platform, {})
         for state in ("ok", "failed", "quarantined", "skipped", "pending"):

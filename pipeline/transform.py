@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline import layout, pricing
+from pipeline import journal, layout, pricing
 from pipeline.config import Settings, Workspace
 from pipeline.errors import ConfigError, InvsyncError
 from pipeline.platforms import PLATFORMS
@@ -194,9 +194,14 @@ def _store(
         con.register("new_stats", _arrow_view(computed.stats))
         con.execute("insert into transform_platform_stats by name select * from new_stats")
         con.unregister("new_stats")
-        # A new diff voids earlier verdicts: what was approved may no longer be what is loaded.
+        # A new diff voids earlier verdicts, and the run's unsent journal rows of changes it
+        # no longer has (decisions need nothing: each binds to its exact change_id).
         con.execute("delete from review_breakers where run_id = $r", {"r": run_id})
-        con.execute("delete from review_approvals where run_id = $r", {"r": run_id})
+        for platform, frame in computed.frames.items():
+            kept = frame["change_id"].to_list()
+            journal.void_replaced(con, run_id, platform, kept + [journal.pause_id(c) for c in kept])
+        for platform in dropped:
+            journal.void_replaced(con, run_id, platform, [])
 
 
 def run(

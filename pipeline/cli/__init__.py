@@ -23,6 +23,7 @@ from pipeline.cli import render
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
 from pipeline.errors import InputError, InvsyncError, UsageError
 from pipeline.logs import configure_logging
+from pipeline.platforms import DISPLAY_NAMES
 from pipeline.redact import redact, secret_values
 
 # Not a terminal (cron, pipes, CI): no wrapping and room for the run table.
@@ -301,33 +302,87 @@ def review(
         raise HeldForReviewError(message)
 
 
+RowFilters = tuple[str | None, list[str] | None, list[str] | None, str | None]
+
+
+def _decide(ctx: typer.Context, decision: str, run: str | None, filters: RowFilters) -> None:
+    """approve / reject / hold: record a person's decision on the rows the filters select."""
+    from pipeline import review as review_stage
+
+    platform, accounts, listings, reason = filters
+    ws = state(ctx).workspace()
+    run_id, results = review_stage.decide(
+        ws,
+        run,
+        decision,
+        platform=platform,
+        accounts=accounts,
+        listing_keys=listings,
+        reason=reason,
+    )
+    verb = {"approve": "Approved", "reject": "Rejected", "hold": "Kept holding"}[decision]
+    for result in results:
+        name = DISPLAY_NAMES[result.platform]
+        released = " and released its tripped breaker" if result.breaker_released else ""
+        _say(f"{verb} {result.rows} {name} row(s) of run {run_id}{released}.")
+    if decision == "approve":
+        _say(
+            "`invsync load` pushes them while each listing still shows the old values and its "
+            "Amazon observation is younger than max_source_age; a later sync that proposes "
+            "the same change applies the same decision."
+        )
+
+
+_RUN_ARG = typer.Argument(help="The run (default: the newest with a diff).")
+_PLATFORM_OPT = typer.Option("--platform", help="base or ebay (default: both).")
+_ACCOUNT_OPT = typer.Option("--account", help="Only rows of this account (repeatable).")
+_LISTING_OPT = typer.Option(
+    "--listing", help="Only this row: BASE item_id or eBay SKU (repeatable)."
+)
+_REASON_OPT = typer.Option("--reason", help="Only held rows whose hold reason contains this.")
+
+
 @app.command()
 def approve(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="The run to release.")],
-    platform: Annotated[
-        str | None, typer.Option("--platform", help="Release this platform's held load.")
-    ] = None,
+    run: Annotated[str | None, _RUN_ARG] = None,
+    platform: Annotated[str | None, _PLATFORM_OPT] = None,
+    account: Annotated[list[str] | None, _ACCOUNT_OPT] = None,
+    listing: Annotated[list[str] | None, _LISTING_OPT] = None,
+    reason: Annotated[str | None, _REASON_OPT] = None,
 ) -> None:
-    """Release rows or a whole platform load held by the review gate."""
-    from pipeline import review as review_stage
-    from pipeline.warehouse import opened
+    """Approve held rows (all, a filtered set, or one): the next load pushes them.
 
-    ws = state(ctx).workspace()
-    with opened(ws.data_dir) as con:
-        approvals = review_stage.approve(ws, con, run, platform)
-    for approval in approvals:
-        if approval.already:
-            console.print(f"Run {run} {approval.platform} was already approved.", highlight=False)
-            continue
-        released = f"{approval.held_rows} held row{'s' if approval.held_rows != 1 else ''}"
-        if approval.breaker:
-            released += " and the tripped breaker"
-        console.print(
-            f"Approved run {run} {approval.platform}: released {released}; "
-            f"`invsync load --run {run}` will push them.",
-            highlight=False,
-        )
+    Approving a whole platform (`--platform P` and no other filter) also releases its
+    tripped breaker for this run. Works while a sync runs.
+    """
+    _decide(ctx, "approve", run, (platform, account, listing, reason))
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    run: Annotated[str | None, _RUN_ARG] = None,
+    platform: Annotated[str | None, _PLATFORM_OPT] = None,
+    account: Annotated[list[str] | None, _ACCOUNT_OPT] = None,
+    listing: Annotated[list[str] | None, _LISTING_OPT] = None,
+    reason: Annotated[str | None, _REASON_OPT] = None,
+) -> None:
+    """Reject rows: no load pushes these changes (a protective pause still stands)."""
+    _decide(ctx, "reject", run, (platform, account, listing, reason))
+
+
+@app.command()
+def hold(
+    ctx: typer.Context,
+    run: Annotated[str | None, _RUN_ARG] = None,
+    platform: Annotated[str | None, _PLATFORM_OPT] = None,
+    account: Annotated[list[str] | None, _ACCOUNT_OPT] = None,
+    listing: Annotated[list[str] | None, _LISTING_OPT] = None,
+    reason: Annotated[str | None, _REASON_OPT] = None,
+) -> None:
+    """Keep rows waiting: clears an earlier approve or reject of the same change."""
+    _decide(ctx, "hold", run, (platform, account, listing, reason))
 
 
 @app.command()

@@ -196,11 +196,11 @@ def review_lines(result: ReviewResult) -> list[str]:
         kinds = ", ".join(f"{k} {n}" for k, n in platform.kinds.items())
         lines.append(
             f"  {platform.platform}: {platform.rows} changes ({kinds}); "
-            f"{platform.held_rows.height} held by a row rule"
-            + (" (approved)" if platform.approved else "")
+            f"{platform.held_rows.height} held by a row rule, {platform.waiting} waiting for "
+            f"a decision, {platform.protected} protected while they wait"
         )
         if platform.breaker.tripped:
-            verdict = "approved" if platform.breaker.approved else "holds the whole load"
+            verdict = "released" if platform.breaker.released else "holds the whole load"
             lines.append(f"    breaker tripped ({verdict}): {'; '.join(platform.breaker.reasons)}")
         for row in platform.held_rows.head(HELD_SHOWN).iter_rows(named=True):
             lines.append(
@@ -257,6 +257,15 @@ def load_lines(result: LoadResult) -> list[str]:
             )
         if not result.accounts:
             lines.append("  Nothing to push: every approved row is already ok.")
+    if result.protected:
+        lines.append(
+            f"  listings protected while held: {result.protected} (raised to a profit or "
+            "paused at quantity 0 until a decision or a healthy run)"
+        )
+    from pipeline.review import SKIP_REASONS
+
+    for reason, rows in result.skipped().items():
+        lines.append(f"  not sent: {rows} row(s) — {SKIP_REASONS[reason]}")
     for platform, why in result.held.items():
         lines.append(f"  {platform}: held by the review gate ({why}).")
     return lines

@@ -1,7 +1,7 @@
 """Load: push only the approved, changed rows to BASE and eBay, through the push journal.
 
 Stage: load (Phase 2's last step). Reads: the run's approved diff rows
-(:func:`pipeline.review.loadable_rows`: one shape for every platform, prices in minor units
+(:func:`pipeline.review.load_gate`: one shape for every platform, prices in minor units
 of ``currency``), ``push_journal``, the BASE and eBay APIs. Writes: ``push_journal`` (every
 row before any call, then each state change), ``listings_base`` / ``listings_ebay``
 (confirmed pushes, quarantines, drift marks), ``api_call_windows`` (BASE calls per hour and
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -38,6 +38,7 @@ import polars as pl
 
 from pipeline import journal, schemas
 from pipeline.config import Workspace
+from pipeline.decisions import opened as open_decisions
 from pipeline.errors import (
     ApiAuthError,
     ApiQuotaError,
@@ -52,6 +53,7 @@ from pipeline.load.outcome import AccountLoad
 from pipeline.load.plan import plan, plan_frame, plan_path
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.redact import redact, secret_values
+from pipeline.review import LoadGate, load_gate
 from pipeline.runs import resolve_run, update_run
 from pipeline.warehouse import write_parquet_atomic
 
@@ -66,20 +68,24 @@ class LoadResult:
     held: dict[str, str]  # platform -> why the review gate holds its whole load
     seconds: float
     plan_path: Path | None = None
+    gates: dict[str, LoadGate] = field(default_factory=dict)  # platform -> what it let out
 
     @property
     def failed(self) -> bool:
         return any(a.failed or a.quarantined or a.stopped for a in self.accounts)
 
+    @property
+    def protected(self) -> int:
+        """Protective actions (raise or pause) sent for held rows waiting for a person."""
+        return sum(g.protected for g in self.gates.values())
 
-def loadable_rows(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, platform: str
-) -> tuple[pl.DataFrame, str | None]:
-    """The run's approved rows for ``platform`` and why its whole load is held, if it is:
-    Phase 2's review gate decides (:func:`pipeline.review.loadable_rows`)."""
-    from pipeline import review
-
-    return review.loadable_rows(ws, con, run_id, platform)
+    def skipped(self) -> dict[str, int]:
+        """Rows this load did not send, by reason (:data:`pipeline.review.SKIP_REASONS`)."""
+        total: dict[str, int] = {}
+        for gate in self.gates.values():
+            for reason, rows in gate.skipped.items():
+                total[reason] = total.get(reason, 0) + rows
+        return total
 
 
 def _validated(platform: str, rows: pl.DataFrame) -> pl.DataFrame:
@@ -118,11 +124,11 @@ def push_rows(
     if dry_run:
         return plan(ws, con, run_id, platform, rows)
     journal.record_pending(con, rows)
-    keys = set(zip(rows["account_id"], rows["listing_key"], strict=True))
+    keys = set(zip(rows["account_id"], rows["listing_key"], rows["change_id"], strict=True))
     work = [
         r
         for r in journal.open_rows(con, run_id, platform)
-        if (r["account_id"], r["listing_key"]) in keys
+        if (r["account_id"], r["listing_key"], r["change_id"]) in keys
     ]
     by_account: dict[str, list[dict[str, object]]] = {}
     for row in work:
@@ -178,14 +184,20 @@ def run(
     diffed = [p for p in configured if diff_path(ws.data_dir, run_id, p).is_file()]
     # A platform transform wrote no diff for has nothing to load; with no diff at all the
     # review gate's own error (run transform first) is the right answer.
-    for platform in diffed or configured[:1]:
-        rows, hold = loadable_rows(ws, con, run_id, platform)
-        if hold:
-            held[platform] = hold
-            continue
-        accounts += push_rows(ws, con, run_id, platform, rows, dry_run=dry_run, stop=stop)
+    gates: dict[str, LoadGate] = {}
+    if not diffed:  # the review gate's own error: run transform first
+        from pipeline.review import read_diff
+
+        read_diff(ws, run_id, configured[0] if configured else PLATFORMS[0])
+    with open_decisions(ws.data_dir) as store:
+        for platform in diffed:
+            gates[platform] = load_gate(ws, con, run_id, platform, store)
+    for platform, gate in gates.items():
+        if gate.held_reason:
+            held[platform] = gate.held_reason
+        accounts += push_rows(ws, con, run_id, platform, gate.rows, dry_run=dry_run, stop=stop)
     seconds = time.monotonic() - started
-    result = LoadResult(run_id, dry_run, accounts, held, seconds)
+    result = LoadResult(run_id, dry_run, accounts, held, seconds, gates=gates)
     if dry_run:
         result.plan_path = write_parquet_atomic(
             plan_frame(run_id, accounts), plan_path(ws.data_dir, run_id)

@@ -31,19 +31,21 @@ def plan(
     platform), without making or journaling any: one :class:`AccountLoad` per account,
     its ``planned`` the calls in order."""
     journaled = {
-        (r["account_id"], r["listing_key"]): r for r in journal.open_rows(con, run_id, platform)
+        (r["account_id"], r["listing_key"], r["change_id"]): r
+        for r in journal.open_rows(con, run_id, platform)
     }
     done = {
-        (a, k)
-        for a, k in con.execute(
-            "select account_id, listing_key from push_journal where run_id = $r and platform = $p",
+        (a, k, c)
+        for a, k, c in con.execute(
+            "select account_id, listing_key, change_id from push_journal"
+            " where run_id = $r and platform = $p",
             {"r": run_id, "p": platform},
         ).fetchall()
     } - set(journaled)
     knobs = ws.settings.load
     outcomes: dict[str, AccountLoad] = {}
     for row in wanted.iter_rows(named=True):
-        key = (row["account_id"], row["listing_key"])
+        key = (row["account_id"], row["listing_key"], row["change_id"])
         if key in done:
             continue  # ok, quarantined or drifted already: a load would not touch it
         row = journaled.get(key, {**row, "state": "pending", "http_status": None})

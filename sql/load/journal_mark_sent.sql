@@ -9,3 +9,4 @@ where run_id = $run_id
   and platform = $platform
   and account_id = $account_id
   and listing_key = $listing_key
+  and change_id = $change_id

@@ -1,5 +1,6 @@
 -- The rows of one run and platform that still need work: everything but `ok`,
--- `quarantined` and rows skipped for drift (the next pull and review decide those).
+-- `quarantined`, `void` (a change a later transform or load replaced) and rows skipped for
+-- drift (the next pull and review decide those).
 with journal as (
     select *
     from push_journal
@@ -10,7 +11,7 @@ with journal as (
 final as (
     select *
     from journal
-    where state not in ('ok', 'quarantined')
+    where state not in ('ok', 'quarantined', 'void')
       and not (state = 'skipped' and error_code = 'drifted')
 )
 

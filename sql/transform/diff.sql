@@ -48,7 +48,12 @@ final as (
         source_status,
         source_fallback_age_seconds,          -- seconds
         held,
-        hold_reason
+        hold_reason,
+        change_id,                            -- what a decision binds to (decisions.py)
+        title,
+        current_profit as current_profit_minor,  -- at old_price_minor; null unless in stock
+        protection,                           -- raise | pause, taken while a held row waits
+        protection_reason
     from changes
 )
 

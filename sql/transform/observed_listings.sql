@@ -26,7 +26,8 @@ base_listings as (
         price_jpy as old_price,
         cast(stock as bigint) as old_quantity,
         visible as old_visible,
-        drift_detected_at is not null as drifted
+        drift_detected_at is not null as drifted,
+        title
     from listings_base
     where status = 'listed'
 ),
@@ -46,7 +47,8 @@ ebay_listings as (
         price_cents as old_price,
         cast(quantity as bigint) as old_quantity,
         true as old_visible,  -- eBay has no hidden state: out of stock is quantity 0
-        drift_detected_at is not null as drifted
+        drift_detected_at is not null as drifted,
+        title
     from listings_ebay
     where status = 'listed'
 ),

@@ -80,6 +80,17 @@ targeted as (
     from rounded
 ),
 
+assessed as (
+    select
+        *,
+        -- what the listing earns now, at its current price (in-stock sources only)
+        case
+            when source_says = 'in_stock' then old_price
+                - (cast(old_price as hugeint) * (fee_bp + duty_bp) + 9999) // 10000 - cost_in_unit
+        end as current_profit
+    from targeted
+),
+
 decided as (
     select
         *,
@@ -93,11 +104,7 @@ decided as (
                 abs(target_price - old_price) < min_change
                 or abs(target_price - old_price) * 10000 < min_change_bp * old_price
             )
-            and not (
-                target_price > old_price
-                and old_price - (cast(old_price as hugeint) * (fee_bp + duty_bp) + 9999) // 10000
-                    - cost_in_unit < min_profit
-            ) then old_price
+            and not (target_price > old_price and current_profit < min_profit) then old_price
             else target_price
         end as new_price,
         case
@@ -105,8 +112,13 @@ decided as (
             -- a fallback observation never restocks
             when source_says = 'in_stock' and currently_out and source_status <> 'fallback'
                 then 'restock'
+            -- the rule cannot price it at a profit (max_price caps it at its loss-making
+            -- price): it goes out of stock, held for a person (profit_below_minimum)
+            when source_says = 'in_stock' and not currently_out and target_price = old_price
+                and current_profit < min_profit
+                then 'out_of_stock'
         end as stock_kind
-    from targeted
+    from assessed
 ),
 
 changed as (
@@ -192,7 +204,39 @@ final as (
         source_status,
         source_fallback_age_seconds,
         hold_text <> '' as held,
-        nullif(hold_text, '') as hold_reason
+        nullif(hold_text, '') as hold_reason,
+        title,
+        cast(current_profit as bigint) as current_profit,
+        -- Waiting never loses money (docs/review.md): a held row whose listing is buyable
+        -- and cannot be supplied, or earns under cost + fees + minimum profit at its current
+        -- price, gets a protective action that load takes without waiting for a person: the
+        -- held raise itself when that is all that holds it and it restores the profit, else
+        -- a pause (quantity 0).
+        case
+            when hold_text = '' or currently_out then null
+            when source_says = 'out_of_stock' then 'pause'
+            when source_says = 'in_stock' and current_profit < min_profit then
+                case
+                    when new_price > old_price and expected_profit >= min_profit
+                        and hold_text = 'price_move_over_limit' then 'raise'
+                    else 'pause'
+                end
+        end as protection,
+        case
+            when hold_text = '' or currently_out then null
+            when source_says = 'out_of_stock' then 'amazon_cannot_supply'
+            when source_says = 'in_stock' and current_profit < min_profit
+                then 'loss_at_current_price'
+        end as protection_reason,
+        -- the change a person's decision binds to: the listing, its old and new values and
+        -- the Amazon observation's values (pipeline/decisions.py)
+        md5(concat_ws(
+            '|', platform, account_id, listing_key, asin,
+            cast(old_price as varchar), cast(new_price as varchar),
+            cast(old_quantity as varchar), cast(new_quantity as varchar),
+            coalesce(cast(old_visible as varchar), '-'), coalesce(cast(new_visible as varchar), '-'),
+            coalesce(cast(cost_jpy as varchar), '-'), source_says
+        )) as change_id
     from hold_checked
 )
 

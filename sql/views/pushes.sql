@@ -5,6 +5,9 @@ with final as (
         platform,
         account_id,
         listing_key,
+        change_id,
+        action,           -- change | protect (taken while a held row waited)
+        reason,           -- why a protect row was sent
         asin,
         currency,
         old_price_minor,

@@ -4,6 +4,7 @@ ledger readers. Not a test module."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def base_diff(
 ) -> pl.DataFrame:
     """A Diff frame raising the price of ``limit`` BASE listings by ``price_step`` yen;
     an out-of-stock one is restocked to 2 and shown."""
-    where = "where account_id = $account" if account else ""
+    where = "where status = 'listed'" + (" and account_id = $account" if account else "")
     params = {"account": account} if account else {}
     rows = _fetch(
         con,
@@ -85,7 +86,27 @@ def base_diff(
             "expected_profit_minor": pl.Int64,
         },
     )
-    return schemas.Diff.validate(frame, lazy=True)
+    return schemas.Diff.validate(with_review_columns(frame), lazy=True)
+
+
+def with_review_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns transform adds for review: a change id per row (a hash of its listing and
+    values, as transform's), no title, no current profit, no protection."""
+    values = frame.select(
+        "platform", "account_id", "listing_key", "old_price_minor", "new_price_minor",
+        "old_quantity", "new_quantity",
+    ).rows()  # fmt: skip
+    return frame.with_columns(
+        pl.Series(
+            "change_id",
+            [hashlib.md5("|".join(map(str, v)).encode()).hexdigest() for v in values],
+            pl.String,
+        ),
+        pl.lit(None, pl.String).alias("title"),
+        pl.lit(None, pl.Int64).alias("current_profit_minor"),
+        pl.lit(None, pl.String).alias("protection"),
+        pl.lit(None, pl.String).alias("protection_reason"),
+    )
 
 
 def ebay_diff(
@@ -99,7 +120,7 @@ def ebay_diff(
 ) -> pl.DataFrame:
     """A Diff frame raising ``limit`` eBay listings by ``price_step`` cents; quantity 0
     is restocked to 3."""
-    where = "where api = $api" if api else ""
+    where = "where status = 'listed'" + (" and api = $api" if api else "")
     params = {"api": api} if api else {}
     rows = _fetch(
         con, f"select * from listings_ebay {where} order by sku limit {int(limit)}", params
@@ -143,7 +164,7 @@ def ebay_diff(
             "expected_profit_minor": pl.Int64,
         },
     )
-    return schemas.Diff.validate(frame, lazy=True)
+    return schemas.Diff.validate(with_review_columns(frame), lazy=True)
 
 
 def ledger(url: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The review gate end to end: row holds, the per-platform breaker on the "every ASIN has 0
-offers" fault, approve, exit codes, loadable_rows for load, and review.html's content."""
+offers" fault, decisions (approve, reject, hold), exit codes, load_gate for load, and
+review.html's content."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.config import open_workspace
-from pipeline.review import loadable_rows
+from pipeline.decisions import opened as decisions_store
+from pipeline.review import load_gate
 from pipeline.transform import run as transform_run
 from pipeline.warehouse import opened
 from tests.sql.frames import asin, observation, seed_run, write_snapshot
@@ -44,8 +46,9 @@ def _transform(data_dir: Path) -> None:
 
 def _loadable(data_dir: Path, platform: str) -> tuple[pl.DataFrame, str | None]:
     ws = open_workspace(data_dir=data_dir, environ={})
-    with opened(data_dir) as con:
-        return loadable_rows(ws, con, RUN, platform)
+    with opened(data_dir) as con, decisions_store(data_dir) as store:
+        gate = load_gate(ws, con, RUN, platform, store)
+    return gate.rows, gate.held_reason
 
 
 def test_zero_offers_fault_trips_the_breaker_and_approve_releases_it(cli, data_dir: Path) -> None:
@@ -72,7 +75,9 @@ def test_zero_offers_fault_trips_the_breaker_and_approve_releases_it(cli, data_d
 
     approved = cli("--data-dir", str(data_dir), "approve", RUN, "--platform", "base")
     assert approved.exit_code == 0, approved.output
-    assert "released 0 held rows and the tripped breaker" in approved.stdout
+    assert (
+        f"Approved 0 BASE row(s) of run {RUN} and released its tripped breaker" in approved.stdout
+    )
     rows, reason = _loadable(data_dir, "base")
     assert reason is None and rows.height == N
     assert set(rows["change_kind"]) == {"out_of_stock"}
@@ -102,7 +107,7 @@ def test_api_error_share_and_short_coverage_trip_the_breaker(data_dir: Path) -> 
 
 def test_held_rows_wait_for_approval_and_a_new_transform_voids_it(cli, data_dir: Path) -> None:
     base, _ = _listings()
-    base[0]["price_jpy"] = 500  # 500 → 1,400 is a 180 % move: held
+    base[0]["price_jpy"] = 3000  # 3,000 → 1,400 is a 53 % move: held (and not a loss now)
     seed_run(
         data_dir,
         RUN,
@@ -117,16 +122,57 @@ def test_held_rows_wait_for_approval_and_a_new_transform_voids_it(cli, data_dir:
 
     review = cli("--data-dir", str(data_dir), "review")
     assert review.exit_code == 3
-    assert "held 1 (B000000001, price_up): price_move_over_limit" in review.stdout
+    assert "held 1 (B000000001, price_down): price_move_over_limit" in review.stdout
     assert "1 BASE row" in review.stderr
 
     assert cli("--data-dir", str(data_dir), "approve", RUN, "--platform", "base").exit_code == 0
     rows, _ = _loadable(data_dir, "base")
     assert sorted(rows["listing_key"]) == ["1", "2", "3", "4", "5", "6"]
 
-    _transform(data_dir)  # the diff may differ now: the approval no longer stands
+    # the same change transformed again keeps its decision: it is bound to the change
+    _transform(data_dir)
+    rows, _ = _loadable(data_dir, "base")
+    assert "1" in rows["listing_key"].to_list()
+
+    # a different change on the same listing (Amazon moved) is decided anew
+    write_snapshot(data_dir, RUN, [observation(asin(n), price_jpy=1100) for n in range(1, N + 1)])
+    _transform(data_dir)
     rows, _ = _loadable(data_dir, "base")
     assert "1" not in rows["listing_key"].to_list()
+
+
+def test_decisions_per_row_reject_and_hold(cli, data_dir: Path) -> None:
+    base, _ = _listings()
+    for row in base[:3]:
+        row["price_jpy"] = 500  # items 1–3: 500 → 1,400, held for the move
+    seed_run(
+        data_dir,
+        RUN,
+        base=base,
+        unique_asins=N,
+        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
+    )
+    _transform(data_dir)
+    d = str(data_dir)
+    one = cli("--data-dir", d, "approve", RUN, "--listing", "1")
+    assert one.exit_code == 0 and f"Approved 1 BASE row(s) of run {RUN}." in one.stdout
+    two = cli("--data-dir", d, "reject", "--listing", "2", "--listing", "4")  # newest run
+    assert two.exit_code == 0 and f"Rejected 2 BASE row(s) of run {RUN}." in two.stdout
+    rows, _ = _loadable(data_dir, "base")
+    # 3 waits but loses money at ¥500: its raise is sent as a protection; 2 was rejected, so
+    # it is paused instead (quantity 0, price kept)
+    assert sorted(rows["listing_key"]) == ["1", "2", "3", "5", "6"]
+    protect = rows.filter(pl.col("action") == "protect").sort("listing_key")
+    assert protect.select("listing_key", "new_price_minor", "new_quantity").rows() == [
+        ("2", 500, 0),
+        ("3", 1400, 1),
+    ]
+    kept = cli("--data-dir", d, "hold", RUN, "--listing", "1")
+    assert kept.exit_code == 0 and "Kept holding 1 BASE row(s)" in kept.stdout
+    rows, _ = _loadable(data_dir, "base")
+    assert rows.filter(pl.col("listing_key") == "1")["action"].to_list() == ["protect"]
+    missing = cli("--data-dir", d, "approve", RUN, "--listing", "999")
+    assert missing.exit_code == 2 and "No row of run" in missing.stderr
 
 
 def test_approve_errors_exit_2(cli, data_dir: Path) -> None:
@@ -144,7 +190,7 @@ def test_approve_errors_exit_2(cli, data_dir: Path) -> None:
     wrong = cli("--data-dir", str(data_dir), "approve", RUN, "--platform", "amazon")
     assert wrong.exit_code == 2 and "not one of base, ebay" in wrong.stderr
     unknown = cli("--data-dir", str(data_dir), "approve", "20990101T000000Z-000000")
-    assert unknown.exit_code == 2 and "invsync runs" in unknown.stderr
+    assert unknown.exit_code == 2 and "invsync runs" in unknown.stderr, unknown.output
 
 
 class ReportParser(HTMLParser):

@@ -1,6 +1,8 @@
-"""Property tests of pricing: the SQL transform agrees with the Python reference on every row,
-no price that is not held earns less than the minimum profit (checked with exact fractions),
-and the diff of a state with itself is empty."""
+"""Property tests of pricing: the SQL transform agrees with the Python reference on every row
+(protection included), no price that is not held earns less than the minimum profit (checked
+with exact fractions), and once what the system does on its own — the rows not held and the
+protective actions of the held ones — is applied, no buyable listing earns under its
+minimum or lacks an Amazon source, and a second transform asks for nothing more on its own."""
 
 from __future__ import annotations
 
@@ -234,6 +236,8 @@ def test_sql_agrees_with_the_reference_on_every_row(world: dict[str, Any]) -> No
             row["expected_profit_minor"],
             row["held"],
             row["hold_reason"],
+            row["protection"],
+            row["protection_reason"],
         )
     for row in frames["ebay"].to_dicts():
         got[(row["account_id"], row["listing_key"])] = (
@@ -245,6 +249,8 @@ def test_sql_agrees_with_the_reference_on_every_row(world: dict[str, Any]) -> No
             row["expected_profit_minor"],
             row["held"],
             row["hold_reason"],
+            row["protection"],
+            row["protection_reason"],
         )
     want = {
         key: (
@@ -256,6 +262,8 @@ def test_sql_agrees_with_the_reference_on_every_row(world: dict[str, Any]) -> No
             d.expected_profit,
             d.held,
             d.hold_reason,
+            d.protection,
+            d.protection_reason,
         )
         for key, d in expected.items()
     }
@@ -280,25 +288,76 @@ def test_no_price_that_is_not_held_earns_under_the_minimum(world: dict[str, Any]
             assert row["new_price_minor"] * keep - costs >= rule.min_profit, row
 
 
+def _apply_automatic(world: dict[str, Any], frames: dict[str, Any]) -> None:
+    """Apply to the world's listings what a load sends without a person: every row not
+    held, and the protective action of every held one (the raise itself, or a pause at
+    quantity 0 with the price kept) — as pipeline/review.py protective_rows builds them."""
+    for platform, key, price, quantity in (
+        ("base", "item_id", "price_jpy", "stock"),
+        ("ebay", "sku", "price_cents", "quantity"),
+    ):
+        rows = {row["listing_key"]: row for row in frames[platform].to_dicts()}
+        for listing in world[platform]:
+            row = rows.get(str(listing[key]))
+            if row is None:
+                continue
+            if not row["held"] or row["protection"] == "raise":
+                listing.update({price: row["new_price_minor"], quantity: row["new_quantity"]})
+                if platform == "base":
+                    listing["visible"] = row["new_visible"]
+            elif row["protection"] == "pause":
+                listing[quantity] = 0
+
+
 @PROPERTY_SETTINGS
 @given(world=worlds())
-def test_the_diff_of_a_state_with_itself_is_empty(world: dict[str, Any]) -> None:
-    """Apply every change (held ones too) to the listings, transform again: nothing moves."""
+def test_after_the_automatic_actions_no_buyable_listing_loses_money(world: dict[str, Any]) -> None:
+    """Invariant 11: whatever waits for a person, once a load has sent what it sends on its
+    own, every listing that is buyable and whose ASIN Amazon reports in stock earns at least
+    its minimum profit at its price (exact fractions), and none is buyable while Amazon
+    reports its ASIN out of stock (unless the change that says so is held and not
+    protected: a doubtful source never pauses)."""
+    s, fx, frames = _priced(world)
+    _, rules = _reference(world, s, fx)
+    _apply_automatic(world, frames)
+    observations = {row["asin"]: row for row in world["snapshot"]}
+    for platform, price, quantity in (
+        ("base", "price_jpy", "stock"),
+        ("ebay", "price_cents", "quantity"),
+    ):
+        for listing in world[platform]:
+            rule = rules.get(listing["account_id"])
+            obs = observations.get(listing["asin"])
+            if rule is None or obs is None or listing[quantity] == 0:
+                continue
+            if platform == "base" and not listing["visible"] and rule.out_of_stock_action == "hide":
+                continue
+            says = pricing.source_says(
+                pricing.Observation(
+                    obs["status"], obs["price_jpy"], obs["in_stock"], obs["fetched_at"],
+                    obs["fallback_age_seconds"],
+                )
+            )  # fmt: skip
+            if says == "out_of_stock":
+                raise AssertionError(f"buyable while Amazon cannot supply it: {listing}")
+            if says != "in_stock":
+                continue
+            keep = 1 - Fraction(rule.fee_bp + rule.duty_bp, 10_000)
+            per_yen = Fraction(1) if platform == "base" else 100 / Fraction(fx.jpy_per_usd)
+            costs = (obs["price_jpy"] + rule.shipping_jpy + rule.packing_jpy) * per_yen
+            assert listing[price] * keep - costs >= rule.min_profit, listing
+
+
+@PROPERTY_SETTINGS
+@given(world=worlds())
+def test_the_automatic_actions_settle(world: dict[str, Any]) -> None:
+    """Apply what a load sends on its own, transform again: every row left waits for a
+    person (held) and none asks for a protective action."""
     _s, _fx, frames = _priced(world)
-    base_new = {row["listing_key"]: row for row in frames["base"].to_dicts()}
-    ebay_new = {row["listing_key"]: row for row in frames["ebay"].to_dicts()}
-    for listing in world["base"]:
-        row = base_new.get(str(listing["item_id"]))
-        if row:
-            listing.update(
-                price_jpy=row["new_price_minor"],
-                stock=row["new_quantity"],
-                visible=row["new_visible"],
-            )
-    for listing in world["ebay"]:
-        row = ebay_new.get(listing["sku"])
-        if row:
-            listing.update(price_cents=row["new_price_minor"], quantity=row["new_quantity"])
+    _apply_automatic(world, frames)
     _s, _fx, again = _priced(world)
-    assert again["base"].height == 0, again["base"].to_dicts()
-    assert again["ebay"].height == 0, again["ebay"].to_dicts()
+    for platform in ("base", "ebay"):
+        assert again[platform].filter(~again[platform]["held"]).height == 0, again[
+            platform
+        ].to_dicts()
+        assert again[platform]["protection"].null_count() == again[platform].height
