@@ -24,7 +24,7 @@ from rich.console import Console
 from pipeline.apis import AMAZON, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
-from pipeline.errors import HeldForReviewError, InputError, InvsyncError, UsageError
+from pipeline.errors import ConfigError, HeldForReviewError, InputError, InvsyncError, UsageError
 from pipeline.logs import configure_logging
 from pipeline.redact import redact, secret_values
 
@@ -377,16 +377,25 @@ def sync(
 
 
 def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str:
-    """One sync as the terminal shows it: the banner, the run, its summary, its exit class.
-    Returns the outcome of a run that was ok or interrupted; a held run raises
+    """One sync as the terminal shows it: the banner, the run, its summary, its alert, its
+    exit class. Returns the outcome of a run that was ok or interrupted; a held run raises
     :class:`HeldShown` (exit 3, its sentence already in the summary), a failed one its
-    error."""
+    error. An alert (``[notify]``) goes out for every held or failed run; sending it never
+    changes the exit code."""
+    from pipeline import notify
     from pipeline import sync as sync_stage
 
     if ws.is_sandbox:
         _say(render.sandbox_banner(ws))
-    summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
+    try:
+        summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
+    except (UsageError, ConfigError):
+        raise  # nothing ran (a bad option or setting, another sync holds the lock)
+    except Exception as exc:  # the run stopped on an error: it was recorded failed
+        notify.after_failed_sync(ws, exc)
+        raise
     _say_all(render.sync_summary_lines(summary))
+    notify.after_sync(ws, summary)
     try:
         sync_stage.raise_for_outcome(summary)
     except HeldForReviewError as exc:
