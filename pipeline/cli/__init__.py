@@ -84,11 +84,6 @@ def root(
     ctx.obj = CliState(config=config, data_dir=data_dir, debug=debug)
 
 
-class HeldShown(HeldForReviewError):
-    """Held for review (exit 3), and the command has already shown the sentence: ``main``
-    adds nothing, so a person reads it once."""
-
-
 def _not_built(command: str, issue: int) -> UsageError:
     return UsageError(
         f"`invsync {command}` is not built yet (issue {issue}); "
@@ -379,8 +374,8 @@ def sync(
 def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str:
     """One sync as the terminal shows it: the banner, the run, its summary, its alert, its
     exit class. Returns the outcome of a run that was ok or interrupted; a held run raises
-    :class:`HeldShown` (exit 3, its sentence already in the summary), a failed one its
-    error. An alert (``[notify]``) goes out for every held or failed run; sending it never
+    :class:`HeldForReviewError` marked ``shown`` (exit 3, its sentence already in the
+    summary), a failed one its error. An alert (``[notify]``) goes out for every held or failed run; sending it never
     changes the exit code."""
     from pipeline import notify
     from pipeline import sync as sync_stage
@@ -399,7 +394,8 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str
     try:
         sync_stage.raise_for_outcome(summary)
     except HeldForReviewError as exc:
-        raise HeldShown(exc.message) from None
+        exc.shown = True  # the summary's last line: main() prints nothing more
+        raise
     return summary.outcome
 
 
@@ -566,7 +562,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="invsync")
     except HeldForReviewError as exc:  # a notice, not an error: exit 3, shown once, no prefix
-        if not isinstance(exc, HeldShown):
+        if not exc.shown:
             secrets = secret_values(read_environment())
             err_console.print(redact(exc.message, secrets), markup=False, highlight=False)
         sys.exit(exc.exit_code)
