@@ -353,6 +353,46 @@ class GuardrailSettings(_Section):
     max_api_error_ratio: ExactDecimal = Decimal("0.2")  # api_error + unknown, same base
 
 
+# ``${NAME}`` in a [notify] URL: the secret part, filled in from the environment or .env.
+NOTIFY_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@?#]*?:([^/@?#]*)@")
+
+
+NotifyKind = Literal["held", "failed"]
+NOTIFY_KINDS: tuple[NotifyKind, ...] = ("held", "failed")
+
+
+class NotifySettings(_Section):
+    """``[notify]``: an alert per held or failed sync, through apprise (docs/configuration.md).
+
+    ``urls`` are apprise URLs whose secret parts are ``${VAR}`` placeholders, resolved from
+    the environment or ``.env`` when a message is sent; the file itself holds no secret.
+    """
+
+    urls: list[str] = Field(default_factory=list)
+    on: list[NotifyKind] = Field(default_factory=lambda: list(NOTIFY_KINDS))
+
+    @model_validator(mode="after")
+    def _no_secret_in_the_file(self) -> NotifySettings:
+        for index, url in enumerate(self.urls):
+            if "://" not in url:
+                raise ValueError(
+                    f"notify.urls[{index}] is not an apprise URL such as "
+                    "'json://host/path' or 'mailtos://user:${SMTP_PASSWORD}@host'"
+                )
+            password = _URL_PASSWORD.match(url)
+            if (
+                password
+                and password.group(1)
+                and not NOTIFY_PLACEHOLDER.fullmatch(password.group(1))
+            ):
+                raise ValueError(
+                    f"notify.urls[{index}] has a password written into the file; give it as "
+                    "a ${VARIABLE} placeholder and put the value in the environment or .env"
+                )
+        return self
+
+
 DEMO_ACCOUNTS: tuple[Account, ...] = (
     Account(id="shop1", platform="base", refresh_token_env="BASE_SHOP1_REFRESH_TOKEN"),
     Account(id="shop2", platform="base", refresh_token_env="BASE_SHOP2_REFRESH_TOKEN"),
@@ -369,6 +409,7 @@ class Settings(_Section):
     pricing: PricingSettings = Field(default_factory=PricingSettings)
     fx: FxSettings = FxSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    notify: NotifySettings = NotifySettings()
 
     @model_validator(mode="after")
     def _pricing_overrides_name_accounts(self) -> Settings:

@@ -3,7 +3,9 @@
 Each run is a normal ``sync`` (same lock, same journal). SIGTERM or SIGINT during a run
 lets the stage finish the batch or row in flight; the run is recorded as
 ``interrupted`` and the daemon exits 0, so the next run (daemon, cron or by hand)
-resumes it. A run that fails is logged with its exit class and the daemon goes on.
+resumes it. A run held for review (exit class 3) is a notice: logged as a warning and
+counted apart from failures. A run that fails is logged as an error with its exit class,
+and the daemon goes on either way.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config import parse_duration
-from pipeline.errors import InvsyncError, UsageError
+from pipeline.errors import HeldForReviewError, InvsyncError, UsageError
 from pipeline.interrupt import StopRequest, stopping_on_signals
 
 log = logging.getLogger("invsync.daemon")
@@ -23,9 +25,28 @@ log = logging.getLogger("invsync.daemon")
 
 @dataclass
 class DaemonResult:
+    """How the daemon's runs ended: every run is exactly one of ok, held, failed or
+    interrupted."""
+
     runs: int = 0
     failures: int = 0
+    held: int = 0  # held for review (exit 3): loaded what it could, a person decides the rest
+    interrupted: int = 0  # a stop arrived during the run; the next sync resumes it
     stopped_by_signal: bool = False
+
+    @property
+    def ok(self) -> int:
+        return self.runs - self.failures - self.held - self.interrupted
+
+    def sentence(self) -> str:
+        """``Daemon stopped after 3 run(s): 1 ok, 2 held for review, 0 failed.``"""
+        text = (
+            f"Daemon stopped after {self.runs} run(s): {self.ok} ok, "
+            f"{self.held} held for review, {self.failures} failed"
+        )
+        if self.interrupted:
+            text += f", {self.interrupted} interrupted"
+        return text + "."
 
 
 def parse_interval(text: str, option: str) -> float:
@@ -38,7 +59,7 @@ def parse_interval(text: str, option: str) -> float:
 
 
 def run_daemon(
-    sync_once: Callable[[StopRequest], object],
+    sync_once: Callable[[StopRequest], str | None],
     every: float,
     jitter: float = 0.0,
     *,
@@ -50,6 +71,8 @@ def run_daemon(
 
     ``every`` counts from the start of one run to the start of the next; a run longer
     than the interval is followed at once by the next, never overlapped by it.
+    ``sync_once`` may return the run's outcome; ``"interrupted"`` is counted as such.
+    :class:`HeldForReviewError` counts as held, any other exception as failed.
     """
     if every <= 0:
         raise UsageError("--every must be longer than zero, e.g. --every 3h.")
@@ -61,7 +84,10 @@ def run_daemon(
             started = time.monotonic()
             result.runs += 1
             try:
-                sync_once(stop)
+                outcome = sync_once(stop)
+            except HeldForReviewError as exc:
+                result.held += 1
+                log.warning("Run %d is held for review (exit code 3): %s", result.runs, exc)
             except InvsyncError as exc:
                 result.failures += 1
                 log.error("Run %d ended with exit code %d: %s", result.runs, exc.exit_code, exc)
@@ -70,6 +96,9 @@ def run_daemon(
                 log.error(
                     "Run %d hit a bug (%s); the daemon goes on.", result.runs, type(exc).__name__
                 )
+            else:
+                if outcome == "interrupted":
+                    result.interrupted += 1
             if stop.is_set() or (max_runs is not None and result.runs >= max_runs):
                 break
             delay = max(0.0, every + rng.uniform(0.0, jitter) - (time.monotonic() - started))

@@ -3,7 +3,9 @@
 Every error invsync raises on purpose is an :class:`InvsyncError`. Its message is
 one sentence that names the thing that went wrong and the next step. ``cli`` is the
 one place that catches these, prints ``Error: <sentence>`` and exits with the
-class's ``exit_code``; anything else that escapes is a bug (exit 1).
+class's ``exit_code``; anything else that escapes is a bug (exit 1). Held for review is
+a notice, not an error: ``cli`` prints its sentence once without ``Error:`` (nothing
+more when the command already showed it, ``shown``) and exits 3.
 
     InvsyncError                        exit 1  (base; a bug if raised bare)
     ├── UsageError                      exit 2  a command was used wrongly
@@ -118,7 +120,10 @@ class DataError(InvsyncError):
 
 
 class HeldForReviewError(InvsyncError):
+    """Held for review: a notice with exit code 3, never printed as an error."""
+
     exit_code = 3
+    shown = False  # set by a command whose output already holds the sentence
 
 
 # --- outside APIs ---------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 Each command is a thin wrapper over a stage's ``run`` function. Domain errors
 (:mod:`pipeline.errors`) become one line ``Error: <sentence>`` and their class's
-exit code; ``--debug`` shows the traceback (with secrets masked). Exit codes:
-0 done, 2 usage or configuration, 3 held for review, 4 an outside API failed, 1 a bug.
+exit code; ``--debug`` shows the traceback (with secrets masked). Held for review is a
+notice, not an error: its sentence is shown once, without ``Error:``, and only ``sync``
+(and ``load``) keep its exit code 3 for schedulers; ``review``, which only shows, exits 0.
+Exit codes: 0 done, 2 usage or configuration, 3 held for review, 4 an outside API failed,
+1 a bug.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from rich.console import Console
 from pipeline.apis import AMAZON, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
-from pipeline.errors import InputError, InvsyncError, UsageError
+from pipeline.errors import ConfigError, HeldForReviewError, InputError, InvsyncError, UsageError
 from pipeline.logs import configure_logging
 from pipeline.platforms import DISPLAY_NAMES
 from pipeline.redact import redact, secret_values
@@ -288,9 +291,11 @@ def review(
     ctx: typer.Context,
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
 ) -> None:
-    """Phase 2: show the diff, held rows and the run-level breaker; write review.html."""
+    """Phase 2: show the diff, held rows and the run-level breaker; write review.html.
+
+    Only looking is never an error: this exits 0 even when rows are held, and says what is
+    held (and how to release it) once, as a notice."""
     from pipeline import review as review_stage
-    from pipeline.errors import HeldForReviewError
     from pipeline.warehouse import opened
 
     ws = state(ctx).workspace()
@@ -299,7 +304,7 @@ def review(
     _say_all(render.review_lines(result))
     message = result.hold_message()
     if message:
-        raise HeldForReviewError(message)
+        _say(message)
 
 
 RowFilters = tuple[str | None, list[str] | None, list[str] | None, str | None]
@@ -421,15 +426,32 @@ def sync(
     _sync_once(ws, dry_run=dry_run)
 
 
-def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> None:
-    """One sync as the terminal shows it: the banner, the run, its summary, its exit class."""
+def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str:
+    """One sync as the terminal shows it: the banner, the run, its summary, its alert, its
+    exit class. Returns the outcome of a run that was ok or interrupted; a held run raises
+    :class:`HeldForReviewError` marked ``shown`` (exit 3, its sentence already in the
+    summary), a failed one its error. An alert (``[notify]``) goes out for every held or failed run; sending it never
+    changes the exit code."""
+    from pipeline import notify
     from pipeline import sync as sync_stage
 
     if ws.is_sandbox:
         _say(render.sandbox_banner(ws))
-    summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
+    try:
+        summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
+    except (UsageError, ConfigError):
+        raise  # nothing ran (a bad option or setting, another sync holds the lock)
+    except Exception as exc:  # the run stopped on an error: it was recorded failed
+        notify.after_failed_sync(ws, exc)
+        raise
     _say_all(render.sync_summary_lines(summary))
-    sync_stage.raise_for_outcome(summary)
+    notify.after_sync(ws, summary)
+    try:
+        sync_stage.raise_for_outcome(summary)
+    except HeldForReviewError as exc:
+        exc.shown = True  # the summary's last line: main() prints nothing more
+        raise
+    return summary.outcome
 
 
 def _say(line: str) -> None:
@@ -508,9 +530,12 @@ def history(
     console.print(f"{asin}: {frame.height} observations, {frame['run_id'].n_unique()} runs")
     console.print(f"  price  {reports.sparkline(prices)}", markup=False, highlight=False)
     if stocked:
-        console.print(f"  range  ¥{min(stocked):,} – ¥{max(stocked):,} (in stock)")
+        console.print(
+            f"  range  {render.money(min(stocked), 'JPY')} – "
+            f"{render.money(max(stocked), 'JPY')} (in stock)"
+        )
     for row in frame.tail(10).iter_rows(named=True):
-        price = f"¥{row['price_jpy']:,}" if row["price_jpy"] is not None else "–"
+        price = render.money(row["price_jpy"], "JPY")
         stock = {True: "in stock", False: "out of stock", None: "unknown"}[row["in_stock"]]
         console.print(
             f"  {row['fetched_at']:%Y-%m-%d %H:%M}  {price:>9}  {stock:<12} {row['status']}"
@@ -536,11 +561,11 @@ def daemon(
     ws = state(ctx).workspace()
     configure_logging(ws.data_dir, ws.env, verbose=state(ctx).debug)
 
-    def once(stop: Any) -> None:
-        _sync_once(ws, stop=stop)
+    def once(stop: Any) -> str:
+        return _sync_once(ws, stop=stop)
 
     result = run_daemon(once, interval, spread)
-    _say(f"Daemon stopped after {result.runs} run(s), {result.failures} failed.")
+    _say(result.sentence())
 
 
 @sandbox_app.command("serve")
@@ -591,6 +616,11 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     try:
         app(args=args, prog_name="invsync")
+    except HeldForReviewError as exc:  # a notice, not an error: exit 3, shown once, no prefix
+        if not exc.shown:
+            secrets = secret_values(read_environment())
+            err_console.print(redact(exc.message, secrets), markup=False, highlight=False)
+        sys.exit(exc.exit_code)
     except InvsyncError as exc:
         secrets = secret_values(read_environment())
         if debug:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pipeline.money import money as money  # the one money formatter, re-exported for callers
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the stages load on first use
@@ -23,17 +24,6 @@ if TYPE_CHECKING:  # the CLI imports this module at start-up; the stages load on
 
 PREVIEW_ROWS = 5  # rows shown per account in a dry-run load
 HELD_SHOWN = 20  # held rows listed per platform by `invsync review`
-_MINOR_UNITS = {"JPY": (0, "¥"), "USD": (2, "$")}  # digits after the point, symbol
-
-
-def money(minor: int | None, currency: str) -> str:
-    """An amount in integer minor units with its unit: ``¥1,680``, ``$139.99``."""
-    if minor is None:
-        return "–"
-    digits, symbol = _MINOR_UNITS.get(currency, (0, currency + " "))
-    sign = "-" if minor < 0 else ""
-    whole, part = divmod(abs(int(minor)), 10**digits)
-    return f"{sign}{symbol}{whole:,}" + (f".{part:0{digits}d}" if digits else "")
 
 
 # --- fetch progress (pipeline.fetch.FetchProgress) -----------------------------------------
@@ -159,7 +149,14 @@ def sync_summary_lines(summary: SyncSummary) -> list[str]:
         out.append(
             f"  {platform:<5} pushes      {state_text} in {summary.push_calls.get(platform, 0)} calls"
         )
-    if summary.message:
+    protected = int(getattr(summary, "protected", 0) or 0)
+    if protected or summary.outcome == "held":
+        out.append(f"  listings protected while held: {protected:,}")
+    if summary.message and summary.outcome == "held":
+        # the one held sentence, as a notice line of its own: the run loaded everything
+        # else and waits for a person, which is news rather than an error
+        out.append(summary.message)
+    elif summary.message:
         out.append(f"  {summary.message}")
     return out
 

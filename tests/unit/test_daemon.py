@@ -1,5 +1,5 @@
 """The daemon loop: one run at a time, a failed run is logged and the schedule goes on,
-a stop request ends it between runs."""
+a held run is a warning counted apart from failures, a stop request ends it between runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pipeline.daemon import parse_interval, run_daemon
-from pipeline.errors import ApiQuotaError, UsageError
+from pipeline.errors import ApiQuotaError, HeldForReviewError, UsageError
 from pipeline.interrupt import StopRequest
 
 
@@ -30,6 +30,42 @@ def test_a_failed_run_is_logged_and_the_daemon_goes_on(caplog: pytest.LogCapture
     assert "exit code 4" in caplog.text and "hit a bug (RuntimeError)" in caplog.text
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.045  # the interval counts from one start to the next
+
+
+def test_a_held_run_is_a_warning_counted_apart_from_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outcomes = iter(
+        [
+            HeldForReviewError("Run r1 is held for review: 2 BASE rows."),
+            None,
+            HeldForReviewError("Run r3 is held for review: 1 eBay row."),
+        ]
+    )
+
+    def once(stop: StopRequest) -> None:
+        held = next(outcomes)
+        if held is not None:
+            raise held
+
+    with caplog.at_level(logging.DEBUG, logger="invsync.daemon"):
+        result = run_daemon(once, every=0.01, max_runs=3)
+    assert (result.runs, result.ok, result.held, result.failures) == (3, 1, 2, 0)
+    assert result.sentence() == "Daemon stopped after 3 run(s): 1 ok, 2 held for review, 0 failed."
+    held = [r for r in caplog.records if "held for review" in r.getMessage()]
+    assert [r.levelno for r in held] == [logging.WARNING, logging.WARNING]
+    assert "Run r1 is held for review: 2 BASE rows." in held[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_run_cut_short_by_a_stop_counts_as_interrupted() -> None:
+    def once(stop: StopRequest) -> str:
+        stop.set()
+        return "interrupted"
+
+    result = run_daemon(once, every=3600)
+    assert (result.runs, result.ok, result.interrupted) == (1, 0, 1)
+    assert result.sentence().endswith("0 ok, 0 held for review, 0 failed, 1 interrupted.")
 
 
 def test_a_stop_during_a_run_ends_the_daemon_after_it() -> None:
