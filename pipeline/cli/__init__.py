@@ -521,6 +521,11 @@ def sandbox_serve(
 # --- entry point -----------------------------------------------------------------------
 
 
+def _notice(line: str) -> None:
+    """A notice on stderr (not an error): e.g. that the command waits for the warehouse."""
+    err_console.print(line, markup=False, highlight=False)
+
+
 def _print_error(exc: InvsyncError, secrets: list[str]) -> None:
     err_console.print(f"Error: {redact(exc.message, secrets)}", markup=False, highlight=False)
     if isinstance(exc, InputError):
@@ -532,10 +537,13 @@ def _print_error(exc: InvsyncError, secrets: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point. Typer handles usage errors itself (exit 2); our errors are caught here."""
+    from pipeline.warehouse import wait_notices
+
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="invsync")
+        with wait_notices(_notice):
+            app(args=args, prog_name="invsync")
     except InvsyncError as exc:
         secrets = secret_values(read_environment())
         if debug:
