@@ -40,6 +40,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 WAIT_ENV = "INVSYNC_WAREHOUSE_WAIT"  # seconds a command waits for a busy warehouse
 DEFAULT_WAIT_SECONDS = 15.0
+# A run's stage (sync, fetch) waits far longer: a person's command holds the file a moment
+RUN_WAIT_SECONDS = 600.0
 _FIRST_RETRY_SECONDS = 0.05  # the backoff doubles from here ...
 _LONGEST_RETRY_SECONDS = 1.0  # ... up to this
 # DuckDB's words when another process holds the file: "IO Error: Could not set lock on file
@@ -175,7 +177,7 @@ def _open_waiting(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyCo
                     f"{WAIT_ENV}=SECONDS."
                 ) from None
             if not announced:
-                _announce(f"Waiting for the warehouse {path} (held by {holder}; up to {wait:g} s).")
+                _announce(f"Waiting up to {wait:g} s for the warehouse {path}, held by {holder}.")
                 announced = True
             time.sleep(min(pause, left))
             pause = min(pause * 2, _LONGEST_RETRY_SECONDS)
