@@ -177,7 +177,7 @@ def _open_waiting(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyCo
                     f"{WAIT_ENV}=SECONDS."
                 ) from None
             if not announced:
-                _announce(f"Waiting up to {wait:g} s for the warehouse {path}, held by {holder}.")
+                _announce(f"Waiting for the warehouse {path} (up to {wait:g} s), held by {holder}.")
                 announced = True
             time.sleep(min(pause, left))
             pause = min(pause * 2, _LONGEST_RETRY_SECONDS)
