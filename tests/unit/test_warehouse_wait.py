@@ -99,3 +99,19 @@ def test_a_damaged_file_is_not_called_busy(tmp_path: Path) -> None:
     with pytest.raises(Exception) as raised:
         warehouse.connect(tmp_path, read_only=True, wait=0)
     assert not isinstance(raised.value, WarehouseBusyError)
+
+
+def test_a_command_beside_a_writer_says_busy_on_stderr_never_a_bug(
+    cli, clean_environment: Path
+) -> None:
+    data_dir = clean_environment / "data"
+    warehouse.connect(data_dir).close()
+    with held(data_dir) as holder:
+        for args in (("runs",), ("approve", "r1")):  # a read-only open and a writing one
+            result = cli(*args, env={warehouse.WAIT_ENV: "0.5"})
+            assert result.exit_code == 2, result
+            assert "hit a bug" not in result.output
+            lines = result.stderr.splitlines()
+            assert lines[0].startswith("Waiting for the warehouse")  # the notice, once
+            assert lines[-1].startswith("Error: The warehouse") and "busy" in lines[-1]
+            assert f"pid {holder.pid}" in lines[-1]
