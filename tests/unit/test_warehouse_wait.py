@@ -115,3 +115,5 @@ def test_a_command_beside_a_writer_says_busy_on_stderr_never_a_bug(
             assert lines[0].startswith("Waiting for the warehouse")  # the notice, once
             assert lines[-1].startswith("Error: The warehouse") and "busy" in lines[-1]
             assert f"pid {holder.pid}" in lines[-1]
+        checked = cli("config", "check", env={warehouse.WAIT_ENV: "0.5"})
+        assert checked.exit_code == 0 and not checked.stderr  # it never opens the warehouse
