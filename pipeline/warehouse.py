@@ -47,7 +47,7 @@ _LONGEST_RETRY_SECONDS = 1.0  # ... up to this
 # DuckDB's words when another process holds the file: "IO Error: Could not set lock on file
 # "…": Conflicting lock is held in /usr/bin/python3 (PID 1234) …"
 _LOCK_CONFLICT = re.compile(r"Could not set lock on file")
-_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+_LOCK_HOLDER = re.compile(r"held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 log = logging.getLogger("invsync.warehouse")
 _wait_notice: ContextVar[Callable[[str], None] | None] = ContextVar("wait_notice", default=None)
 
@@ -123,13 +123,13 @@ def holder_of(data_dir: Path, exc: BaseException | None = None) -> str:
     process DuckDB names, else the process DuckDB names, else "another process"."""
     from pipeline.lock import current_holder
 
-    match = _LOCK_PID.search(str(exc)) if exc is not None else None
-    pid = int(match.group(1)) if match else None
+    match = _LOCK_HOLDER.search(str(exc)) if exc is not None else None
+    pid = int(match.group("pid")) if match else None
     run = current_holder(data_dir)
     if run is not None and (pid is None or pid == run.pid):
         return f"{run.command} run pid {run.pid} (started {run.started_at})"
-    if pid is not None:
-        return f"invsync process pid {pid}"
+    if match is not None:
+        return f"process pid {pid} ({Path(match.group('program')).name})"
     return "another process"
 
 
