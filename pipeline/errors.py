@@ -9,7 +9,8 @@ more when the command already showed it, ``shown``) and exits 3.
 
     InvsyncError                        exit 1  (base; a bug if raised bare)
     ├── UsageError                      exit 2  a command was used wrongly
-    │   └── RunLockedError              exit 2  another sync holds the data directory's lock
+    │   ├── RunLockedError              exit 2  another sync holds the data directory's lock
+    │   └── WarehouseBusyError          exit 2  another process held the warehouse too long
     ├── ConfigError                     exit 2  invsync.toml or the environment is wrong
     │   └── MissingCredentialError      exit 2  live mode without a required secret
     ├── InputError                      exit 2  an input file is invalid; carries row problems
@@ -83,6 +84,10 @@ class UsageError(InvsyncError):
 
 class RunLockedError(UsageError):
     """Another sync already runs against this data directory."""
+
+
+class WarehouseBusyError(UsageError):
+    """Another process held ``warehouse.duckdb`` for longer than this command waits."""
 
 
 class ConfigError(InvsyncError):

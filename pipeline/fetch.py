@@ -5,6 +5,11 @@ Stage: fetch (the ONLY SP-API caller). Reads the ASIN frame of :mod:`pipeline.ex
 for fallback; writes ``fetch_plan`` rows, the run's snapshot
 (``snapshots/amazon/dt=…/run_id=…/part-0.parquet``) and the run's fetch figures in ``runs``.
 
+Three steps, so the long one holds no warehouse connection: :func:`prepare` (the warehouse:
+the plan), :func:`collect` (SP-API and the snapshot file only: minutes to an hour and more)
+and :func:`record` (the warehouse: the figures and outcome). :func:`run` does all three on
+one connection.
+
 One run makes ``ceil(valid ASINs / 20)`` batch calls, plus the retries that throttling or
 errors forced, plus ONE retry pass — batched again — for the ASINs whose call failed:
 
@@ -334,6 +339,40 @@ class _Fetcher:
         return True
 
 
+@dataclass
+class FetchPrepared:
+    """What :func:`prepare` read from and wrote to the warehouse: everything the network
+    loop (:func:`collect`) needs, so that loop runs with no warehouse connection open."""
+
+    run_id: str
+    operation: str
+    plan: pl.DataFrame  # the run's fetch plan (extract frame, or fetch_plan on resume)
+    kept: pl.DataFrame  # final rows of the run's partial snapshot (resume), else empty
+    previous: dict[str, Any]  # the run's counters before this fetch (resume), else {}
+    resume: bool
+    valid: list[str]  # the well-formed ASINs of the plan, each once
+    malformed: list[str]
+    todo: list[str]  # the valid ASINs still to fetch
+    started: float  # time.monotonic() when this fetch began
+
+
+@dataclass
+class FetchCollected:
+    """What :func:`collect` did: the run's snapshot written, nothing recorded yet."""
+
+    snapshot: Path
+    statuses: dict[str, int]
+    counters: FetchCounters  # this fetch's calls only
+    fetched: int  # ASINs with an answer or a failure in this fetch
+    seconds: float  # since :attr:`FetchPrepared.started`
+    quota_floor_seconds: float
+    rate: float
+    interrupted: bool
+    signum: int | None
+    auth_error: ApiAuthError | None
+    sent_asins: int
+
+
 def run(
     ws: Workspace,
     con: duckdb.DuckDBPyConnection,
@@ -354,11 +393,30 @@ def run(
     credentials are refused (``failed``); the caller finishes a successful run.
     ``initial_rate`` (requests/s) replaces the documented default until the first
     ``x-amzn-RateLimit-Limit`` header; ``now`` is the clock fallback ages are measured on.
+
+    This holds ``con`` throughout; a caller that must not hold the warehouse during the
+    network loop (``sync``, ``invsync fetch``) calls :func:`prepare`, :func:`collect` and
+    :func:`record` itself, each of the two warehouse steps on a connection of its own.
     """
+    prepared = prepare(ws, con, run_id, asins, resume=resume)
+    collected = collect(
+        ws, prepared, progress=progress, stop=stop, now=now, initial_rate=initial_rate
+    )
+    return record(con, prepared, collected)
+
+
+def prepare(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    asins: pl.DataFrame | None,
+    *,
+    resume: bool = False,
+) -> FetchPrepared:
+    """The warehouse before the loop: write the run's ``fetch_plan`` from ``asins``, or,
+    with ``resume``, read it back with the run's earlier counters and partial snapshot."""
     started = time.monotonic()
-    amazon = ws.settings.amazon
-    operation = amazon.operation
-    progress = progress or SilentProgress()
+    operation = ws.settings.amazon.operation
     previous: dict[str, Any] = {}
     kept = snapshots.empty_snapshot()
     if resume:
@@ -385,10 +443,36 @@ def run(
             con.unregister("plan_asins")
 
     valid = distinct(plan.filter(pl.col("valid"))["asin"].to_list())
-    malformed = plan.filter(~pl.col("valid"))["asin"].to_list()
     have = set(kept["asin"].to_list())
-    todo = [a for a in valid if a not in have]
-    rows: list[dict[str, Any]] = malformed_rows(malformed, run_id, operation)
+    return FetchPrepared(
+        run_id=run_id,
+        operation=operation,
+        plan=plan,
+        kept=kept,
+        previous=previous,
+        resume=resume,
+        valid=valid,
+        malformed=plan.filter(~pl.col("valid"))["asin"].to_list(),
+        todo=[a for a in valid if a not in have],
+        started=started,
+    )
+
+
+def collect(
+    ws: Workspace,
+    prepared: FetchPrepared,
+    *,
+    progress: FetchProgress | None = None,
+    stop: StopRequest | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    initial_rate: float | None = None,
+) -> FetchCollected:
+    """The network loop and the run's snapshot: SP-API and Parquet files only, never the
+    warehouse. A refused credential is kept in the result for :func:`record` to record."""
+    amazon = ws.settings.amazon
+    run_id, operation, todo = prepared.run_id, prepared.operation, prepared.todo
+    progress = progress or SilentProgress()
+    rows: list[dict[str, Any]] = malformed_rows(prepared.malformed, run_id, operation)
 
     rate, burst = DEFAULT_PLANS[OPERATION_IDS[operation]]
     # 0.75 % of an interval of safety (75 ms of 10 s; at 0.5 % the bench saw one 429 in
@@ -428,7 +512,7 @@ def run(
 
     for observation, fetched_at in results.values():
         rows.append(observation_row(observation, run_id, operation, fetched_at))
-    frame = pl.concat([snapshots.conform(kept), snapshots.snapshot_frame(rows)])
+    frame = pl.concat([snapshots.conform(prepared.kept), snapshots.snapshot_frame(rows)])
     failures = frame.filter(pl.col("status") == "api_error")["asin"].to_list()
     moment = now()
     last_good = snapshots.last_good_observations(
@@ -437,15 +521,34 @@ def run(
     )  # fmt: skip
     frame = resolve_failures(frame, last_good, max_age_seconds=amazon.max_fallback_age)
     path = snapshots.write_snapshot(ws.data_dir, run_id, frame)
+    return FetchCollected(
+        snapshot=path,
+        statuses={str(s): int(n) for s, n in frame.group_by("status").len().iter_rows()},
+        counters=counters,
+        fetched=len(results),
+        seconds=time.monotonic() - prepared.started,
+        quota_floor_seconds=pacer.floor_seconds,
+        rate=pacer.rate,
+        interrupted=interrupted,
+        signum=stop.signum if interrupted else None,
+        auth_error=auth_error,
+        sent_asins=len(fetcher.sent) if fetcher else 0,
+    )
 
-    seconds = time.monotonic() - started
-    statuses = {str(s): int(n) for s, n in frame.group_by("status").len().iter_rows()}
-    total = _add_counters(previous, counters)
-    floor = previous.get("quota_floor_seconds", 0.0) + pacer.floor_seconds
+
+def record(
+    con: duckdb.DuckDBPyConnection, prepared: FetchPrepared, collected: FetchCollected
+) -> FetchResult:
+    """The warehouse after the loop: the run's fetch figures (added to its earlier ones on
+    resume), its outcome when interrupted or refused; raises the refusal once recorded."""
+    run_id, plan, previous = prepared.run_id, prepared.plan, prepared.previous
+    statuses = collected.statuses
+    total = _add_counters(previous, collected.counters)
+    floor = previous.get("quota_floor_seconds", 0.0) + collected.quota_floor_seconds
     runs.update_run(
         con,
         run_id,
-        operation=operation,
+        operation=prepared.operation,
         listings=int(plan["listings"].sum()) if plan.height else 0,
         unique_asins=plan.height,
         invalid_asins=statuses.get("invalid_asin", 0),
@@ -455,42 +558,42 @@ def run(
         fetched_ok=sum(statuses.get(s, 0) for s in GOOD_STATUSES),
         fallbacks=statuses.get("fallback", 0),
         unknowns=statuses.get("unknown", 0),
-        fetch_seconds=previous.get("fetch_seconds", 0.0) + seconds,
+        fetch_seconds=previous.get("fetch_seconds", 0.0) + collected.seconds,
         quota_floor_seconds=floor,
     )
+    interrupted = collected.interrupted
     run_sql(
         con,
         "fetch_record_run",
         {
             "run_id": run_id,
             "retry_pass_calls": total.retry_pass_calls,
-            "rate": pacer.rate,
+            "rate": collected.rate,
             "interruptions": previous.get("interruptions", 0) + (1 if interrupted else 0),
         },
     )
-    if auth_error is not None:
-        runs.finish_run(con, run_id, "failed", auth_error.message)
-        raise auth_error
-    signum = stop.signum if interrupted else None
+    if collected.auth_error is not None:
+        runs.finish_run(con, run_id, "failed", collected.auth_error.message)
+        raise collected.auth_error
     if interrupted:
         runs.finish_run(
             con, run_id, "interrupted",
-            f"Fetch stopped after {len(results)} of {len(todo)} ASINs; "
+            f"Fetch stopped after {collected.fetched} of {len(prepared.todo)} ASINs; "
             "`invsync fetch --resume` fetches the rest.",
         )  # fmt: skip
     return FetchResult(
         run_id=run_id,
-        snapshot=path,
+        snapshot=collected.snapshot,
         statuses=statuses,
         counters=total,
-        seconds=seconds,
-        quota_floor_seconds=pacer.floor_seconds,
-        rate=pacer.rate,
-        operation=operation,
-        interrupted_by=(signum or signal.SIGINT) if interrupted else None,
-        resumed=resume,
-        sent_asins=len(fetcher.sent) if fetcher else 0,
-        asins_planned=len(valid),
+        seconds=collected.seconds,
+        quota_floor_seconds=collected.quota_floor_seconds,
+        rate=collected.rate,
+        operation=prepared.operation,
+        interrupted_by=(collected.signum or signal.SIGINT) if interrupted else None,
+        resumed=prepared.resume,
+        sent_asins=collected.sent_asins,
+        asins_planned=len(prepared.valid),
     )
 
 

@@ -1,8 +1,9 @@
 """Read-side reports: the run table (``invsync runs``) and one ASIN's price history
 (``invsync history``).
 
-Reads the warehouse when no sync holds it, else the analysts' copy
-(``analytics.duckdb``, see :mod:`pipeline.views`); writes nothing but an optional PNG.
+Reads the warehouse (read-only) when no other process holds it, else the analysts' copy
+(``analytics.duckdb``, see :mod:`pipeline.views`), else waits for the warehouse as every
+command does (:func:`pipeline.warehouse.connect`); writes nothing but an optional PNG.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import duckdb
 import polars as pl
 
 from pipeline import views, warehouse
-from pipeline.errors import UsageError
+from pipeline.errors import UsageError, WarehouseBusyError
 from pipeline.schemas import ASIN_PATTERN
 from pipeline.sql import query_frame
 
@@ -25,16 +26,13 @@ SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 @contextmanager
 def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection with the analysts' views: the warehouse itself, or, while
-    a sync holds it, the analysts' copy beside it."""
+    another process holds it, the analysts' copy beside it; with no copy (or the copy being
+    rewritten) it waits for the warehouse, then says who holds it
+    (:class:`~pipeline.errors.WarehouseBusyError`)."""
     try:
-        con = warehouse.connect(data_dir, read_only=True)
-    except duckdb.IOException:
-        if not (data_dir / views.ANALYTICS_NAME).exists():
-            raise UsageError(
-                f"The warehouse in {data_dir} is busy with a sync and has no analysts' copy "
-                "yet; try again when the sync ends."
-            ) from None
-        con = views.open_for_reading(data_dir)
+        con = warehouse.connect(data_dir, read_only=True, wait=0)
+    except (WarehouseBusyError, duckdb.IOException):
+        con = _analysts_copy(data_dir) or warehouse.connect(data_dir, read_only=True)
     has_views = con.execute(
         "select count(*) from information_schema.tables where table_name = 'price_history'"
     ).fetchall()[0][0]
@@ -45,6 +43,18 @@ def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+
+
+def _analysts_copy(data_dir: Path) -> duckdb.DuckDBPyConnection | None:
+    """``analytics.duckdb`` read-only, or None when there is none or a sync is rewriting it."""
+    if not (data_dir / views.ANALYTICS_NAME).exists():
+        return None
+    try:
+        return views.open_for_reading(data_dir)
+    except duckdb.IOException as exc:
+        if warehouse.is_lock_conflict(exc):
+            return None
+        raise
 
 
 def recent_runs(con: duckdb.DuckDBPyConnection, last: int) -> pl.DataFrame:

@@ -44,6 +44,17 @@ def _read_holder(handle: IO[str]) -> LockHolder | None:
         return None
 
 
+def current_holder(data_dir: Path) -> LockHolder | None:
+    """Who holds the run lock now, read without taking it: None when nobody does (the file
+    is missing or empty) or when the process it names is gone."""
+    try:
+        with open(data_dir / LOCK_NAME, encoding="utf-8") as handle:
+            holder = _read_holder(handle)
+    except OSError:
+        return None
+    return holder if holder is not None and _pid_alive(holder.pid) else None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -2,7 +2,10 @@
 
 Reads the configuration, the platforms (listings pull), SP-API (once, in fetch) and the
 warehouse; writes the run's snapshot, diffs, review report, push journal and the
-analysts' views. Holds the data directory's lock for the whole run.
+analysts' views. Holds the data directory's lock for the whole run, and the warehouse only
+while a stage writes it: never during the SP-API fetch, so ``review``, ``approve``,
+``listings import``, ``runs`` and ``history`` work meanwhile (docs/operations.md, "While a
+sync runs").
 
 The APIs are reached through :mod:`pipeline.apis`, as by every command: in sandbox mode
 with no endpoints configured it starts the sandbox in this process, on a world persisted
@@ -21,6 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -29,7 +34,7 @@ from pipeline import extract, fetch, listings_pull, load, review, transform, vie
 from pipeline import runs as run_book
 from pipeline.apis import Apis, open_apis
 from pipeline.config import Workspace
-from pipeline.errors import ExternalApiError, HeldForReviewError
+from pipeline.errors import ExternalApiError, HeldForReviewError, WarehouseBusyError
 from pipeline.interrupt import StopRequest, stopping_on_signals
 from pipeline.lock import run_lock
 from pipeline.logs import run_context
@@ -96,10 +101,8 @@ def run(
         stopping_on_signals(stop),
         run_lock(ws.data_dir, "sync"),
         open_apis(ws, tick=True) as apis,
-        warehouse.opened(ws.data_dir) as con,
     ):
-        summary = _run_stages(apis, con, dry_run=dry_run, progress=progress, stop=stop)
-        views.publish(con, ws.data_dir)
+        summary = _run_stages(apis, dry_run=dry_run, progress=progress, stop=stop)
         apis.keep_ledger(summary.run_id)
     return summary
 
@@ -113,57 +116,75 @@ def raise_for_outcome(summary: SyncSummary) -> None:
         raise HeldForReviewError(summary.message or f"Run {summary.run_id} is held for review.")
 
 
+@contextmanager
+def _writing(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse for one stage's writes, closed after it. A person's command may hold
+    the file for a moment, so a stage waits for it far longer than a command does."""
+    with warehouse.opened(ws.data_dir, wait=warehouse.RUN_WAIT_SECONDS) as con:
+        yield con
+
+
 def _run_stages(
     apis: Apis,
-    con: duckdb.DuckDBPyConnection,
     *,
     dry_run: bool,
     progress: fetch.FetchProgress | None,
     stop: StopRequest,
 ) -> SyncSummary:
     ws = apis.ws
-    resumed_id = _interrupted_run(con)
-    run_id = resumed_id or run_book.start_run(con, ws, "sync")
+    with _writing(ws) as con:
+        resumed_id = _interrupted_run(con)
+        run_id = resumed_id or run_book.start_run(con, ws, "sync")
     summary = SyncSummary(run_id=run_id, mode=ws.settings.mode, resumed=resumed_id is not None)
     with run_context(run_id):
         try:
-            _stages(apis, con, summary, dry_run=dry_run, progress=progress, stop=stop)
+            _stages(apis, summary, dry_run=dry_run, progress=progress, stop=stop)
         except BaseException as exc:
             reason = exc.message if isinstance(exc, ExternalApiError) else type(exc).__name__
-            run_book.finish_run(con, run_id, "failed", f"Stopped by {reason}.")
+            try:
+                with _writing(ws) as con:
+                    run_book.finish_run(con, run_id, "failed", f"Stopped by {reason}.")
+            except WarehouseBusyError as busy:  # the next sync finds the run still "running"
+                log.warning("Run %s could not be recorded as failed: %s", run_id, busy.message)
             raise
-    run_book.finish_run(con, run_id, summary.outcome, summary.message)
+        with _writing(ws) as con:
+            run_book.finish_run(con, run_id, summary.outcome, summary.message)
+            views.publish(con, ws.data_dir)
     return summary
 
 
 def _stages(
     apis: Apis,
-    con: duckdb.DuckDBPyConnection,
     summary: SyncSummary,
     *,
     dry_run: bool,
     progress: fetch.FetchProgress | None,
     stop: StopRequest,
 ) -> None:
+    """The stages, each on a warehouse connection of its own; the SP-API fetch (the long
+    part: 83 minutes at 10,000 ASINs) holds none, so operators' commands work meanwhile."""
     ws = apis.ws
     run_id = summary.run_id
     asins = None
-    if summary.resumed:
-        log.info("Resuming interrupted run %s.", run_id)
-        run_book.update_run(con, run_id, outcome="running", message=None)
-    else:
-        started = time.monotonic()
-        for platform in PLATFORMS:
-            if ws.settings.accounts_on(platform):
-                pulled = listings_pull.run(ws, con, platform)
-                log.info("Pulled %s listings in %.1f s.", platform, pulled.seconds)
-        extracted = extract.run(ws, con, None, run_id=run_id)
-        run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
-        asins = extracted.asins
-    fetched = fetch.run(
-        ws, con, run_id, asins, progress=progress, stop=stop, resume=summary.resumed
-    )
-    _note_fetch(con, summary, fetched)
+    with _writing(ws) as con:
+        if summary.resumed:
+            log.info("Resuming interrupted run %s.", run_id)
+            run_book.update_run(con, run_id, outcome="running", message=None)
+        else:
+            started = time.monotonic()
+            for platform in PLATFORMS:
+                if ws.settings.accounts_on(platform):
+                    pulled = listings_pull.run(ws, con, platform)
+                    log.info("Pulled %s listings in %.1f s.", platform, pulled.seconds)
+            extracted = extract.run(ws, con, None, run_id=run_id)
+            run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
+            asins = extracted.asins
+    with _writing(ws) as con:
+        prepared = fetch.prepare(ws, con, run_id, asins, resume=summary.resumed)
+    collected = fetch.collect(ws, prepared, progress=progress, stop=stop)  # no connection
+    with _writing(ws) as con:
+        fetched = fetch.record(con, prepared, collected)
+        _note_fetch(con, summary, fetched)
     if fetched.interrupted or stop.is_set():
         summary.interrupted = True
         summary.outcome = "interrupted"
@@ -171,12 +192,17 @@ def _stages(
         return
     calls_after_fetch = apis.spapi_calls()
 
-    transformed = transform.run(ws, con, run_id)
+    with _writing(ws) as con:
+        transformed = transform.run(ws, con, run_id)
     for platform_name, diff in transformed.platforms.items():
         summary.diffs[platform_name] = dict(diff.kinds)
         summary.held_rows[platform_name] = diff.held
-    reviewed = review.run(ws, con, run_id)
-    loaded = load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop)
+    with _writing(ws) as con:
+        reviewed = review.run(ws, con, run_id)
+    # the load writes the push journal row by row, so it keeps its connection throughout
+    # (minutes, against the fetch's hour); a command meanwhile waits, then says so
+    with _writing(ws) as con:
+        loaded = load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop)
     summary.held_platforms = dict(loaded.held)
     summary.protected = loaded.protected
     summary.not_sent = loaded.skipped()

@@ -5,8 +5,8 @@ Reads the snapshot and diff Parquet files and the warehouse tables; writes views
 warehouse tables under ``exports/``.
 
 Why two databases: DuckDB lets one process write a database file and no other process
-open it at the same time, not even read-only. A sync holds ``warehouse.duckdb`` for
-its whole run, so analysts read ``analytics.duckdb`` instead: it holds only views over
+open it at the same time, not even read-only. A sync holds ``warehouse.duckdb`` while
+each stage writes (the load for minutes), so analysts read ``analytics.duckdb`` instead: it holds only views over
 Parquet files (snapshots, diffs, and the exported ``runs``, ``push_journal`` and listing
 tables), so reading it never touches the sync's file, and the sync never needs it.
 Exports are replaced atomically; the views pick the new files up on their next query.

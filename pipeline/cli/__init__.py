@@ -222,33 +222,40 @@ def fetch(
     from pipeline import extract as extract_stage
     from pipeline import fetch as fetch_stage
     from pipeline import runs as run_book
-    from pipeline.warehouse import opened
+    from pipeline.lock import run_lock
+    from pipeline.warehouse import RUN_WAIT_SECONDS, opened
 
     if resume and max_items is not None:
         raise UsageError("--resume fetches what the interrupted run planned; drop --max-items.")
     ws = state(ctx).workspace()
-    with open_apis(ws, needs=AMAZON) as apis, opened(ws.data_dir) as con:
+    # one SP-API caller at a time (a sync's fetch shares the quota); the warehouse is held
+    # only before and after the network loop, as in a sync
+    with run_lock(ws.data_dir, "fetch"), open_apis(ws, needs=AMAZON) as apis:
         api_ws = apis.ws
         if apis.started_sandbox:
             _say(_sandbox_line(apis))
-        asins = None
-        if resume:
-            run_id = fetch_stage.resumable_run(con)
-            run_book.update_run(con, run_id, outcome="running", message=None)
-            console.print(f"Resuming run {run_id}.", markup=False, highlight=False)
-        else:
-            run_id = run_book.start_run(con, ws, "fetch")
-            extracted = extract_stage.run(ws, con, max_items, run_id=run_id)
-            _print_extract(extracted)
-            asins = extracted.asins
+        with opened(ws.data_dir) as con:
+            asins = None
+            if resume:
+                run_id = fetch_stage.resumable_run(con)
+                run_book.update_run(con, run_id, outcome="running", message=None)
+                console.print(f"Resuming run {run_id}.", markup=False, highlight=False)
+            else:
+                run_id = run_book.start_run(con, ws, "fetch")
+                extracted = extract_stage.run(ws, con, max_items, run_id=run_id)
+                _print_extract(extracted)
+                asins = extracted.asins
         try:
-            result = fetch_stage.run(
-                api_ws, con, run_id, asins, progress=_fetch_progress(), resume=resume
-            )
+            with opened(ws.data_dir) as con:
+                prepared = fetch_stage.prepare(api_ws, con, run_id, asins, resume=resume)
+            collected = fetch_stage.collect(api_ws, prepared, progress=_fetch_progress())
+            with opened(ws.data_dir, wait=RUN_WAIT_SECONDS) as con:
+                result = fetch_stage.record(con, prepared, collected)
         except InvsyncError:
             raise  # fetch recorded the run's outcome
         except BaseException:
-            run_book.finish_run(con, run_id, "failed", "fetch stopped on an unexpected error")
+            with opened(ws.data_dir, wait=RUN_WAIT_SECONDS) as con:
+                run_book.finish_run(con, run_id, "failed", "fetch stopped on an unexpected error")
             raise
         counters = result.counters
         console.print(
@@ -268,7 +275,8 @@ def fetch(
                 highlight=False,
             )
             raise typer.Exit(128 + int(result.interrupted_by or 2))
-        run_book.finish_run(con, run_id, "ok")
+        with opened(ws.data_dir, wait=RUN_WAIT_SECONDS) as con:
+            run_book.finish_run(con, run_id, "ok")
 
 
 @app.command()
@@ -299,8 +307,8 @@ def review(
     from pipeline.warehouse import opened
 
     ws = state(ctx).workspace()
-    with opened(ws.data_dir) as con:
-        result = review_stage.run(ws, con, run)
+    with opened(ws.data_dir, read_only=True) as con:  # looking never needs write access
+        result = review_stage.run(ws, con, run, record=False)
     _say_all(render.review_lines(result))
     message = result.hold_message()
     if message:
@@ -601,6 +609,11 @@ def sandbox_serve(
 # --- entry point -----------------------------------------------------------------------
 
 
+def _notice(line: str) -> None:
+    """A notice on stderr (not an error): e.g. that the command waits for the warehouse."""
+    err_console.print(line, markup=False, highlight=False)
+
+
 def _print_error(exc: InvsyncError, secrets: list[str]) -> None:
     err_console.print(f"Error: {redact(exc.message, secrets)}", markup=False, highlight=False)
     if isinstance(exc, InputError):
@@ -612,10 +625,13 @@ def _print_error(exc: InvsyncError, secrets: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point. Typer handles usage errors itself (exit 2); our errors are caught here."""
+    from pipeline.warehouse import wait_notices
+
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="invsync")
+        with wait_notices(_notice):
+            app(args=args, prog_name="invsync")
     except HeldForReviewError as exc:  # a notice, not an error: exit 3, shown once, no prefix
         if not exc.shown:
             secrets = secret_values(read_environment())

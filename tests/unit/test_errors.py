@@ -99,6 +99,7 @@ def test_the_exit_codes_the_cli_promises() -> None:
     expected = {
         errors.UsageError: 2,
         errors.RunLockedError: 2,
+        errors.WarehouseBusyError: 2,
         errors.ConfigError: 2,
         errors.MissingCredentialError: 2,
         errors.InputError: 2,
