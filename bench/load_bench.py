@@ -2,7 +2,7 @@
 
 Stage: bench. Each run starts a fresh sandbox (so every run finds the same differences),
 pulls the demo shops' listings into a temp warehouse (``listings_pull.run``), fetches and
-transforms them (``extract``/``fetch``/``transform``), approves every row (``review.approve``:
+transforms them (``extract``/``fetch``/``transform``), approves every row (``review.decide``:
 the load is measured on the whole diff, holds included), clears the sandbox's ledger and
 runs ``load.run``. The calls come from the ledger; the changed rows from the run's diff
 files. Lower bound: one ``items/edit`` per changed BASE row; ``ceil(n / 25)``
@@ -78,7 +78,7 @@ def load_once(work: Path, n_asins: int, time_scale: float, index: int) -> LoadRu
             extracted = extract.run(ws, con, run_id=run_id)
             fetch.run(ws, con, run_id, extracted.asins)
             transform.run(ws, con, run_id)
-            review.approve(ws, con, run_id)
+            review.decide(ws, run_id, "approve", held_only=False)
             base, ebay = changed_rows(ws.data_dir, run_id)
             sandbox.reset()
             result = load.run(ws, con, run_id, raise_on_failure=False)

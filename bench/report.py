@@ -141,7 +141,7 @@ lives in `bench/report.py` and the figures are measured afresh on each run.
   nothing and writes no diff file, so it does less than invsync.
 * **Load.** Each run starts a fresh sandbox of {load_asins:,} ASINs, pulls the demo shops'
   listings (`listings_pull.run`), fetches, transforms, approves every row
-  (`review.approve`, so the whole diff is loaded), clears the ledger and runs `load.run`.
+  (`review.decide`, so the whole diff is loaded), clears the ledger and runs `load.run`.
   **Changed rows** come from the run's diff files; **calls** from the ledger. The lower
   bound is one `items/edit` per changed BASE row and `ceil(changed / 25)`
   `bulk_update_price_quantity` calls per eBay account (`ceil(changed / 4)`

@@ -435,7 +435,9 @@ def decide(
         protects_from_loss = target > old and current < rule.min_profit
         # Keep the old price when nothing moves, when a fallback would lower it, and when
         # the move is too small to be worth a push (unless it lifts a loss-making price).
-        keep = target == old or (fallback and target < old)
+        # Losing money now and the rule prices it no higher: it goes out of stock below.
+        unprofitable = not currently_out and target <= old and current < rule.min_profit
+        keep = target == old or (fallback and target < old) or unprofitable
         new_price = old if keep or (too_small and not protects_from_loss) else target
         if currently_out and not fallback:
             stock_kind = "restock"
@@ -443,9 +445,9 @@ def decide(
                 new_quantity = rule.restock_quantity
             if hide:
                 new_visible = True
-        elif not currently_out and target == old and current < rule.min_profit:
-            # the rule cannot price it at a profit (max_price caps it at its loss-making
-            # price): it goes out of stock, held for a person
+        elif unprofitable:
+            # the rule cannot price it at a profit (max_price caps it, or its markup is under
+            # cost): it goes out of stock, held for a person and paused meanwhile
             stock_kind = "out_of_stock"
             if hide:
                 new_visible = False

@@ -97,6 +97,9 @@ decided as (
         case
             when source_says <> 'in_stock' then old_price
             when target_price = old_price then old_price
+            -- losing money now and the rule prices it no higher: it goes out of stock below
+            when not currently_out and target_price <= old_price and current_profit < min_profit
+                then old_price
             -- a fallback observation may raise a price, never lower it
             when source_status = 'fallback' and target_price < old_price then old_price
             -- too small a move is not worth a push, unless it lifts a loss-making price
@@ -112,9 +115,10 @@ decided as (
             -- a fallback observation never restocks
             when source_says = 'in_stock' and currently_out and source_status <> 'fallback'
                 then 'restock'
-            -- the rule cannot price it at a profit (max_price caps it at its loss-making
-            -- price): it goes out of stock, held for a person (profit_below_minimum)
-            when source_says = 'in_stock' and not currently_out and target_price = old_price
+            -- losing money at its price, and the rule prices it no higher (max_price, or a
+            -- markup under cost): it goes out of stock, held for a person
+            -- (profit_below_minimum) and paused meanwhile
+            when source_says = 'in_stock' and not currently_out and target_price <= old_price
                 and current_profit < min_profit
                 then 'out_of_stock'
         end as stock_kind

@@ -108,7 +108,7 @@ def test_a_command_beside_a_writer_says_busy_on_stderr_never_a_bug(
     data_dir = clean_environment / "data"
     warehouse.connect(data_dir).close()
     with held(data_dir) as holder:
-        for args in (("runs",), ("approve", "r1")):  # a read-only open and a writing one
+        for args in (("runs",), ("transform",)):  # a read-only open and a writing one
             result = cli(*args, env={warehouse.WAIT_ENV: "0.5"})
             assert result.exit_code == 2, result
             assert "hit a bug" not in result.output
@@ -116,5 +116,9 @@ def test_a_command_beside_a_writer_says_busy_on_stderr_never_a_bug(
             assert lines[0].startswith("Waiting for the warehouse")  # the notice, once
             assert lines[-1].startswith("Error: The warehouse") and "busy" in lines[-1]
             assert f"pid {holder.pid}" in lines[-1]
+        # deciding never opens the warehouse: approve answers at once, about the run
+        decided = cli("approve", "r1", env={warehouse.WAIT_ENV: "0.5"})
+        assert decided.exit_code == 2 and "Run r1 has no diff" in decided.stderr
+        assert "Waiting" not in decided.stderr
         checked = cli("config", "check", env={warehouse.WAIT_ENV: "0.5"})
         assert checked.exit_code == 0 and not checked.stderr  # it never opens the warehouse
