@@ -36,6 +36,15 @@ def money(minor: int | None, currency: str) -> str:
     return f"{sign}{symbol}{whole:,}" + (f".{part:0{digits}d}" if digits else "")
 
 
+def plain(text: object) -> str:
+    """``text`` (a SKU, a title: anything a platform or a person typed) made safe to print
+    through rich: its ``[...]`` markup is escaped, so ``SKU-[bold]1`` prints as written and
+    a title cannot restyle or hide the terminal's output."""
+    from rich.markup import escape
+
+    return escape("" if text is None else str(text))
+
+
 # --- fetch progress (pipeline.fetch.FetchProgress) -----------------------------------------
 
 
