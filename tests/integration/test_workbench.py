@@ -5,10 +5,8 @@ over real HTTP on 127.0.0.1 (the browser-driven flow is in test_workbench_browse
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 import polars as pl
@@ -20,8 +18,8 @@ from pipeline.decisions import opened
 from pipeline.review import price_history
 from pipeline.workbench.exports import csv_safe
 from pipeline.workbench.render import page_from_frames, render_review
-from pipeline.workbench.server import COOKIE, TOKEN_HEADER, serve
-from tests.integration.workbench_kit import EVIL_TITLE, RUN, reviewed_run
+from pipeline.workbench.server import COOKIE, TOKEN_HEADER
+from tests.integration.workbench_kit import EVIL_TITLE, RUN, reviewed_run, served
 
 
 def _static_page(data_dir: Path) -> str:
@@ -119,29 +117,10 @@ def workbench(data_dir: Path) -> Iterator[dict[str, Any]]:
     breaker is passed as tripped to exercise its release."""
     ws, diffs, breakers = reviewed_run(data_dir)
     breakers["ebay"] = (True, ["Amazon calls 2 of 2 eBay listings out of stock"])
-    ready: Queue[str | BaseException] = Queue()
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            serve(ws, RUN, breakers=breakers, open_browser=False, on_ready=ready.put,
-                  stop_event=stop, diffs=diffs)  # fmt: skip
-        except BaseException as exc:  # surfaced by the test, not lost in the thread
-            ready.put(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    url = ready.get(timeout=60)
-    if isinstance(url, BaseException):
-        raise url
-    origin = url.split("/?", 1)[0]
-    token = url.split("token=", 1)[1]
-    try:
+    with served(ws, diffs, breakers) as url:
+        origin = url.split("/?", 1)[0]
+        token = url.split("token=", 1)[1]
         yield {"url": url, "origin": origin, "token": token, "diffs": diffs, "data_dir": data_dir}
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "serve did not stop when its stop_event was set"
 
 
 def _post(bench: dict[str, Any], path: str, body: Any, **headers: str) -> requests.Response:

@@ -14,7 +14,12 @@ The run (Amazon at ¥1,000 unless said otherwise, so a BASE price of ¥1,300 mov
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from queue import Queue
+from typing import Any
 
 import polars as pl
 
@@ -22,6 +27,7 @@ from pipeline.config import Workspace, open_workspace
 from pipeline.review import breaker_for, read_diff
 from pipeline.transform import run as transform_run
 from pipeline.warehouse import opened
+from pipeline.workbench.server import serve
 from tests.sql.frames import asin, observation, seed_run
 
 RUN = "20250601T000000Z-3b3b3b"
@@ -113,3 +119,34 @@ def reviewed_run(
             breakers[platform] = (breaker.tripped, breaker.reasons)
     diffs = {p: with_new_columns(read_diff(ws, RUN, p)) for p in breakers}
     return ws, diffs, breakers
+
+
+@contextmanager
+def served(
+    ws: Workspace,
+    diffs: Mapping[str, pl.DataFrame],
+    breakers: Mapping[str, Any],
+) -> Iterator[str]:
+    """The run served by :func:`pipeline.workbench.server.serve` in a thread, as ``invsync
+    review --serve`` will serve it; yields the URL with its token, stops it at the end."""
+    ready: Queue[str | BaseException] = Queue()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            serve(ws, RUN, breakers=breakers, open_browser=False, on_ready=ready.put,
+                  stop_event=stop, diffs=diffs)  # fmt: skip
+        except BaseException as exc:  # surfaced by the test, not lost in the thread
+            ready.put(exc)
+
+    thread = threading.Thread(target=run, name="workbench-test", daemon=True)
+    thread.start()
+    url = ready.get(timeout=60)
+    if isinstance(url, BaseException):
+        raise url
+    try:
+        yield url
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "serve did not stop when its stop_event was set"
