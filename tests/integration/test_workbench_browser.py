@@ -2,7 +2,7 @@
 a person filters to one account, approves two rows and rejects one by clicking, and the
 decisions store and ``/plan`` say exactly that; the page reads as cards at phone width; the
 static page runs no script a title smuggles in. Screenshots at 1,400 and 400 px go to a folder
-the test prints.
+the run's summary prints.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium
 chromium-driver``); ``make test`` runs these tests when both are installed."""
@@ -52,11 +52,11 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def shots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+def shots(tmp_path: Path, record_property: Any) -> Path:
+    """A folder for the test's screenshots; the run's summary prints it (tests/conftest.py)."""
     folder = tmp_path / "screenshots"
     folder.mkdir()
-    with capsys.disabled():
-        print(f"\nworkbench screenshots: {folder}")
+    record_property("screenshots", str(folder))
     return folder
 
 
