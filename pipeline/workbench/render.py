@@ -39,6 +39,7 @@ import polars as pl
 from markupsafe import Markup
 
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
+from pipeline.schemas import CHANGE_KINDS
 
 ROW_CAP = 1_000  # rows per platform drawn in a page; the CSV carries every row
 PLAN_LISTED = 200  # rows per platform listed in the page's "next load" panel (all are counted)
@@ -53,7 +54,6 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "protection": pl.String(),
     "protection_reason": pl.String(),
 }
-DECISION_STATES = ("approve", "reject", "hold")
 _UNITS = {"JPY": (0, "¥"), "USD": (2, "$")}  # digits after the point, symbol
 
 
@@ -214,7 +214,9 @@ def section_from_frame(
         .drop("_move_bp", "action", "why")
     )
     rows = shown.to_dicts()
-    kinds = dict(frame.group_by("change_kind").len().iter_rows()) if frame.height else {}
+    kinds = frame.select(
+        (pl.col("change_kind") == kind).sum().alias(kind) for kind in CHANGE_KINDS
+    ).row(0, named=True)
     return PlatformSection(
         platform=platform,
         display_name=DISPLAY_NAMES.get(platform, platform),
@@ -223,7 +225,7 @@ def section_from_frame(
         history={r["asin"]: list(history[r["asin"]]) for r in rows if r["asin"] in history},
         total_rows=frame.height,
         held_rows=int(frame["held"].sum()) if frame.height else 0,
-        kinds={str(k): int(v) for k, v in kinds.items()},
+        kinds={k: int(v or 0) for k, v in kinds.items()},
         plan=plan_summary(planned, breaker, listed=plan_listed),
     )
 
@@ -420,7 +422,7 @@ def render_review(model: ReviewPage, *, interactive: bool, token: str | None = N
             token=token or "",
             nonce=secrets.token_urlsafe(16) if interactive else "",
             generated=f"{model.generated_at:%Y-%m-%d %H:%M} UTC",
-            kinds=("price_up", "price_down", "out_of_stock", "restock"),
+            kinds=CHANGE_KINDS,
             plan_listed=PLAN_LISTED,
         )
     )

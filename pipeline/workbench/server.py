@@ -29,7 +29,8 @@ Who may talk to it:
 Routes: ``GET /`` the interactive page; ``POST /decide`` ``{"change_ids": [...],
 "decision": "approve"|"reject"|"hold"}``; ``POST /release`` ``{"platform": "ebay"}`` approves
 every held row of the platform that is not rejected and releases its tripped breaker;
-``GET /plan`` what the next load would send (:func:`pipeline.workbench.render.next_load`).
+``GET /plan`` what the next load would send (:func:`pipeline.workbench.render.next_load`),
+every row listed; the answers to the POSTs carry the same plan with its first rows only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import threading
 import webbrowser
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -54,6 +56,7 @@ from pipeline.decisions import DECISIONS, KEY_COLUMNS, opened
 from pipeline.errors import UsageError
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.workbench.render import (
+    PLAN_LISTED,
     BreakerView,
     next_load,
     page_from_frames,
@@ -116,7 +119,7 @@ class Workbench:
 
     def __init__(
         self,
-        data_dir: Any,
+        data_dir: Path,
         run_id: str,
         *,
         diffs: Mapping[str, pl.DataFrame],
@@ -197,14 +200,15 @@ class Workbench:
             }
         return decisions, breakers
 
-    def plan(self) -> dict[str, Any]:
-        """What the next load would send, per platform, every row listed."""
+    def plan(self, listed: int | None = None) -> dict[str, Any]:
+        """What the next load would send, per platform: counts, and the first ``listed`` rows
+        that go out (``None``: every one)."""
         decisions, breakers = self._state()
         platforms: dict[str, Any] = {}
         for p, frame in self.diffs.items():
             tripped, reasons, released = breakers[p]
             breaker = BreakerView(tripped, reasons, released)
-            summary = plan_summary(next_load(frame, decisions, breaker), breaker, listed=None)
+            summary = plan_summary(next_load(frame, decisions, breaker), breaker, listed=listed)
             platforms[p] = {
                 "display_name": DISPLAY_NAMES.get(p, p),
                 "holds_load": summary.holds_load,
@@ -337,7 +341,7 @@ class Workbench:
                 recorded = store.record(rows, decision, by="workbench")
                 decisions = store.decisions(r["change_id"] for r in rows)
             return flask.jsonify(
-                {"recorded": recorded, "decisions": decisions, "plan": self.plan()}
+                {"recorded": recorded, "decisions": decisions, "plan": self.plan(PLAN_LISTED)}
             )
 
         @app.post("/release")
@@ -366,7 +370,7 @@ class Workbench:
                     "recorded": recorded,
                     "decisions": decisions,
                     "breaker_released": bool(released),
-                    "plan": self.plan(),
+                    "plan": self.plan(PLAN_LISTED),
                 }
             )
 
