@@ -148,3 +148,22 @@ def start_sandbox() -> Iterator[Callable[..., Any]]:
 def sandbox(start_sandbox: Callable[..., Any]) -> Any:
     """A started sandbox at time scale 100 (seed 42), stopped after the test."""
     return start_sandbox(time_scale=100.0)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List the folders tests saved screenshots to (``record_property("screenshots", path)``),
+    at the end of the run: a worker's own output never reaches the terminal under xdist."""
+    folders = sorted(
+        {
+            str(value)
+            for reports in terminalreporter.stats.values()
+            for report in reports
+            if getattr(report, "when", None) == "call"
+            for name, value in getattr(report, "user_properties", ())
+            if name == "screenshots"
+        }
+    )
+    if folders:
+        terminalreporter.write_sep("-", "screenshots")
+        for folder in folders:
+            terminalreporter.write_line(folder)

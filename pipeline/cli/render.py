@@ -26,6 +26,15 @@ PREVIEW_ROWS = 5  # rows shown per account in a dry-run load
 HELD_SHOWN = 20  # held rows listed per platform by `invsync review`
 
 
+def plain(text: object) -> str:
+    """``text`` (a SKU, a title: anything a platform or a person typed) made safe to print
+    through rich: its ``[...]`` markup is escaped, so ``SKU-[bold]1`` prints as written and
+    a title cannot restyle or hide the terminal's output."""
+    from rich.markup import escape
+
+    return escape("" if text is None else str(text))
+
+
 # --- fetch progress (pipeline.fetch.FetchProgress) -----------------------------------------
 
 

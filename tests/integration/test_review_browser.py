@@ -1,5 +1,8 @@
-"""review.html opens in headless Chromium and shows the run's counts (`make test-browser`;
-needs Debian's `chromium`, installed with `apt-get install -y chromium`)."""
+"""review.html opens in headless Chromium and shows the run's counts (`make test` runs it
+when Debian's `chromium` and `chromium-driver` are installed: `apt-get install -y chromium
+chromium-driver`). The workbench template keeps the hooks read here (the run heading, the
+`platform-<p>` section, the `data-kind` counts, one sparkline per priced row), as
+test_workbench.py checks, so this test holds when `invsync review` renders through it."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ RUN = "20250601T000000Z-b0b0b0"
 @pytest.mark.browser
 def test_review_html_renders_the_counts_in_chromium(data_dir: Path, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "make test-browser needs Chromium: apt-get install -y chromium"
+    assert chromium, "The browser tests need Chromium: apt-get install -y chromium chromium-driver"
     base = [
         {"account_id": "shop1", "item_id": n, "asin": asin(n), "price_jpy": 1300, "stock": 1}
         for n in range(1, 5)
