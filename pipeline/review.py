@@ -33,7 +33,6 @@ released per run and platform. :func:`load_gate` is what a load may send now
 
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +54,8 @@ from pipeline.schemas import CHANGE_KINDS, Diff, PricedDiff
 from pipeline.snapshots import snapshot_files
 from pipeline.transform import diff_path, with_path_keys
 from pipeline.warehouse import read_parquet_validated
+from pipeline.workbench.exports import csv_safe
+from pipeline.workbench.render import page_from_frames, render_review
 
 PRICE_MINOR = ("old_price_minor", "new_price_minor")  # minor units of the row's currency
 STOCK_COLUMNS = ("old_quantity", "new_quantity")
@@ -550,10 +551,21 @@ def run(
             result.platforms[platform] = review
             diffs[platform] = diff
             csv_path = out_dir / f"diff_{platform}.csv"
-            write_text_atomic(csv_path, diff.write_csv())
+            write_text_atomic(csv_path, csv_safe(diff).write_csv())
             result.csvs.append(csv_path)
+        decided = store.decisions(c for d in diffs.values() for c in d["change_id"].to_list())
     history = price_history(ws.data_dir, diffs)
-    write_text_atomic(result.report, render_report(result, diffs, history))
+    page = page_from_frames(
+        run_id,
+        {p: d.drop("decision") for p, d in diffs.items()},
+        {
+            p: (r.breaker.tripped, r.breaker.reasons, r.breaker.released)
+            for p, r in result.platforms.items()
+        },
+        decided,
+        history,
+    )
+    write_text_atomic(result.report, render_review(page, interactive=False))
     if record:
         update_run(
             con,
@@ -564,7 +576,7 @@ def run(
     return result
 
 
-# --- the HTML report ---------------------------------------------------------------------
+# --- the report's price history ---------------------------------------------------------
 
 
 def price_history(data_dir: Path, diffs: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
@@ -583,149 +595,3 @@ def price_history(data_dir: Path, diffs: dict[str, pl.DataFrame]) -> dict[str, l
         .collect()
     )
     return {row[0]: list(row[1]) for row in frame.iter_rows()}
-
-
-def sparkline_svg(prices: list[int], width: int = 120, height: int = 28) -> str:
-    """A small inline SVG polyline of ``prices`` (JPY); an empty string with no data."""
-    if not prices:
-        return ""
-    low, high = min(prices), max(prices)
-    span = max(high - low, 1)
-    step = width / max(len(prices) - 1, 1)
-    points = " ".join(
-        f"{i * step:.1f},{height - 2 - (p - low) * (height - 4) / span:.1f}"
-        for i, p in enumerate(prices)
-    )
-    last_x, last_y = points.split(" ")[-1].split(",")
-    return (
-        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" data-points="{len(prices)}"><title>¥{low:,}–¥{high:,} over '
-        f"{len(prices)} snapshots</title>"
-        f'<polyline fill="none" stroke="#36c" stroke-width="1.5" points="{points}"/>'
-        f'<circle cx="{last_x}" cy="{last_y}" r="2" fill="#36c"/></svg>'
-    )
-
-
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right;vertical-align:middle}
-th{background:#f3f3f3}
-td.t{text-align:left}
-tr.held td{background:#fff3e0}
-.breaker.tripped{color:#b00;font-weight:600}
-.breaker.ok{color:#070}
-code{font-size:90%}
-"""
-
-
-def _money(value: int | None, currency: str) -> str:
-    """An amount in minor units of ``currency`` (JPY: yen, USD: cents) as people write it."""
-    if value is None:
-        return ""
-    if currency == "USD":
-        sign = "-" if value < 0 else ""
-        return f"{sign}${abs(value) // 100:,}.{abs(value) % 100:02d}"
-    return f"¥{value:,}"
-
-
-def _cell(value: object, cls: str = "") -> str:
-    text = "" if value is None else html.escape(str(value))
-    return f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
-
-
-def _platform_section(
-    review: PlatformReview, diff: pl.DataFrame, history: dict[str, list[int]]
-) -> str:
-    p = review.platform
-    name = DISPLAY_NAMES[p]
-    old_p, new_p = PRICE_MINOR
-    old_s, new_s = STOCK_COLUMNS
-    profit = "expected_profit_minor"
-    b = review.breaker
-    if b.tripped:
-        state = "released" if b.released else "holds the whole load"
-        breaker = (
-            f'<p class="breaker tripped" data-tripped="true" data-approved="{str(b.released).lower()}">'
-            f"Breaker tripped ({state}): {html.escape('; '.join(b.reasons))}.</p>"
-        )
-    else:
-        breaker = '<p class="breaker ok" data-tripped="false">Breaker: not tripped.</p>'
-    counts = "".join(f'<td data-kind="{k}">{review.kinds[k]}</td>' for k in CHANGE_KINDS) + (
-        f'<td data-kind="total">{review.rows}</td>'
-        f'<td data-kind="held">{review.held_rows.height}</td>'
-    )
-    head = "".join(f"<th>{k}</th>" for k in [*CHANGE_KINDS, "total", "held"])
-    shown = (
-        diff.with_columns(_move_bp())
-        .sort(["held", "move_bp"], descending=[True, True], nulls_last=True)
-        .head(HTML_ROWS_PER_PLATFORM)
-    )
-    body = []
-    for row in shown.iter_rows(named=True):
-        fetched = row["source_fetched_at"]
-        source = f"{row['source_status']} · run {row['source_run_id']}"
-        if fetched is not None:
-            source += f" · {fetched:%Y-%m-%d %H:%M} UTC"
-        if row["source_fallback_age_seconds"] is not None:
-            source += f" · fallback {row['source_fallback_age_seconds'] / 3600:.1f} h old"
-        body.append(
-            f'<tr class="{"held" if row["held"] else ""}" data-listing="{html.escape(row["listing_key"])}"'
-            f' data-held="{str(row["held"]).lower()}">'
-            + _cell(row["account_id"], "t")
-            + _cell(row["listing_key"], "t")
-            + _cell(row["asin"], "t")
-            + _cell(row["change_kind"], "t")
-            + _cell(
-                f"{_money(row[old_p], row['currency'])} → {_money(row[new_p], row['currency'])}"
-            )
-            + _cell(f"{row[old_s]} → {row[new_s]}")
-            + _cell(_money(row["cost_jpy"], "JPY"))
-            + _cell(_money(row[profit], row["currency"]))
-            + _cell(source, "t")
-            + _cell(row["hold_reason"] or "", "t")
-            + f"<td>{sparkline_svg(history.get(row['asin'], []))}</td></tr>"
-        )
-    more = (
-        f"<p>{diff.height - shown.height} more rows are in diff_{p}.csv.</p>"
-        if diff.height > shown.height
-        else ""
-    )
-    columns = "".join(
-        f"<th>{c}</th>"
-        for c in [
-            "account", "listing", "ASIN", "change", "price", "stock", "Amazon cost",
-            "expected profit", "source", "held because", "Amazon price history",
-        ]
-    )  # fmt: skip
-    return (
-        f'<section class="platform" id="platform-{p}" data-platform="{p}">'
-        f"<h2>{name}</h2>{breaker}"
-        f'<table class="counts"><tr>{head}</tr><tr>{counts}</tr></table>'
-        f'<table class="rows"><thead><tr>{columns}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-        f"{more}</section>"
-    )
-
-
-def render_report(
-    result: ReviewResult, diffs: dict[str, pl.DataFrame], history: dict[str, list[int]]
-) -> str:
-    """review.html: self-contained (inline CSS and SVG, no scripts, no outside requests)."""
-    total = sum(p.rows for p in result.platforms.values())
-    held = sum(p.held_rows.height for p in result.platforms.values())
-    sections = "".join(
-        _platform_section(review, diffs[platform], history)
-        for platform, review in result.platforms.items()
-    )
-    verdict = html.escape(result.hold_message() or "Nothing is held; the load may proceed.")
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>invsync review — run {html.escape(result.run_id)}</title>"
-        f"<style>{_STYLE}</style></head><body>"
-        f"<h1>Review of run <code>{html.escape(result.run_id)}</code></h1>"
-        f'<p id="summary" data-rows="{total}" data-held="{held}">{total} changes, {held} held '
-        f"by a row rule. Generated {generated}.</p>"
-        f'<p id="verdict" data-held="{str(result.held).lower()}">{verdict}</p>'
-        f"{sections}</body></html>"
-    )

@@ -298,11 +298,19 @@ def transform(
 def review(
     ctx: typer.Context,
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Open the review workbench on 127.0.0.1.")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Workbench port (0: a free one).")] = 0,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the workbench URL; open no browser.")
+    ] = False,
 ) -> None:
     """Phase 2: show the diff, held rows and the run-level breaker; write review.html.
 
     Only looking is never an error: this exits 0 even when rows are held, and says what is
-    held (and how to release it) once, as a notice."""
+    held (and how to release it) once, as a notice. With --serve, a local page to decide
+    row by row (approve, reject, hold), until Ctrl-C."""
     from pipeline import review as review_stage
     from pipeline.warehouse import opened
 
@@ -311,8 +319,25 @@ def review(
         result = review_stage.run(ws, con, run, record=False)
     _say_all(render.review_lines(result))
     message = result.hold_message()
-    if message:
+    if message and not serve:
         _say(message)
+    if serve:
+        from pipeline.workbench.server import ready_line
+        from pipeline.workbench.server import serve as serve_workbench
+
+        def announce(url: str) -> None:
+            _say(ready_line(url))
+            sys.stdout.flush()
+
+        breakers = {p: r.breaker for p, r in result.platforms.items()}
+        serve_workbench(
+            ws,
+            result.run_id,
+            breakers=breakers,
+            open_browser=not no_browser,
+            port=port,
+            on_ready=announce,
+        )
 
 
 RowFilters = tuple[str | None, list[str] | None, list[str] | None, str | None]

@@ -38,6 +38,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
+from pipeline.money import money
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.schemas import CHANGE_KINDS
 
@@ -141,15 +142,30 @@ def next_load(
     would take for it (``change``, ``raise``, ``pause``, or null: nothing) and ``why``."""
     frame = with_optional_columns(frame).with_columns(_decision_column(decisions))
     decision, held = pl.col("decision"), pl.col("held")
+    protection = pl.col("protection")
+    # as pipeline.review.load_gate decides (which also sends a row only while its listing
+    # shows the old values and its Amazon observation is younger than max_source_age)
+    protect = (
+        pl.when(decision == "reject")
+        .then(pl.when(protection.is_not_null()).then(pl.lit("pause")))  # a rejected raise pauses
+        .otherwise(protection)
+    )
     action = (
         pl.when(pl.lit(breaker.holds_load))
-        .then(pl.lit(None, pl.String))
-        .when(decision == "reject")
-        .then(pl.lit(None, pl.String))
-        .when((decision == "approve") | ~held)
+        # a tripped breaker distrusts the run's stock data: only loss protections go out
+        .then(
+            pl.when(
+                held
+                & (decision.fill_null("") != "approve")
+                & (pl.col("protection_reason") == "loss_at_current_price")
+            ).then(protect)
+        )
+        .when(~held & (decision.fill_null("") != "reject"))
         .then(pl.lit("change"))
-        .when(pl.col("protection").is_in(["raise", "pause"]))
-        .then(pl.col("protection"))
+        .when(held & (decision == "approve"))
+        .then(pl.lit("change"))
+        .when(held)
+        .then(protect)
         .otherwise(pl.lit(None, pl.String))
     )
     why = (
@@ -260,16 +276,6 @@ def page_from_frames(
 
 
 # --- text for people -----------------------------------------------------------------------
-
-
-def money(minor: int | None, currency: str) -> str:
-    """An amount in integer minor units with its unit: ``¥1,680``, ``$139.99``, ``-$0.50``."""
-    if minor is None:
-        return "–"
-    digits, symbol = _UNITS.get(currency, (0, currency + " "))
-    sign = "-" if minor < 0 else ""
-    whole, part = divmod(abs(int(minor)), 10**digits)
-    return f"{sign}{symbol}{whole:,}" + (f".{part:0{digits}d}" if digits else "")
 
 
 def age_text(seconds: float | None) -> str:

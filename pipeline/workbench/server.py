@@ -72,7 +72,7 @@ COOKIE = "invsync_workbench"
 _ROW_COLUMNS = (*KEY_COLUMNS, "held", "hold_reason", "protection")
 
 # A breaker as the caller judged it: (tripped, reasons), (tripped, reasons, released), or an
-# object with ``tripped``, ``reasons`` and ``approved`` (pipeline.review.Breaker).
+# object with ``tripped``, ``reasons`` and ``released`` (pipeline.review.Breaker).
 BreakerArg = Any
 
 
@@ -80,7 +80,7 @@ def _breaker_tuple(value: BreakerArg) -> tuple[bool, list[str], bool]:
     if isinstance(value, tuple):
         tripped, reasons, *rest = value
         return bool(tripped), list(reasons), bool(rest[0]) if rest else False
-    return bool(value.tripped), list(value.reasons), bool(getattr(value, "approved", False))
+    return bool(value.tripped), list(value.reasons), bool(getattr(value, "released", False))
 
 
 def read_run(ws: Workspace, run_id: str) -> dict[str, pl.DataFrame]:

@@ -221,8 +221,8 @@ class ReportParser(HTMLParser):
             self.rows[self.platform].append(a)
         elif tag == "svg" and self.platform:
             self.sparks[self.platform] += 1
-        if tag in ("script", "link", "img") or any(
-            (v or "").startswith("http") for k, v in attrs if k in ("src", "href")
+        if tag in ("script", "link", "img") or any(  # links to Amazon are fine; loads are not
+            (v or "").startswith("http") for k, v in attrs if k == "src"
         ):
             self.external.append(tag)
 

@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.config import Workspace, open_workspace
+from pipeline.decisions import opened as decisions_store
 from pipeline.review import breaker_for, read_diff
 from pipeline.transform import run as transform_run
 from pipeline.warehouse import opened
@@ -58,6 +59,15 @@ def seed(data_dir: Path) -> None:
     snapshot = [observation(asin(n), price_jpy=1000) for n in (1, 2, 3, 5, 6, 7)]
     snapshot.append(observation(asin(4), "no_offer"))
     seed_run(data_dir, RUN, base=base, ebay=ebay, snapshot=snapshot, unique_asins=7)
+    with opened(data_dir) as con:  # the titles the platforms hold (pull fills them)
+        for key, title in TITLES.items():
+            con.execute(
+                "update listings_base set title = $t where cast(item_id as varchar) = $k",
+                {"t": title, "k": key},
+            )
+            con.execute(
+                "update listings_ebay set title = $t where sku = $k", {"t": title, "k": key}
+            )
 
 
 def with_new_columns(frame: pl.DataFrame) -> pl.DataFrame:
@@ -112,10 +122,10 @@ def reviewed_run(
     seed(data_dir)
     ws = open_workspace(data_dir=data_dir, environ={})
     breakers: dict[str, tuple[bool, list[str]]] = {}
-    with opened(data_dir) as con:
+    with opened(data_dir) as con, decisions_store(data_dir) as store:
         result = transform_run(ws, con, RUN)
         for platform in result.platforms:
-            breaker = breaker_for(ws, con, RUN, platform)
+            breaker = breaker_for(ws, con, RUN, platform, store)
             breakers[platform] = (breaker.tripped, breaker.reasons)
     diffs = {p: with_new_columns(read_diff(ws, RUN, p)) for p in breakers}
     return ws, diffs, breakers
