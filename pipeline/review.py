@@ -88,9 +88,11 @@ class PlatformReview:
 
     @property
     def waiting(self) -> int:
-        """Held rows no decision has settled (approve or reject)."""
+        """Held rows still waiting for a person: no decision settled them (approve or
+        reject) and no protective raise already sent the change itself."""
         decided = self.held_rows["decision"].is_in(["approve", "reject"]).fill_null(False)
-        return int((~decided).sum())
+        raised = (self.held_rows["protection"] == "raise").fill_null(False)
+        return int((~decided & ~raised).sum())
 
     @property
     def is_held(self) -> bool:
@@ -272,6 +274,18 @@ class LoadGate:
     def protected(self) -> int:
         return int((self.rows["action"] == "protect").sum()) if self.rows.height else 0
 
+    @property
+    def paused(self) -> int:
+        """Protections that pause (quantity 0, price kept); the rest raise the price."""
+        if not self.rows.height:
+            return 0
+        pause = (
+            (pl.col("action") == "protect")
+            & (pl.col("new_quantity") == 0)
+            & (pl.col("new_price_minor") == pl.col("old_price_minor"))
+        )
+        return self.rows.filter(pause).height
+
 
 def newest_transformed_run(con: duckdb.DuckDBPyConnection, platform: str) -> str | None:
     """The latest-started run with a transform record for ``platform``."""
@@ -346,7 +360,11 @@ def load_gate(
     held = pl.col("held")
     released = (~held & (decision != "reject")) | (decision == "approve")
     skipped = {
-        "waiting": diff.filter(held & ~decision.is_in(["approve", "reject"])).height,
+        "waiting": diff.filter(
+            held
+            & ~decision.is_in(["approve", "reject"])
+            & (pl.col("protection").fill_null("") != "raise")
+        ).height,
         "rejected": diff.filter(decision == "reject").height,
     }
     changes = diff.filter(released).with_columns(

@@ -67,6 +67,7 @@ class SyncSummary:
     pushes: dict[str, dict[str, int]] = field(default_factory=dict)  # platform -> state -> rows
     push_calls: dict[str, int] = field(default_factory=dict)
     protected: int = 0  # held rows whose listing was raised or paused while they wait
+    paused: int = 0  # of those, paused at quantity 0 (the rest raised to a profit)
     not_sent: dict[str, int] = field(default_factory=dict)  # reason -> rows (review.SKIP_REASONS)
     interrupted: bool = False
     outcome: str = "running"
@@ -205,6 +206,7 @@ def _stages(
         loaded = load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop)
     summary.held_platforms = dict(loaded.held)
     summary.protected = loaded.protected
+    summary.paused = loaded.paused
     summary.not_sent = loaded.skipped()
     for account in loaded.accounts:
         states = summary.pushes.setdefault(account.platform, {})

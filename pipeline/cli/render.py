@@ -160,7 +160,11 @@ def sync_summary_lines(summary: SyncSummary) -> list[str]:
         )
     protected = int(getattr(summary, "protected", 0) or 0)
     if protected or summary.outcome == "held":
-        out.append(f"  listings protected while held: {protected:,}")
+        paused = int(getattr(summary, "paused", 0) or 0)
+        out.append(
+            f"  listings protected while held: {protected:,} ({protected - paused:,} raised to "
+            f"a profit, {paused:,} paused at quantity 0)"
+        )
     if summary.message and summary.outcome == "held":
         # the one held sentence, as a notice line of its own: the run loaded everything
         # else and waits for a person, which is news rather than an error
@@ -265,8 +269,9 @@ def load_lines(result: LoadResult) -> list[str]:
             lines.append("  Nothing to push: every approved row is already ok.")
     if result.protected:
         lines.append(
-            f"  listings protected while held: {result.protected} (raised to a profit or "
-            "paused at quantity 0 until a decision or a healthy run)"
+            f"  listings protected while held: {result.protected} "
+            f"({result.protected - result.paused} raised to a profit, {result.paused} paused "
+            "at quantity 0 until a decision or a healthy run)"
         )
     from pipeline.review import SKIP_REASONS
 

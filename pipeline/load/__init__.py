@@ -79,6 +79,11 @@ class LoadResult:
         """Protective actions (raise or pause) sent for held rows waiting for a person."""
         return sum(g.protected for g in self.gates.values())
 
+    @property
+    def paused(self) -> int:
+        """Of :attr:`protected`, the pauses (quantity 0); the rest were raised to a profit."""
+        return sum(g.paused for g in self.gates.values())
+
     def skipped(self) -> dict[str, int]:
         """Rows this load did not send, by reason (:data:`pipeline.review.SKIP_REASONS`)."""
         total: dict[str, int] = {}
