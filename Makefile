@@ -28,7 +28,7 @@ setup: $(STAMP) ## Create .venv and install invsync with its dev extras
 # written to hold on a busy machine (tests/README.md). PYTEST_ARGS="-n 0" runs it serially.
 XDIST := -n 2 --dist worksteal
 
-BROWSER_INSTALL := apt-get install -y chromium chromium-driver
+BROWSER_INSTALL := apt-get install -y chromium chromium-driver fonts-ipafont-gothic
 HAVE_BROWSER = command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
 
 # The browser tests need Debian's chromium and chromium-driver; without them make test says
@@ -70,7 +70,7 @@ bench: $(STAMP) ## Measure fetch, transform and load; writes docs/benchmarks.md
 	$(BIN)/python -m bench
 
 test-browser: $(STAMP) ## Only the browser tests (installs Debian's chromium and chromium-driver if missing)
-	@$(HAVE_BROWSER) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	@$(HAVE_BROWSER) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-ipafont-gothic)
 	$(BIN)/python -m pytest -m browser tests/integration
 
 clean: ## Remove .venv and caches (keeps data/)

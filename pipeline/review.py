@@ -403,6 +403,14 @@ def load_gate(
     skipped["stale_source"] = candidates.filter(~fresh & ~is_pause).height
     candidates = candidates.filter(fresh | is_pause)
 
+    # a change this run already pushed (or the platform refused for good) is done
+    done = con.execute(
+        "select change_id from push_journal where run_id = $r and platform = $p"
+        " and state in ('ok', 'quarantined')",
+        {"r": run_id, "p": platform},
+    ).fetchall()
+    candidates = candidates.filter(~pl.col("change_id").is_in([c for (c,) in done]))
+
     # the listing still shows the old values (or, for an approved change, the pause set)
     current = _current_listings(con, platform)
     joined = candidates.join(current, on=["account_id", "listing_key"], how="left")

@@ -359,7 +359,8 @@ def _decide(ctx: typer.Context, decision: str, run: str | None, filters: RowFilt
         reason=reason,
     )
     verb = {"approve": "Approved", "reject": "Rejected", "hold": "Kept holding"}[decision]
-    for result in results:
+    shown = [r for r in results if r.rows or r.breaker_released] or results[:1]
+    for result in shown:
         name = DISPLAY_NAMES[result.platform]
         released = " and released its tripped breaker" if result.breaker_released else ""
         _say(f"{verb} {result.rows} {name} row(s) of run {run_id}{released}.")

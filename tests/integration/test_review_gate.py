@@ -4,6 +4,7 @@ review.html's content."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -273,3 +274,109 @@ def test_review_html_and_csvs_show_the_run(cli, data_dir: Path) -> None:
     assert set(csv["run_id"]) == {RUN} and set(csv["platform"]) == {"base"}
     assert set(csv["currency"]) == {"JPY"}
     assert (data_dir / "reviews" / RUN / "diff_ebay.csv").is_file()
+
+
+def _journal(data_dir: Path) -> dict[tuple[str, str], str]:
+    with opened(data_dir) as con:
+        rows = con.execute(
+            "select listing_key, change_id, state from push_journal where run_id = $r",
+            {"r": RUN},
+        ).fetchall()
+    return {(key, change): state for key, change, state in rows}
+
+
+def _journal_gate_rows(data_dir: Path) -> pl.DataFrame:
+    """What a load journals before its first call, without making it: a load that crashed
+    (or was stopped) right after journaling."""
+    from pipeline import journal
+
+    ws = open_workspace(data_dir=data_dir, environ={})
+    with opened(data_dir) as con, decisions_store(data_dir) as store:
+        gate = load_gate(ws, con, RUN, "base", store)
+        journal.record_pending(con, gate.rows)
+    return gate.rows
+
+
+def test_re_transforming_a_partly_loaded_run_voids_its_stale_rows(cli, data_dir: Path) -> None:
+    """A run journaled (not yet sent) and then transformed again on different Amazon data:
+    the old targets are void in the same transaction that records the new diff, and a load
+    sends only the new changes (the approval of an old change does not carry over)."""
+    base, _ = _listings()
+    base[0]["price_jpy"] = 3000  # held: a 53 % drop
+    seed_run(
+        data_dir,
+        RUN,
+        base=base,
+        unique_asins=N,
+        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
+    )
+    _transform(data_dir)
+    assert cli("--data-dir", str(data_dir), "approve", RUN, "--listing", "1").exit_code == 0
+    old = _journal_gate_rows(data_dir)
+    assert sorted(old["listing_key"]) == ["1", "2", "3", "4", "5", "6"]
+    assert set(_journal(data_dir).values()) == {"pending"}
+
+    write_snapshot(data_dir, RUN, [observation(asin(n), price_jpy=1200) for n in range(1, N + 1)])
+    _transform(data_dir)
+    states = _journal(data_dir)
+    assert {states[(k, c)] for k, c in old.select("listing_key", "change_id").rows()} == {"void"}
+    rows, _ = _loadable(data_dir, "base")
+    assert "1" not in rows["listing_key"].to_list()  # its new change waits for a person
+    assert not set(rows["change_id"]) & set(old["change_id"])
+
+
+def test_a_crash_between_the_new_diff_and_its_record_releases_nothing_stale(
+    cli, data_dir: Path
+) -> None:
+    """Transform writes the new diff file and dies before it commits: the old approval
+    binds to the old change only, so the new (below cost) row of that listing is not
+    released, and journaling the new rows voids the old targets of the same listings."""
+    from pipeline import pricing, transform
+    from pipeline.snapshots import read_snapshot
+    from pipeline.warehouse import write_parquet_atomic
+
+    base, _ = _listings()
+    base[0]["price_jpy"] = 3000
+    seed_run(
+        data_dir,
+        RUN,
+        base=base,
+        unique_asins=N,
+        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
+    )
+    _transform(data_dir)
+    assert cli("--data-dir", str(data_dir), "approve", RUN, "--listing", "1").exit_code == 0
+    old = _journal_gate_rows(data_dir)
+
+    # Amazon's cost of item 1 jumps above its price: the new change of item 1 is a loss
+    write_snapshot(
+        data_dir,
+        RUN,
+        [observation(asin(1), price_jpy=5000)]
+        + [observation(asin(n), price_jpy=1000) for n in range(2, N + 1)],
+    )
+    ws = open_workspace(data_dir=data_dir, environ={})
+    with opened(data_dir) as con:
+        computed = transform.compute_diffs(
+            con,
+            run_id=RUN,
+            snapshot=read_snapshot(data_dir, RUN),
+            settings=ws.settings,
+            as_of=datetime.now(UTC),
+            fx=pricing.resolve_fx(ws.settings, datetime.now(UTC)),
+            platforms=("base",),
+        )
+    write_parquet_atomic(computed.frames["base"], transform.diff_path(data_dir, RUN, "base"))
+    # … and the process dies here: no _store, the journal still holds the old targets
+
+    rows, _ = _loadable(data_dir, "base")
+    item = rows.filter(pl.col("listing_key") == "1")
+    assert item.filter(pl.col("action") == "change").is_empty()  # the approval does not apply
+    assert set(item["change_id"]).isdisjoint(old["change_id"])
+    new = _journal_gate_rows(data_dir)
+    states = _journal(data_dir)
+    old_item = old.filter(pl.col("listing_key") == "1")["change_id"].item()
+    assert states[("1", old_item)] == "void"
+    assert all(
+        states[(k, c)] == "pending" for k, c in new.select("listing_key", "change_id").rows()
+    )

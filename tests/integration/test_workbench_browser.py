@@ -9,8 +9,6 @@ chromium-driver``); ``make test`` runs these tests when both are installed."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,40 +27,10 @@ INSTALL = "apt-get install -y chromium chromium-driver"
 WAIT_SECONDS = 30
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, f"The browser tests need Chromium and its driver: {INSTALL}"
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):  # fmt: skip
-        options.add_argument(argument)
-    options.binary_location = chromium
-    session = webdriver.Chrome(options=options, service=Service(driver))
-    session.set_page_load_timeout(WAIT_SECONDS)
-    try:
-        yield session
-    finally:
-        session.quit()
-
-
-@pytest.fixture
-def shots(tmp_path: Path, record_property: Any) -> Path:
-    """A folder for the test's screenshots; the run's summary prints it (tests/conftest.py)."""
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    record_property("screenshots", str(folder))
-    return folder
-
-
 def _width(browser: Any, width: int) -> None:
     """Lay the page out ``width`` CSS px wide (a phone below 600), tall enough for a
-    screenshot of the whole page."""
+    screenshot of the whole page, scrolled to its top."""
+    browser.execute_script("window.scrollTo(0, 0)")
     browser.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": width < 600},
