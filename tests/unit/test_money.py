@@ -22,11 +22,14 @@ def test_money_writes_minor_units_with_their_unit() -> None:
 def test_the_sync_summary_shows_the_held_sentence_once_and_protected_listings() -> None:
     summary = SyncSummary(run_id="r1", mode="sandbox", outcome="held")
     summary.message = "Run r1 is held for review: 2 BASE rows; release with `invsync approve r1`."
-    summary.protected = 7  # type: ignore[attr-defined]  # the field the review rewrite adds
+    summary.protected, summary.paused = 7, 2
     lines = render.sync_summary_lines(summary)
     assert lines[-1] == summary.message  # a notice line of its own, not indented, no Error:
     assert sum("is held for review" in line for line in lines) == 1
-    assert "  listings protected while held: 7" in lines
+    assert (
+        "  listings protected while held: 7 (5 raised to a profit, 2 paused at quantity 0)"
+        in lines
+    )
 
     ok = SyncSummary(run_id="r2", mode="sandbox", outcome="ok")
     assert not any("protected" in line for line in render.sync_summary_lines(ok))

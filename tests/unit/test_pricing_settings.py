@@ -11,7 +11,8 @@ import pytest
 from pipeline import pricing
 from pipeline.config import parse_settings
 from pipeline.errors import ConfigError
-from pipeline.review import breaker_verdict, sparkline_svg
+from pipeline.review import breaker_verdict
+from pipeline.workbench.render import sparkline_svg
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
