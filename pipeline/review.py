@@ -105,6 +105,7 @@ class ReviewResult:
     platforms: dict[str, PlatformReview]
     report: Path
     csvs: list[Path] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)  # change ids this run's loads already sent
 
     @property
     def held(self) -> bool:
@@ -514,6 +515,23 @@ def decide(
 # --- review ------------------------------------------------------------------------------
 
 
+def with_sent(diff: pl.DataFrame, sent: list[str]) -> pl.DataFrame:
+    """``diff`` with a ``sent`` column: this run already sent the row's change or its pause."""
+    pause = pl.col("change_id").map_elements(journal.pause_id, return_dtype=pl.String)
+    return diff.with_columns((pl.col("change_id").is_in(sent) | pause.is_in(sent)).alias("sent"))
+
+
+def sent_changes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
+    """The change ids this run's loads have already put on the platforms (or that the
+    platform refused for good): what the next load will not send again."""
+    rows = con.execute(
+        "select distinct change_id from push_journal where run_id = $r"
+        " and state in ('ok', 'quarantined')",
+        {"r": run_id},
+    ).fetchall()
+    return [c for (c,) in rows]
+
+
 def _move_bp() -> pl.Expr:
     """The price move of a row in basis points of its old price (rounded down)."""
     old, new = PRICE_MINOR
@@ -571,11 +589,12 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReviewResult(run_id=run_id, platforms={}, report=out_dir / "review.html")
     diffs = {}
+    sent = result.sent = sent_changes(con, run_id)
     with open_store(ws.data_dir) as store:
         for platform in platforms:
             review, diff = review_platform(ws, con, run_id, platform, store, record=record)
             result.platforms[platform] = review
-            diffs[platform] = diff
+            diffs[platform] = with_sent(diff, sent)
             csv_path = out_dir / f"diff_{platform}.csv"
             write_text_atomic(csv_path, csv_safe(diff).write_csv())
             result.csvs.append(csv_path)

@@ -53,6 +53,7 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "title": pl.String(),
     "current_profit_minor": pl.Int64(),
     "protection": pl.String(),
+    "sent": pl.Boolean(),  # this run's load already sent the row's change (or its pause)
     "protection_reason": pl.String(),
 }
 _UNITS = {"JPY": (0, "¥"), "USD": (2, "$")}  # digits after the point, symbol
@@ -151,7 +152,9 @@ def next_load(
         .otherwise(protection)
     )
     action = (
-        pl.when(pl.lit(breaker.holds_load))
+        pl.when(pl.col("sent").fill_null(False))
+        .then(pl.lit(None, pl.String))  # already on the platform: nothing left to send
+        .when(pl.lit(breaker.holds_load))
         # a tripped breaker distrusts the run's stock data: only loss protections go out
         .then(
             pl.when(
@@ -338,7 +341,11 @@ def _row_view(row: Mapping[str, Any], generated_at: datetime, history: Sequence[
         if profit is None
         else f"{'–' if margin_bp is None else f'{margin_bp / 100:.1f} %'} · {money(profit, currency)}",
         "current_text": money(current, currency),
-        "below_cost": current is not None and current < row["min_profit_minor"],
+        # only a listing that can be bought loses money at its price
+        "below_cost": current is not None
+        and current < row["min_profit_minor"]
+        and row["old_quantity"] > 0
+        and row["old_visible"] is not False,
         "age_text": age_text(age),
         "fetched_text": "never fetched" if fetched is None else f"{fetched:%m-%d %H:%M} UTC",
         "fetched_full": "never" if fetched is None else f"{fetched:%Y-%m-%d %H:%M:%S} UTC",

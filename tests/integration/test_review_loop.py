@@ -116,6 +116,13 @@ def test_the_demo_loop_closes_in_the_workbench(
             lambda b: _row(b, reject).get_attribute("data-decision") == "reject",
             "the rejection",
         )
+        # the sync already sent every row not held and every protective raise: the next
+        # load sends exactly the two approved changes, and the page says so
+        _wait(
+            browser,
+            lambda b: b.find_element(By.ID, "plan-total").text == "2",
+            "the plan of the next load",
+        )
         _width(browser, 1400)
         browser.save_screenshot(str(shots / "demo-workbench-1400.png"))
         _width(browser, 400)

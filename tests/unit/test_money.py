@@ -27,8 +27,7 @@ def test_the_sync_summary_shows_the_held_sentence_once_and_protected_listings() 
     assert lines[-1] == summary.message  # a notice line of its own, not indented, no Error:
     assert sum("is held for review" in line for line in lines) == 1
     assert (
-        "  listings protected while held: 7 (5 raised to a profit, 2 paused at quantity 0)"
-        in lines
+        "  listings protected while held: 7 (5 raised to a profit, 2 paused at quantity 0)" in lines
     )
 
     ok = SyncSummary(run_id="r2", mode="sandbox", outcome="ok")
