@@ -194,7 +194,12 @@ def plan_summary(planned: pl.DataFrame, breaker: BreakerView, *, listed: int | N
         (action == "change").sum().alias("changes"),
         (action == "raise").sum().alias("raises"),
         (action == "pause").sum().alias("pauses"),
-        (pl.col("held") & action.is_null() & (decision.fill_null("") != "reject"))
+        (
+            pl.col("held")
+            & action.is_null()
+            & (decision.fill_null("") != "reject")
+            & (pl.col("protection").fill_null("") != "raise")  # a raise sent its change
+        )
         .sum()
         .alias("waiting"),
         (decision == "reject").sum().alias("rejected"),
