@@ -2,7 +2,7 @@
 
 Stage: review (written by ``invsync approve|reject|hold`` and the review workbench; read by
 load). Reads and writes ``<data_dir>/decisions.sqlite`` only — never the warehouse — so a
-person can decide while a sync holds ``warehouse.duckdb`` for its whole run. SQLite in WAL
+person can decide at any moment of a sync, even while a stage writes ``warehouse.duckdb``. SQLite in WAL
 mode lets one writer and many readers in different processes share the file; every write is
 one short transaction and waits up to :data:`BUSY_SECONDS` for another writer.
 
@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UsageError
+from pipeline.errors import DecisionsBusyError, UsageError
 
 DECISIONS = ("approve", "reject", "hold")
 STORE_NAME = "decisions.sqlite"
@@ -80,10 +80,10 @@ def store_path(data_dir: Path) -> Path:
 class DecisionStore:
     """One connection to ``decisions.sqlite``; cheap to open, safe to share across processes."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, busy_seconds: float = BUSY_SECONDS) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = store_path(data_dir)
-        self._con = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+        self._con = sqlite3.connect(self.path, timeout=busy_seconds, isolation_level=None)
         self._con.execute("pragma journal_mode = wal")
         self._con.execute("pragma synchronous = normal")
         self._con.executescript(_SCHEMA)
@@ -156,7 +156,13 @@ class DecisionStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._con.execute("begin immediate")
+        try:
+            self._con.execute("begin immediate")
+        except sqlite3.OperationalError as exc:  # another writer kept it past BUSY_SECONDS
+            raise DecisionsBusyError(
+                f"The decisions store {self.path} is busy ({exc}); another invsync is "
+                "recording decisions — try again in a moment."
+            ) from None
         try:
             yield
         except BaseException:

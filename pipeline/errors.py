@@ -10,7 +10,8 @@ more when the command already showed it, ``shown``) and exits 3.
     InvsyncError                        exit 1  (base; a bug if raised bare)
     ├── UsageError                      exit 2  a command was used wrongly
     │   ├── RunLockedError              exit 2  another sync holds the data directory's lock
-    │   └── WarehouseBusyError          exit 2  another process held the warehouse too long
+    │   ├── WarehouseBusyError          exit 2  another process held the warehouse too long
+    │   └── DecisionsBusyError          exit 2  another process held decisions.sqlite too long
     ├── ConfigError                     exit 2  invsync.toml or the environment is wrong
     │   └── MissingCredentialError      exit 2  live mode without a required secret
     ├── InputError                      exit 2  an input file is invalid; carries row problems
@@ -88,6 +89,10 @@ class RunLockedError(UsageError):
 
 class WarehouseBusyError(UsageError):
     """Another process held ``warehouse.duckdb`` for longer than this command waits."""
+
+
+class DecisionsBusyError(UsageError):
+    """Another process held ``decisions.sqlite`` for longer than a decision waits."""
 
 
 class ConfigError(InvsyncError):

@@ -167,7 +167,7 @@ def diffed_run(ws: Workspace, run_id: str | None) -> str:
                 f"`invsync transform --run {run_id}` first."
             )
         return run_id
-    root = diff_path(ws.data_dir, "x", "base").parent.parent.parent
+    root = ws.data_dir / layout.DIFF_FILES[0]
     runs = sorted(
         (p.name.removeprefix("run_id=") for p in root.glob("run_id=*") if p.is_dir()),
         reverse=True,  # run ids start with their UTC start time
