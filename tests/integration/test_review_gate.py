@@ -380,3 +380,32 @@ def test_a_crash_between_the_new_diff_and_its_record_releases_nothing_stale(
     assert all(
         states[(k, c)] == "pending" for k, c in new.select("listing_key", "change_id").rows()
     )
+
+
+def test_a_later_run_applies_an_earlier_decision_on_the_same_change_only(
+    cli, data_dir: Path
+) -> None:
+    """Decisions belong to changes, not runs: approving run A's held row releases the same
+    change when run B proposes it again from the same Amazon values — and the stale run A
+    itself then loads nothing, since B is newer."""
+    from tests.sql.frames import insert_run
+
+    base, _ = _listings()
+    base[0]["price_jpy"] = 3000  # held: a 53 % drop
+    prices = [observation(asin(n), price_jpy=1000) for n in range(1, N + 1)]
+    seed_run(data_dir, RUN, base=base, unique_asins=N, snapshot=prices)
+    _transform(data_dir)
+    assert cli("--data-dir", str(data_dir), "approve", RUN, "--listing", "1").exit_code == 0
+
+    later = "20250601T010000Z-6f6f6f"
+    with opened(data_dir) as con:
+        insert_run(con, later, N)
+    write_snapshot(data_dir, later, prices)
+    ws = open_workspace(data_dir=data_dir, environ={})
+    with opened(data_dir) as con, decisions_store(data_dir) as store:
+        transform_run(ws, con, later)
+        gate = load_gate(ws, con, later, "base", store)
+        assert gate.rows.filter(pl.col("listing_key") == "1")["action"].to_list() == ["change"]
+        stale = load_gate(ws, con, RUN, "base", store)
+    assert stale.rows.is_empty() and stale.newer_run == later
+    assert stale.skipped == {"superseded": N}
