@@ -45,6 +45,17 @@ def _transform(data_dir: Path) -> None:
         transform_run(ws, con, RUN)
 
 
+def _seed_one_held_drop(data_dir: Path) -> list[dict]:
+    """The run with item 1 held for a 53 % drop (¥3,000 → ¥1,400; not a loss now) and
+    items 2–6 moving freely, all from an Amazon price of ¥1,000; the snapshot rows."""
+    base, _ = _listings()
+    base[0]["price_jpy"] = 3000
+    prices = [observation(asin(n), price_jpy=1000) for n in range(1, N + 1)]
+    seed_run(data_dir, RUN, base=base, unique_asins=N, snapshot=prices)
+    _transform(data_dir)
+    return prices
+
+
 def _loadable(data_dir: Path, platform: str) -> tuple[pl.DataFrame, str | None]:
     ws = open_workspace(data_dir=data_dir, environ={})
     with opened(data_dir) as con, decisions_store(data_dir) as store:
@@ -109,16 +120,7 @@ def test_api_error_share_and_short_coverage_trip_the_breaker(data_dir: Path) -> 
 
 
 def test_held_rows_wait_for_approval_and_a_new_transform_voids_it(cli, data_dir: Path) -> None:
-    base, _ = _listings()
-    base[0]["price_jpy"] = 3000  # 3,000 → 1,400 is a 53 % move: held (and not a loss now)
-    seed_run(
-        data_dir,
-        RUN,
-        base=base,
-        unique_asins=N,
-        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
-    )
-    _transform(data_dir)
+    _seed_one_held_drop(data_dir)
     rows, reason = _loadable(data_dir, "base")
     assert reason is None
     assert sorted(rows["listing_key"]) == ["2", "3", "4", "5", "6"]  # item 1 waits
@@ -301,16 +303,7 @@ def test_re_transforming_a_partly_loaded_run_voids_its_stale_rows(cli, data_dir:
     """A run journaled (not yet sent) and then transformed again on different Amazon data:
     the old targets are void in the same transaction that records the new diff, and a load
     sends only the new changes (the approval of an old change does not carry over)."""
-    base, _ = _listings()
-    base[0]["price_jpy"] = 3000  # held: a 53 % drop
-    seed_run(
-        data_dir,
-        RUN,
-        base=base,
-        unique_asins=N,
-        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
-    )
-    _transform(data_dir)
+    _seed_one_held_drop(data_dir)
     assert cli("--data-dir", str(data_dir), "approve", RUN, "--listing", "1").exit_code == 0
     old = _journal_gate_rows(data_dir)
     assert sorted(old["listing_key"]) == ["1", "2", "3", "4", "5", "6"]
@@ -335,16 +328,7 @@ def test_a_crash_between_the_new_diff_and_its_record_releases_nothing_stale(
     from pipeline.snapshots import read_snapshot
     from pipeline.warehouse import write_parquet_atomic
 
-    base, _ = _listings()
-    base[0]["price_jpy"] = 3000
-    seed_run(
-        data_dir,
-        RUN,
-        base=base,
-        unique_asins=N,
-        snapshot=[observation(asin(n), price_jpy=1000) for n in range(1, N + 1)],
-    )
-    _transform(data_dir)
+    _seed_one_held_drop(data_dir)
     assert cli("--data-dir", str(data_dir), "approve", RUN, "--listing", "1").exit_code == 0
     old = _journal_gate_rows(data_dir)
 
@@ -390,11 +374,7 @@ def test_a_later_run_applies_an_earlier_decision_on_the_same_change_only(
     itself then loads nothing, since B is newer."""
     from tests.sql.frames import insert_run
 
-    base, _ = _listings()
-    base[0]["price_jpy"] = 3000  # held: a 53 % drop
-    prices = [observation(asin(n), price_jpy=1000) for n in range(1, N + 1)]
-    seed_run(data_dir, RUN, base=base, unique_asins=N, snapshot=prices)
-    _transform(data_dir)
+    prices = _seed_one_held_drop(data_dir)
     assert cli("--data-dir", str(data_dir), "approve", RUN, "--listing", "1").exit_code == 0
 
     later = "20250601T010000Z-6f6f6f"
