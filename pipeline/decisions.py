@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from pipeline.errors import DecisionsBusyError, UsageError
 
 DECISIONS = ("approve", "reject", "hold")
@@ -71,6 +73,28 @@ class Decision:
     decided_at: str
     decided_by: str
     note: str | None
+
+
+def next_action(*, holds_load: bool) -> pl.Expr:
+    """What a load does with each diff row, given its ``decision`` column: ``change`` (send
+    the change), ``raise`` or ``pause`` (the protection of a held row that waits, or was
+    rejected: a rejected raise pauses), or null (nothing). Under a tripped breaker, which
+    distrusts the run's stock data, only the protections against a loss go out. The load
+    gate (:func:`pipeline.review.load_gate`) and the workbench's plan both decide by this."""
+    decision = pl.col("decision").fill_null("")
+    waits = pl.col("held") & (decision != "approve")
+    protection = pl.col("protection")
+    protect = (
+        pl.when(decision != "reject")
+        .then(protection)
+        .when(protection.is_not_null())
+        .then(pl.lit("pause"))
+    )
+    if holds_load:
+        return pl.when(waits & (pl.col("protection_reason") == "loss_at_current_price")).then(
+            protect
+        )
+    return pl.when(waits).then(protect).when(decision != "reject").then(pl.lit("change"))
 
 
 def store_path(data_dir: Path) -> Path:

@@ -24,7 +24,6 @@ any instant leaves a journal from which the next load resumes.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,27 +72,30 @@ def record_pending(con: duckdb.DuckDBPyConnection, diff: pl.DataFrame) -> None:
             con.unregister("incoming")
 
 
+PAUSE_SUFFIX = ":pause"
+
+
 def pause_id(change_id: str) -> str:
-    """The change id of the protective pause taken for a held change (its own journal row)."""
-    return hashlib.md5(f"{change_id}|pause".encode()).hexdigest()
+    """The change id of the protective pause taken for a held change (its own journal row):
+    the change's id with :data:`PAUSE_SUFFIX`, so the change it protects is read back off it."""
+    return change_id + PAUSE_SUFFIX
 
 
 def void_replaced(
     con: duckdb.DuckDBPyConnection, run_id: str, platform: str, change_ids: list[str]
 ) -> int:
-    """Void the run's unsent journal rows on ``platform`` whose change is not among
-    ``change_ids`` (the run's new diff and its protective pauses); the caller's transaction
-    makes this atomic with the diff's record. Returns the rows voided."""
-    con.register(
-        "kept_changes",
-        pl.DataFrame({"change_id": change_ids}, schema={"change_id": pl.String}).to_arrow(),
-    )
+    """Void the run's unsent journal rows on ``platform`` whose change (for a pause: the
+    change it protects) is not among ``change_ids``, the run's new diff; the caller's
+    transaction makes this atomic with the diff's record. Returns the rows voided."""
+    kept = pl.DataFrame({"change_id": change_ids}, schema={"change_id": pl.String})
+    con.register("kept_changes", kept.to_arrow())
     try:
         rows = con.execute(
             "update push_journal set state = 'void', finished_at = now()"
             " where run_id = $r and platform = $p and state in ('pending', 'failed')"
-            " and change_id not in (select change_id from kept_changes)",
-            {"r": run_id, "p": platform},
+            " and regexp_replace(change_id, $suffix || '$', '')"
+            " not in (select change_id from kept_changes)",
+            {"r": run_id, "p": platform, "suffix": PAUSE_SUFFIX},
         ).fetchall()
     finally:
         con.unregister("kept_changes")

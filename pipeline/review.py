@@ -43,7 +43,7 @@ import polars as pl
 
 from pipeline import journal, layout
 from pipeline.config import Settings, Workspace
-from pipeline.decisions import DecisionStore
+from pipeline.decisions import DecisionStore, next_action
 from pipeline.decisions import opened as open_store
 from pipeline.errors import DataError, UsageError
 from pipeline.files import write_text_atomic
@@ -106,6 +106,8 @@ class ReviewResult:
     report: Path
     csvs: list[Path] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)  # change ids this run's loads already sent
+    diffs: dict[str, pl.DataFrame] = field(default_factory=dict)  # platform -> rows, with
+    # their ``decision`` and ``sent``, as the report drew them
 
     @property
     def held(self) -> bool:
@@ -278,14 +280,12 @@ class LoadGate:
     @property
     def paused(self) -> int:
         """Protections that pause (quantity 0, price kept); the rest raise the price."""
-        if not self.rows.height:
-            return 0
-        pause = (
-            (pl.col("action") == "protect")
-            & (pl.col("new_quantity") == 0)
-            & (pl.col("new_price_minor") == pl.col("old_price_minor"))
-        )
-        return self.rows.filter(pause).height
+        return self.rows.filter(_is_pause()).height if self.rows.height else 0
+
+
+def _is_pause() -> pl.Expr:
+    """A row :func:`protective_rows` made a pause (quantity 0, price kept)."""
+    return pl.col("change_id").str.ends_with(journal.PAUSE_SUFFIX)
 
 
 def newest_transformed_run(con: duckdb.DuckDBPyConnection, platform: str) -> str | None:
@@ -298,19 +298,25 @@ def newest_transformed_run(con: duckdb.DuckDBPyConnection, platform: str) -> str
     return str(rows[0][0]) if rows else None
 
 
-def protective_rows(held: pl.DataFrame) -> pl.DataFrame:
-    """The protective action of each held row (transform's ``protection``): the raise is the
-    row itself; a pause keeps the price and sets quantity 0, under its own change id."""
-    raise_rows = held.filter(pl.col("protection") == "raise")
-    pauses = held.filter(pl.col("protection") == "pause").with_columns(
-        pl.col("old_price_minor").alias("new_price_minor"),
-        pl.lit(0, pl.Int64).alias("new_quantity"),
-        pl.col("old_visible").alias("new_visible"),
-        pl.lit("out_of_stock").alias("change_kind"),
-        pl.col("change_id").map_elements(journal.pause_id, return_dtype=pl.String),
-    )
-    return pl.concat([raise_rows, pauses]).with_columns(
-        pl.lit("protect").alias("action"), pl.col("protection_reason").alias("reason")
+def protective_rows(protected: pl.DataFrame) -> pl.DataFrame:
+    """The protective action of each row whose ``action`` is ``raise`` or ``pause``
+    (:func:`pipeline.decisions.next_action`): a raise is the row itself; a pause keeps the
+    price and sets quantity 0, under its own change id (:func:`pipeline.journal.pause_id`)."""
+    pause = pl.col("action") == "pause"
+    paused = {
+        "new_price_minor": pl.col("old_price_minor"),
+        "new_quantity": pl.lit(0, pl.Int64),
+        "new_visible": pl.col("old_visible"),
+        "change_kind": pl.lit("out_of_stock"),
+        "change_id": pl.col("change_id") + journal.PAUSE_SUFFIX,
+    }
+    return protected.with_columns(
+        *(
+            pl.when(pause).then(value).otherwise(pl.col(name)).alias(name)
+            for name, value in paused.items()
+        ),
+        pl.lit("protect").alias("action"),
+        pl.col("protection_reason").alias("reason"),
     )
 
 
@@ -359,7 +365,7 @@ def load_gate(
     breaker = breaker_for(ws, con, run_id, platform, store)
     decision = pl.col("decision").fill_null("")
     held = pl.col("held")
-    released = (~held & (decision != "reject")) | (decision == "approve")
+    diff = diff.with_columns(next_action(holds_load=breaker.holds_load).alias("action"))
     skipped = {
         "waiting": diff.filter(
             held
@@ -368,49 +374,29 @@ def load_gate(
         ).height,
         "rejected": diff.filter(decision == "reject").height,
     }
-    changes = diff.filter(released).with_columns(
-        pl.lit("change").alias("action"), pl.lit(None, pl.String).alias("reason")
-    )
-    # a rejected raise is not pushed: a listing still losing money is paused instead
-    waiting_or_rejected = diff.filter(held & (decision != "approve")).with_columns(
-        pl.when((pl.col("decision") == "reject") & (pl.col("protection") == "raise"))
-        .then(pl.lit("pause"))
-        .otherwise(pl.col("protection"))
-        .alias("protection")
-    )
-    protect = protective_rows(waiting_or_rejected)
     hold_reason = None
     if breaker.holds_load:
-        # a tripped breaker distrusts the run's stock data: only loss protections go out
         hold_reason = (
             f"{DISPLAY_NAMES[platform]} load of run {run_id} is held: "
             f"{'; '.join(breaker.reasons)}; release it with "
             f"`invsync approve {run_id} --platform {platform}`."
         )
         skipped["waiting"] = diff.height - skipped["rejected"]
-        changes = changes.clear()
-        protect = protect.filter(pl.col("reason") == "loss_at_current_price")
+    changes = diff.filter(pl.col("action") == "change").with_columns(
+        pl.lit(None, pl.String).alias("reason")
+    )
+    protect = protective_rows(diff.filter(pl.col("action").is_in(["raise", "pause"])))
     candidates = pl.concat([changes, protect.select(changes.columns)]).drop("decision")
 
     # fresh source: a raise or change from an observation older than max_source_age waits
     # (a pause never does: stopping a sale is always safe)
     max_age = timedelta(seconds=ws.settings.guardrails.max_source_age)
     fresh = (pl.col("source_fetched_at") >= now - max_age).fill_null(False)
-    is_pause = (
-        (pl.col("action") == "protect")
-        & (pl.col("new_quantity") == 0)
-        & (pl.col("new_price_minor") == pl.col("old_price_minor"))
-    )
-    skipped["stale_source"] = candidates.filter(~fresh & ~is_pause).height
-    candidates = candidates.filter(fresh | is_pause)
+    skipped["stale_source"] = candidates.filter(~fresh & ~_is_pause()).height
+    candidates = candidates.filter(fresh | _is_pause())
 
     # a change this run already pushed (or the platform refused for good) is done
-    done = con.execute(
-        "select change_id from push_journal where run_id = $r and platform = $p"
-        " and state in ('ok', 'quarantined')",
-        {"r": run_id, "p": platform},
-    ).fetchall()
-    candidates = candidates.filter(~pl.col("change_id").is_in([c for (c,) in done]))
+    candidates = candidates.filter(~pl.col("change_id").is_in(sent_changes(con, run_id)))
 
     # the listing still shows the old values (or, for an approved change, the pause set)
     current = _current_listings(con, platform)
@@ -517,8 +503,9 @@ def decide(
 
 def with_sent(diff: pl.DataFrame, sent: list[str]) -> pl.DataFrame:
     """``diff`` with a ``sent`` column: this run already sent the row's change or its pause."""
-    pause = pl.col("change_id").map_elements(journal.pause_id, return_dtype=pl.String)
-    return diff.with_columns((pl.col("change_id").is_in(sent) | pause.is_in(sent)).alias("sent"))
+    change = pl.col("change_id")
+    pause = change + journal.PAUSE_SUFFIX
+    return diff.with_columns((change.is_in(sent) | pause.is_in(sent)).alias("sent"))
 
 
 def sent_changes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
@@ -588,7 +575,7 @@ def run(
     out_dir = layout.review_dir(ws.data_dir, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReviewResult(run_id=run_id, platforms={}, report=out_dir / "review.html")
-    diffs = {}
+    diffs = result.diffs
     sent = result.sent = sent_changes(con, run_id)
     with open_store(ws.data_dir) as store:
         for platform in platforms:
@@ -598,7 +585,11 @@ def run(
             csv_path = out_dir / f"diff_{platform}.csv"
             write_text_atomic(csv_path, csv_safe(diff).write_csv())
             result.csvs.append(csv_path)
-        decided = store.decisions(c for d in diffs.values() for c in d["change_id"].to_list())
+    decided = {  # the decisions already on the rows
+        change: decision
+        for d in diffs.values()
+        for change, decision in d.select("change_id", "decision").drop_nulls().iter_rows()
+    }
     history = price_history(ws.data_dir, diffs)
     page = page_from_frames(
         run_id,

@@ -198,8 +198,7 @@ def _store(
         # no longer has (decisions need nothing: each binds to its exact change_id).
         con.execute("delete from review_breakers where run_id = $r", {"r": run_id})
         for platform, frame in computed.frames.items():
-            kept = frame["change_id"].to_list()
-            journal.void_replaced(con, run_id, platform, kept + [journal.pause_id(c) for c in kept])
+            journal.void_replaced(con, run_id, platform, frame["change_id"].to_list())
         for platform in dropped:
             journal.void_replaced(con, run_id, platform, [])
 

@@ -329,13 +329,8 @@ def review(
             _say(ready_line(url))
             sys.stdout.flush()
 
-        from pipeline.workbench.server import read_run
-
         breakers = {p: r.breaker for p, r in result.platforms.items()}
-        frames = {
-            p: review_stage.with_sent(f, result.sent)
-            for p, f in read_run(ws, result.run_id).items()
-        }
+        frames = {p: d.drop("decision") for p, d in result.diffs.items()}  # read once
         serve_workbench(
             ws,
             result.run_id,

@@ -38,6 +38,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
+from pipeline.decisions import next_action
 from pipeline.money import money
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.schemas import CHANGE_KINDS
@@ -142,34 +143,13 @@ def next_load(
     """Every row of one platform's diff with its ``decision`` and the ``action`` the next load
     would take for it (``change``, ``raise``, ``pause``, or null: nothing) and ``why``."""
     frame = with_optional_columns(frame).with_columns(_decision_column(decisions))
-    decision, held = pl.col("decision"), pl.col("held")
-    protection = pl.col("protection")
-    # as pipeline.review.load_gate decides (which also sends a row only while its listing
-    # shows the old values and its Amazon observation is younger than max_source_age)
-    protect = (
-        pl.when(decision == "reject")
-        .then(pl.when(protection.is_not_null()).then(pl.lit("pause")))  # a rejected raise pauses
-        .otherwise(protection)
-    )
+    decision = pl.col("decision")
+    # the load gate's own rule (pipeline.decisions.next_action); the load also sends a row
+    # only while its listing shows the old values and its Amazon observation is fresh
     action = (
         pl.when(pl.col("sent").fill_null(False))
         .then(pl.lit(None, pl.String))  # already on the platform: nothing left to send
-        .when(pl.lit(breaker.holds_load))
-        # a tripped breaker distrusts the run's stock data: only loss protections go out
-        .then(
-            pl.when(
-                held
-                & (decision.fill_null("") != "approve")
-                & (pl.col("protection_reason") == "loss_at_current_price")
-            ).then(protect)
-        )
-        .when(~held & (decision.fill_null("") != "reject"))
-        .then(pl.lit("change"))
-        .when(held & (decision == "approve"))
-        .then(pl.lit("change"))
-        .when(held)
-        .then(protect)
-        .otherwise(pl.lit(None, pl.String))
+        .otherwise(next_action(holds_load=breaker.holds_load))
     )
     why = (
         pl.when(pl.col("action").is_null())
