@@ -342,38 +342,6 @@ def review(
         )
 
 
-RowFilters = tuple[str | None, list[str] | None, list[str] | None, str | None]
-
-
-def _decide(ctx: typer.Context, decision: str, run: str | None, filters: RowFilters) -> None:
-    """approve / reject / hold: record a person's decision on the rows the filters select."""
-    from pipeline import review as review_stage
-
-    platform, accounts, listings, reason = filters
-    ws = state(ctx).workspace()
-    run_id, results = review_stage.decide(
-        ws,
-        run,
-        decision,
-        platform=platform,
-        accounts=accounts,
-        listing_keys=listings,
-        reason=reason,
-    )
-    verb = {"approve": "Approved", "reject": "Rejected", "hold": "Kept holding"}[decision]
-    shown = [r for r in results if r.rows or r.breaker_released] or results[:1]
-    for result in shown:
-        name = DISPLAY_NAMES[result.platform]
-        released = " and released its tripped breaker" if result.breaker_released else ""
-        _say(f"{verb} {result.rows} {name} row(s) of run {run_id}{released}.")
-    if decision == "approve":
-        _say(
-            "`invsync load` pushes them while each listing still shows the old values and its "
-            "Amazon observation is younger than max_source_age; a later sync that proposes "
-            "the same change applies the same decision."
-        )
-
-
 _RUN_ARG = typer.Argument(help="The run (default: the newest with a diff).")
 _PLATFORM_OPT = typer.Option("--platform", help="base or ebay (default: both).")
 _ACCOUNT_OPT = typer.Option("--account", help="Only rows of this account (repeatable).")
@@ -381,49 +349,68 @@ _LISTING_OPT = typer.Option(
     "--listing", help="Only this row: BASE item_id or eBay SKU (repeatable)."
 )
 _REASON_OPT = typer.Option("--reason", help="Only held rows whose hold reason contains this.")
+_DECISIONS = {  # command -> what it records, and its help
+    "approve": (
+        "Approved",
+        "Approve held rows (all, a filtered set, or one): the next load pushes them.\n\n"
+        "Approving a whole platform (`--platform P` and no other filter) also releases its "
+        "tripped breaker for this run. Works while a sync runs.",
+    ),
+    "reject": (
+        "Rejected",
+        "Reject rows: no load pushes these changes (a protective pause still stands).",
+    ),
+    "hold": (
+        "Kept holding",
+        "Keep rows waiting: clears an earlier approve or reject of the same change.",
+    ),
+}
 
 
-@app.command()
-def approve(
-    ctx: typer.Context,
-    run: Annotated[str | None, _RUN_ARG] = None,
-    platform: Annotated[str | None, _PLATFORM_OPT] = None,
-    account: Annotated[list[str] | None, _ACCOUNT_OPT] = None,
-    listing: Annotated[list[str] | None, _LISTING_OPT] = None,
-    reason: Annotated[str | None, _REASON_OPT] = None,
-) -> None:
-    """Approve held rows (all, a filtered set, or one): the next load pushes them.
+def _decision_command(decision: str) -> Any:
+    """``invsync approve|reject|hold``: one command per decision, the same row filters."""
+    verb, help_text = _DECISIONS[decision]
 
-    Approving a whole platform (`--platform P` and no other filter) also releases its
-    tripped breaker for this run. Works while a sync runs.
-    """
-    _decide(ctx, "approve", run, (platform, account, listing, reason))
+    def command(
+        ctx: typer.Context,
+        run: Annotated[str | None, _RUN_ARG] = None,
+        platform: Annotated[str | None, _PLATFORM_OPT] = None,
+        account: Annotated[list[str] | None, _ACCOUNT_OPT] = None,
+        listing: Annotated[list[str] | None, _LISTING_OPT] = None,
+        reason: Annotated[str | None, _REASON_OPT] = None,
+    ) -> None:
+        from pipeline import review as review_stage
+
+        ws = state(ctx).workspace()
+        run_id, results = review_stage.decide(
+            ws,
+            run,
+            decision,
+            platform=platform,
+            accounts=account,
+            listing_keys=listing,
+            reason=reason,
+        )
+        shown = [r for r in results if r.rows or r.breaker_released] or results[:1]
+        for result in shown:
+            released = " and released its tripped breaker" if result.breaker_released else ""
+            _say(
+                f"{verb} {result.rows} {DISPLAY_NAMES[result.platform]} row(s) of run "
+                f"{run_id}{released}."
+            )
+        if decision == "approve":
+            _say(
+                "`invsync load` pushes them while each listing still shows the old values and "
+                "its Amazon observation is younger than max_source_age; a later sync that "
+                "proposes the same change applies the same decision."
+            )
+
+    command.__doc__ = help_text
+    return command
 
 
-@app.command()
-def reject(
-    ctx: typer.Context,
-    run: Annotated[str | None, _RUN_ARG] = None,
-    platform: Annotated[str | None, _PLATFORM_OPT] = None,
-    account: Annotated[list[str] | None, _ACCOUNT_OPT] = None,
-    listing: Annotated[list[str] | None, _LISTING_OPT] = None,
-    reason: Annotated[str | None, _REASON_OPT] = None,
-) -> None:
-    """Reject rows: no load pushes these changes (a protective pause still stands)."""
-    _decide(ctx, "reject", run, (platform, account, listing, reason))
-
-
-@app.command()
-def hold(
-    ctx: typer.Context,
-    run: Annotated[str | None, _RUN_ARG] = None,
-    platform: Annotated[str | None, _PLATFORM_OPT] = None,
-    account: Annotated[list[str] | None, _ACCOUNT_OPT] = None,
-    listing: Annotated[list[str] | None, _LISTING_OPT] = None,
-    reason: Annotated[str | None, _REASON_OPT] = None,
-) -> None:
-    """Keep rows waiting: clears an earlier approve or reject of the same change."""
-    _decide(ctx, "hold", run, (platform, account, listing, reason))
+for _name in _DECISIONS:
+    app.command(_name)(_decision_command(_name))
 
 
 @app.command()
