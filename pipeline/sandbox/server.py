@@ -21,7 +21,6 @@ import importlib
 import json
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +29,8 @@ from typing import Any
 
 import flask
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from pipeline.loopback import HOST, LoopbackServer
 from pipeline.sandbox import control, spapi
 from pipeline.sandbox.catalogue import Catalogue, catalogue_of
 from pipeline.sandbox.clock import SandboxClock
@@ -39,7 +38,6 @@ from pipeline.sandbox.credentials import DEMO_ENV
 from pipeline.sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
-HOST = "127.0.0.1"
 _PLATFORM_MODULES = ("thebase", "ebay")
 _SPAPI_PREFIXES = ("/products/", "/batches/products/")
 
@@ -76,20 +74,6 @@ def create_app(state: SandboxState) -> flask.Flask:
         return flask.Response(json.dumps(body), status=exc.code, content_type="application/json")
 
     return app
-
-
-class _NoDelayRequestHandler(WSGIRequestHandler):
-    """werkzeug's handler with TCP_NODELAY on each accepted socket and no access log."""
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # the ledger records every call; an access line per request is noise
-
-    def log_error(self, format: str, *args: Any) -> None:
-        logger.debug(format, *args)
 
 
 def read_world(path: Path | None) -> dict[str, Any] | None:
@@ -154,36 +138,21 @@ class SandboxServer:
         if world is not None:
             others = {k: v for k, v in world.get("apis", {}).items() if k != "catalogue"}
             self.state.load({"apis": others})
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
 
     def start(self) -> SandboxServer:
-        if self._server is not None:
+        if self._loopback is not None:
             return self
-        server = make_server(
-            HOST, self.port, self.app, threaded=True, request_handler=_NoDelayRequestHandler
-        )
-        self._server = server
-        self.port = server.server_port
+        self._loopback = LoopbackServer(self.app, self.port, name="sandbox", poll_interval=0.02)
+        self.port = self._loopback.port
         self.url = f"http://{HOST}:{self.port}"
-        # a short poll interval keeps stop() fast (seconds)
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name=f"sandbox-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+        loopback, self._loopback = self._loopback, None
+        if loopback is None:
             return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        loopback.stop()
         with self.state.lock:
             self.state.save()
 

@@ -48,12 +48,12 @@ from typing import Any
 
 import flask
 import polars as pl
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from pipeline.config import Workspace
 from pipeline.decisions import DECISIONS, KEY_COLUMNS, opened
 from pipeline.errors import UsageError
+from pipeline.loopback import HOST, LoopbackServer
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.workbench.render import (
     PLAN_LISTED,
@@ -66,7 +66,6 @@ from pipeline.workbench.render import (
 )
 
 logger = logging.getLogger(__name__)
-HOST = "127.0.0.1"
 TOKEN_HEADER = "X-Invsync-Token"
 COOKIE = "invsync_workbench"
 _ROW_COLUMNS = (*KEY_COLUMNS, "held", "hold_reason", "protection")
@@ -98,16 +97,6 @@ def read_run(ws: Workspace, run_id: str) -> dict[str, pl.DataFrame]:
             f"Run {run_id} has no diffs to review; run `invsync transform --run {run_id}` first."
         )
     return diffs
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """werkzeug's handler without an access line per request (the URL holds the token)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-    def log_error(self, format: str, *args: Any) -> None:
-        logger.debug(format, *args)
 
 
 class Workbench:
@@ -147,8 +136,7 @@ class Workbench:
                 if row["change_id"] is not None:
                     self._rows[row["change_id"]] = row
         self.app = self._create_app()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
 
     # --- life ---------------------------------------------------------------------------
 
@@ -157,31 +145,17 @@ class Workbench:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> Workbench:
-        if self._server is not None:
+        if self._loopback is not None:
             return self
-        server = make_server(
-            HOST, self.port, self.app, threaded=True, request_handler=_QuietHandler
-        )
-        self._server = server
-        self.port = server.server_port
+        self._loopback = LoopbackServer(self.app, self.port, name="workbench")
+        self.port = self._loopback.port
         self.url = f"{self.origin}/?token={self.token}"
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"workbench-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        loopback, self._loopback = self._loopback, None
+        if loopback is not None:
+            loopback.stop()
 
     def __enter__(self) -> Workbench:
         return self.start()
