@@ -97,6 +97,14 @@ def next_action(*, holds_load: bool) -> pl.Expr:
     return pl.when(waits).then(protect).when(decision != "reject").then(pl.lit("change"))
 
 
+def waits_for_a_person() -> pl.Expr:
+    """A held row (with its ``decision``) that no decision settled (approve or reject) and
+    whose protective raise did not already send the change itself: what "held" counts."""
+    settled = pl.col("decision").is_in(["approve", "reject"]).fill_null(False)
+    raised = (pl.col("protection") == "raise").fill_null(False)
+    return pl.col("held") & ~settled & ~raised
+
+
 def store_path(data_dir: Path) -> Path:
     return data_dir / STORE_NAME
 

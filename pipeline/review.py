@@ -43,7 +43,7 @@ import polars as pl
 
 from pipeline import journal, layout
 from pipeline.config import Settings, Workspace
-from pipeline.decisions import DecisionStore, next_action
+from pipeline.decisions import DecisionStore, next_action, waits_for_a_person
 from pipeline.decisions import opened as open_store
 from pipeline.errors import DataError, UsageError
 from pipeline.files import write_text_atomic
@@ -90,9 +90,7 @@ class PlatformReview:
     def waiting(self) -> int:
         """Held rows still waiting for a person: no decision settled them (approve or
         reject) and no protective raise already sent the change itself."""
-        decided = self.held_rows["decision"].is_in(["approve", "reject"]).fill_null(False)
-        raised = (self.held_rows["protection"] == "raise").fill_null(False)
-        return int((~decided & ~raised).sum())
+        return self.held_rows.filter(waits_for_a_person()).height
 
     @property
     def is_held(self) -> bool:
@@ -364,14 +362,9 @@ def load_gate(
         return LoadGate(platform, empty, newer_run=newest, skipped={"superseded": diff.height})
     breaker = breaker_for(ws, con, run_id, platform, store)
     decision = pl.col("decision").fill_null("")
-    held = pl.col("held")
     diff = diff.with_columns(next_action(holds_load=breaker.holds_load).alias("action"))
     skipped = {
-        "waiting": diff.filter(
-            held
-            & ~decision.is_in(["approve", "reject"])
-            & (pl.col("protection").fill_null("") != "raise")
-        ).height,
+        "waiting": diff.filter(waits_for_a_person()).height,
         "rejected": diff.filter(decision == "reject").height,
     }
     hold_reason = None

@@ -68,7 +68,6 @@ class SyncSummary:
     push_calls: dict[str, int] = field(default_factory=dict)
     protected: int = 0  # held rows whose listing was raised or paused while they wait
     paused: int = 0  # of those, paused at quantity 0 (the rest raised to a profit)
-    not_sent: dict[str, int] = field(default_factory=dict)  # reason -> rows (review.SKIP_REASONS)
     interrupted: bool = False
     outcome: str = "running"
     message: str | None = None
@@ -207,7 +206,6 @@ def _stages(
     summary.held_platforms = dict(loaded.held)
     summary.protected = loaded.protected
     summary.paused = loaded.paused
-    summary.not_sent = loaded.skipped()
     for account in loaded.accounts:
         states = summary.pushes.setdefault(account.platform, {})
         for state in ("ok", "failed", "quarantined", "skipped", "pending"):

@@ -53,7 +53,7 @@ from pipeline.load.outcome import AccountLoad
 from pipeline.load.plan import plan, plan_frame, plan_path
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.redact import redact, secret_values
-from pipeline.review import LoadGate, load_gate
+from pipeline.review import LoadGate, diffed_platforms, load_gate, read_diff
 from pipeline.runs import resolve_run, update_run
 from pipeline.warehouse import write_parquet_atomic
 
@@ -183,17 +183,13 @@ def run(
     run_id = resolve_run(con, run_id)
     accounts: list[AccountLoad] = []
     held: dict[str, str] = {}
-    from pipeline.transform import diff_path
-
     configured = [p for p in PLATFORMS if ws.settings.accounts_on(p)]
-    diffed = [p for p in configured if diff_path(ws.data_dir, run_id, p).is_file()]
     # A platform transform wrote no diff for has nothing to load; with no diff at all the
     # review gate's own error (run transform first) is the right answer.
-    gates: dict[str, LoadGate] = {}
-    if not diffed:  # the review gate's own error: run transform first
-        from pipeline.review import read_diff
-
+    diffed = [p for p in diffed_platforms(ws, run_id) if p in configured]
+    if not diffed:
         read_diff(ws, run_id, configured[0] if configured else PLATFORMS[0])
+    gates: dict[str, LoadGate] = {}
     with open_decisions(ws.data_dir) as store:
         for platform in diffed:
             gates[platform] = load_gate(ws, con, run_id, platform, store)

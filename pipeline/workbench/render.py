@@ -38,7 +38,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
-from pipeline.decisions import next_action
+from pipeline.decisions import next_action, waits_for_a_person
 from pipeline.money import money
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.schemas import CHANGE_KINDS
@@ -81,7 +81,7 @@ class PlanSummary:
     changes: int  # full changes: not held, or held and approved
     raises: int  # protective price raises of held rows
     pauses: int  # protective pauses of held rows
-    waiting: int  # held rows that send nothing until decided
+    waiting: int  # held rows that wait for a person (decisions.waits_for_a_person)
     rejected: int
     listed: list[dict[str, Any]]  # the first PLAN_LISTED rows that go out
 
@@ -174,14 +174,7 @@ def plan_summary(planned: pl.DataFrame, breaker: BreakerView, *, listed: int | N
         (action == "change").sum().alias("changes"),
         (action == "raise").sum().alias("raises"),
         (action == "pause").sum().alias("pauses"),
-        (
-            pl.col("held")
-            & action.is_null()
-            & (decision.fill_null("") != "reject")
-            & (pl.col("protection").fill_null("") != "raise")  # a raise sent its change
-        )
-        .sum()
-        .alias("waiting"),
+        waits_for_a_person().sum().alias("waiting"),
         (decision == "reject").sum().alias("rejected"),
     ).row(0, named=True)
     going = planned.filter(action.is_not_null()).select(_PLAN_COLUMNS)
