@@ -73,9 +73,8 @@ def alert_for(summary: SyncSummary) -> Alert | None:
     lines.append("Held rows: " + (", ".join(held) if held else "none"))
     for platform, why in summary.held_platforms.items():
         lines.append(f"Load held: {DISPLAY_NAMES.get(platform, platform)} ({why})")
-    protected = int(getattr(summary, "protected", 0) or 0)
-    if protected:
-        lines.append(f"Listings protected while held: {protected:,}")
+    if summary.protected:
+        lines.append(f"Listings protected while held: {summary.protected:,}")
     failures = []
     for platform in PLATFORMS:
         states = summary.pushes.get(platform, {})
@@ -226,17 +225,11 @@ def _apprise_warnings() -> Iterator[io.StringIO]:
 
 def _newest_sync_run(ws: Workspace) -> str | None:
     """The newest sync's run id, to name the run a failed sync recorded; None if unreadable."""
-    try:
-        from pipeline import warehouse
+    from pipeline import runs, warehouse
 
-        con = warehouse.connect(ws.data_dir, read_only=True)
-        try:
-            rows = con.execute(
-                "select run_id from runs where command = 'sync'"
-                " order by started_at desc, run_id desc limit 1"
-            ).fetchall()
-        finally:
-            con.close()
+    try:
+        with warehouse.opened(ws.data_dir, read_only=True) as con:
+            latest = runs.latest_sync(con)
     except Exception:  # no warehouse yet, or busy: the alert goes without a run id
         return None
-    return str(rows[0][0]) if rows else None
+    return latest[0] if latest else None

@@ -70,6 +70,15 @@ def finish_run(
     )
 
 
+def latest_sync(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """The newest sync's run id and outcome; None before the first sync."""
+    rows = con.execute(
+        "select run_id, outcome from runs where command = 'sync'"
+        " order by started_at desc, run_id desc limit 1"
+    ).fetchall()
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+
 def resolve_run(con: duckdb.DuckDBPyConnection, run_id: str | None) -> str:
     """``run_id`` if it exists, else the latest run; a clear error when there is none."""
     if run_id is not None:

@@ -80,11 +80,8 @@ class SyncSummary:
 
 
 def _interrupted_run(con: duckdb.DuckDBPyConnection) -> str | None:
-    rows = con.execute(
-        "select run_id, outcome from runs where command = 'sync'"
-        " order by started_at desc, run_id desc limit 1"
-    ).fetchall()
-    return str(rows[0][0]) if rows and rows[0][1] == "interrupted" else None
+    latest = run_book.latest_sync(con)
+    return latest[0] if latest and latest[1] == "interrupted" else None
 
 
 def run(

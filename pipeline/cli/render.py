@@ -158,9 +158,9 @@ def sync_summary_lines(summary: SyncSummary) -> list[str]:
         out.append(
             f"  {platform:<5} pushes      {state_text} in {summary.push_calls.get(platform, 0)} calls"
         )
-    protected = int(getattr(summary, "protected", 0) or 0)
+    protected = summary.protected
     if protected or summary.outcome == "held":
-        paused = int(getattr(summary, "paused", 0) or 0)
+        paused = summary.paused
         out.append(
             f"  listings protected while held: {protected:,} ({protected - paused:,} raised to "
             f"a profit, {paused:,} paused at quantity 0)"
