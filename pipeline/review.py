@@ -476,6 +476,11 @@ def decide(
                 chosen = chosen.filter(
                     pl.col("hold_reason").fill_null("").str.contains(reason, literal=True)
                 )
+            if decision == "approve" and whole_platform:
+                # "approve all" means the rows that wait: one a person rejected stays rejected
+                chosen = with_decisions(chosen, store).filter(
+                    pl.col("decision").fill_null("") != "reject"
+                )
             recorded = store.record(chosen.to_dicts(), decision, by=by)
             released = False
             if decision == "approve" and whole_platform:

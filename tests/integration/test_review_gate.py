@@ -178,6 +178,12 @@ def test_decisions_per_row_reject_and_hold(cli, data_dir: Path) -> None:
     assert rows.filter(pl.col("listing_key") == "1")["action"].to_list() == ["protect"]
     missing = cli("--data-dir", d, "approve", RUN, "--listing", "999")
     assert missing.exit_code == 2 and "No row of run" in missing.stderr
+    # approving the whole platform approves what waits; a rejected row stays rejected (as
+    # the workbench's "approve all held")
+    everything = cli("--data-dir", d, "approve", RUN, "--platform", "base")
+    assert everything.exit_code == 0 and "Approved 2 BASE row(s)" in everything.stdout
+    rows, _ = _loadable(data_dir, "base")
+    assert rows.filter(pl.col("listing_key") == "2")["action"].to_list() == ["protect"]
 
 
 def test_approve_errors_exit_2(cli, data_dir: Path) -> None:
