@@ -106,8 +106,8 @@ def config_check(
     if as_json:
         console.print_json(json.dumps(described))
         return
-    console.print(f"config file: {described['config_file']}")
-    console.print(f"data dir:    {described['data_dir']}")
+    console.print(f"config file: {render.plain(described['config_file'])}")
+    console.print(f"data dir:    {render.plain(described['data_dir'])}")
     console.print(f"mode:        {ws.settings.mode}")
     console.print_json(json.dumps(described["settings"]))
     console.print("secrets (values never shown):")
@@ -115,7 +115,7 @@ def config_check(
         console.print(f"  {name:<28} {status}")
     console.print("endpoints:")
     for name, value in described["endpoints"].items():
-        console.print(f"  {name:<28} {value}")
+        console.print(f"  {name:<28} {render.plain(value)}")
     console.print("[green]Configuration is valid.[/green]")
 
 
@@ -138,11 +138,11 @@ def listings_import(
     ws = state(ctx).workspace()
     counts = listings.import_file(ws, file, platform=platform, account=account)
     console.print(
-        f"Imported {file.name} into listings_{platform}: {counts.inserted} inserted, "
+        f"Imported {render.plain(file.name)} into listings_{platform}: {counts.inserted} inserted, "
         f"{counts.updated} updated, {counts.unchanged} unchanged."
     )
     if counts.ignored_columns:
-        console.print(f"Ignored columns: {', '.join(counts.ignored_columns)}.")
+        console.print(f"Ignored columns: {render.plain(', '.join(counts.ignored_columns))}.")
 
 
 @listings_app.command("pull")
@@ -546,11 +546,13 @@ def history(
     with reports.reading(ws.data_dir) as con:
         frame = reports.asin_history(con, asin)
     if frame.is_empty():
-        console.print(f"No observation of {asin} yet.")
+        console.print(f"No observation of {render.plain(asin)} yet.")
         return
     prices = frame["price_jpy"].to_list()
     stocked = [p for p, s in zip(prices, frame["in_stock"].to_list(), strict=True) if s]
-    console.print(f"{asin}: {frame.height} observations, {frame['run_id'].n_unique()} runs")
+    console.print(
+        f"{render.plain(asin)}: {frame.height} observations, {frame['run_id'].n_unique()} runs"
+    )
     console.print(f"  price  {reports.sparkline(prices)}", markup=False, highlight=False)
     if stocked:
         console.print(
@@ -565,7 +567,7 @@ def history(
         )
     if plot is not None:
         reports.plot_history(frame, asin, plot)
-        console.print(f"Wrote {plot}.")
+        console.print(f"Wrote {render.plain(plot)}.")
 
 
 @app.command()
