@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -205,13 +205,19 @@ class Faults:
     html_rate: float = 0.0  # share of calls answered 503 with an HTML body
     slow_ms: float = 0.0  # extra latency per response, milliseconds
     expired_tokens: bool = False  # every access token is treated as expired
+    # --- SP-API ---------------------------------------------------------------------
     zero_offers: bool = False  # every ASIN reports 0 offers (a real getItemOffersBatch bug)
     invalid_asins: list[str] = field(default_factory=list)  # answered as invalid ASINs
     rate_override: dict[str, float] = field(default_factory=dict)  # op -> unscaled rate
+    # --- BASE -----------------------------------------------------------------------
     bad_item_ids: list[int] = field(default_factory=list)  # BASE items deleted on BASE
+    # --- eBay -----------------------------------------------------------------------
     partial_failure_skus: list[str] = field(default_factory=list)  # eBay 207 for these SKUs
     partial_failure_rate: float = 0.0  # share of eBay SKUs failing inside a 207
     ebay_429_rate: float = 0.0  # share of eBay calls answered 429 errorId 2001
+    # --- tokens -----------------------------------------------------------------------
+    # (no knob yet)
+    # --- bookkeeping ----------------------------------------------------------------
     set_at: float = 0.0  # clock() when the knobs were set; windows count from here
 
     def error_rate_for(self, operation: str) -> float:
@@ -254,32 +260,23 @@ class Faults:
         return faults
 
     def _set(self, name: str, value: Any) -> None:
+        """One knob, parsed by its field's declared type (a new knob is one field line)."""
         base, _, operation = name.partition(".")
         if base == "error_rate" and operation:
             self.error_rate_by_operation[operation] = float(value)
-        elif base == "rate_override" and operation:
+            return
+        if base == "rate_override" and operation:
             self.rate_override[operation] = float(value)
-        elif name in ("outage", "throttle_storm", "outage_calls", "throttle_storm_calls"):
-            setattr(self, name, _windows(value))
-        elif name in ("invalid_asins", "partial_failure_skus"):
-            setattr(self, name, _strings(value))
-        elif name == "bad_item_ids":
-            setattr(self, name, [int(v) for v in _strings(value)])
-        elif name in ("outage_html", "expired_tokens", "zero_offers"):
-            setattr(self, name, _bool(value))
-        elif name in (
-            "error_rate",
-            "malformed_rate",
-            "html_rate",
-            "slow_ms",
-            "partial_failure_rate",
-            "ebay_429_rate",
-        ):
-            setattr(self, name, float(value))
-        elif name in ("error_rate_by_operation", "rate_override") and isinstance(value, dict):
+            return
+        kind = _KNOB_TYPES.get(name)
+        if kind is None:
+            raise ValueError(f"unknown sandbox fault {name!r}; see docs/sandbox.md for the knobs")
+        if kind == "dict[str, float]":
+            if not isinstance(value, dict):
+                raise ValueError(f"sandbox fault {name!r} takes an object of numbers")
             setattr(self, name, {str(k): float(v) for k, v in value.items()})
         else:
-            raise ValueError(f"unknown sandbox fault {name!r}; see docs/sandbox.md for the knobs")
+            setattr(self, name, _PARSERS[kind](value))
 
 
 def _bool(value: Any) -> bool:
@@ -308,6 +305,17 @@ def _windows(value: Any) -> list[Window]:
         start, _, end = part.partition("-")
         windows.append(Window(float(start), float(end)))
     return windows
+
+
+_PARSERS: dict[str, Any] = {
+    "bool": _bool,
+    "float": float,
+    "list[str]": _strings,
+    "list[int]": lambda value: [int(v) for v in _strings(value)],
+    "list[Window]": _windows,
+}
+# knob name -> its declared type, read off the dataclass (``set_at`` is not a knob)
+_KNOB_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Faults) if f.name != "set_at"}
 
 
 @dataclass
