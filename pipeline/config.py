@@ -31,6 +31,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from pipeline.errors import ConfigError, MissingCredentialError
 from pipeline.platforms import Platform
+from pipeline.redact import remember, secret_names
 
 CONFIG_ENV = "INVSYNC_CONFIG"
 DATA_DIR_ENV = "INVSYNC_DATA_DIR"
@@ -459,6 +460,13 @@ class Settings(_Section):
             names += EBAY_SECRETS
         return names
 
+    def secret_variables(self) -> list[str]:
+        """Every variable this configuration names that holds a secret, whether or not
+        live mode needs it (``refresh_token_env`` of every account included)."""
+        names = [*SPAPI_SECRETS, *BASE_SECRETS, *EBAY_SECRETS]
+        names += [a.refresh_token_env for a in self.accounts if a.refresh_token_env]
+        return list(dict.fromkeys(names))
+
     def digest(self) -> str:
         """A short hash of the effective settings, recorded with each run."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
@@ -472,6 +480,12 @@ class Workspace:
     config_path: Path | None
     data_dir: Path
     env: Mapping[str, str] = field(repr=False)  # process env over .env; holds secrets
+
+    def __post_init__(self) -> None:
+        # Every secret this workspace can hand out is held for redaction from the start,
+        # the refresh-token variables the accounts name included, whatever their names.
+        names = secret_names(self.env, also=self.settings.secret_variables())
+        remember(*(self.env.get(name, "") for name in names))
 
     @property
     def is_sandbox(self) -> bool:
@@ -625,12 +639,11 @@ def describe_settings(ws: Workspace) -> dict[str, Any]:
 
     Secret values are never included, only ``"set"`` or ``"not set"``.
     """
-    names = list(dict.fromkeys([*SPAPI_SECRETS, *BASE_SECRETS, *EBAY_SECRETS]))
-    names += [a.refresh_token_env for a in ws.settings.accounts if a.refresh_token_env]
+    names = ws.settings.secret_variables()
     return {
         "config_file": str(ws.config_path) if ws.config_path else "(none: sandbox demo defaults)",
         "data_dir": str(ws.data_dir),
         "settings": ws.settings.model_dump(mode="json"),
-        "secrets": {n: ("set" if ws.env.get(n) else "not set") for n in dict.fromkeys(names)},
+        "secrets": {n: ("set" if ws.env.get(n) else "not set") for n in names},
         "endpoints": {n: ws.env.get(n, "(default)") for n in (*ENDPOINT_VARS, BASE_REDIRECT_VAR)},
     }

@@ -14,6 +14,7 @@ import duckdb
 
 from pipeline.config import Workspace
 from pipeline.errors import UsageError
+from pipeline.redact import redact
 
 _RUN_COLUMNS = {
     "command", "mode", "config_hash", "operation", "finished_at",
@@ -66,7 +67,7 @@ def finish_run(
     con.execute(
         "update runs set outcome = $outcome, message = $message, finished_at = now()"
         " where run_id = $run_id",
-        {"outcome": outcome, "message": message, "run_id": run_id},
+        {"outcome": outcome, "message": redact(message) if message else None, "run_id": run_id},
     )
 
 

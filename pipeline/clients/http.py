@@ -36,6 +36,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from pipeline.errors import ThrottledError as ThrottledError
 from pipeline.errors import TransientApiError as TransientApiError
+from pipeline.redact import remember
 
 log = logging.getLogger("invsync.http")
 
@@ -170,7 +171,9 @@ class AccessToken:
 
     @classmethod
     def lasting(cls, value: str, lifetime: float, now: float, policy: RetryPolicy) -> AccessToken:
-        """A token issued at ``now`` for ``lifetime`` seconds, to be used until the margin."""
+        """A token issued at ``now`` for ``lifetime`` seconds, to be used until the margin.
+        The value is held for redaction (:func:`pipeline.redact.remember`) from now on."""
+        remember(value)
         return cls(value, now + lifetime - TOKEN_MARGIN / policy.time_scale)
 
     def usable(self, now: float) -> bool:

@@ -13,7 +13,9 @@ passes, in this order:
 5. the quota → :meth:`Dialect.spend_quota` (rate bucket, hour/day windows; raises);
 6. the ``error_rate`` / ``html_rate`` faults → :meth:`Dialect.server_error` or the HTML 503;
 7. the handler → a :class:`Reply` (or raises :class:`Refused`); a reply whose status is in
-   :attr:`Dialect.malformable` is cut in half by the ``malformed_rate`` fault;
+   :attr:`Dialect.malformable` is cut in half by the ``malformed_rate`` fault; with the
+   ``echo_token`` fault every error answer repeats the token the caller presented in its
+   message (as some live error bodies do), so tests can prove invsync never stores it;
 8. the ledger, then :meth:`Dialect.respond` puts the reply on the wire.
 
 A :class:`Dialect` says how its API spells each answer: SP-API's JSON ``errors``, BASE's
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from xml.sax.saxutils import escape
 
 import flask
 
@@ -165,6 +168,8 @@ class Gate:
                         reply.outcome = "fault:malformed"
             except Refused as refused:
                 reply = refused.reply
+            if state.faults.echo_token:
+                _echo_token(reply)
             state.ledger.record_call(
                 dialect.api,
                 operation,
@@ -196,3 +201,49 @@ class Gate:
         if after == "html":
             return Reply(503, OUTAGE_HTML, "fault:html", content_type=dialect.html_type)
         return None
+
+
+# Where an error answer says what went wrong, per API: JSON keys, Trading's XML elements.
+_MESSAGE_KEYS = ("message", "longMessage", "error_description", "details")
+_XML_MESSAGES = ("</ShortMessage>", "</LongMessage>")
+
+
+def presented_token() -> str | None:
+    """The token the caller sent: a bearer or IAF access token, SP-API's
+    ``x-amz-access-token``, or the refresh token of a token request."""
+    headers = flask.request.headers
+    bearer = headers.get("Authorization", "")
+    if bearer.lower().startswith("bearer "):
+        return bearer[7:].strip() or None
+    for name in ("X-EBAY-API-IAF-TOKEN", "x-amz-access-token"):
+        if headers.get(name):
+            return headers[name]
+    return flask.request.form.get("refresh_token") or None
+
+
+def _echo_token(reply: Reply) -> None:
+    """The ``echo_token`` fault: an error answer repeats the caller's token in its message."""
+    token = presented_token()
+    if not token:
+        return
+    said = f" (token presented: {token})"
+    if isinstance(reply.body, str):
+        if any(tag in reply.body for tag in _XML_MESSAGES):  # Trading: Ack Failure / Warning
+            for tag in _XML_MESSAGES:
+                reply.body = reply.body.replace(tag, escape(said) + tag)
+        return
+    if reply.status < 400 and reply.status != 207:  # 207: eBay's per-SKU errors
+        return
+
+    def echo(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _MESSAGE_KEYS and isinstance(value, str):
+                    node[key] = value + said
+                else:
+                    echo(value)
+        elif isinstance(node, list):
+            for value in node:
+                echo(value)
+
+    echo(reply.body)

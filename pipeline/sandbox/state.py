@@ -216,7 +216,7 @@ class Faults:
     partial_failure_rate: float = 0.0  # share of eBay SKUs failing inside a 207
     ebay_429_rate: float = 0.0  # share of eBay calls answered 429 errorId 2001
     # --- tokens -----------------------------------------------------------------------
-    # (no knob yet)
+    echo_token: bool = False  # every error answer repeats the caller's token in its message
     # --- bookkeeping ----------------------------------------------------------------
     set_at: float = 0.0  # clock() when the knobs were set; windows count from here
 

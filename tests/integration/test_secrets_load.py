@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
+
 from pipeline import listings_pull, runs, warehouse
 from pipeline.config import open_workspace
 from pipeline.redact import secret_values
@@ -73,3 +75,62 @@ def test_no_secret_survives_a_faulted_run(start_sandbox, data_dir, cli):
         for secret in secrets:
             assert secret not in text, f"a secret is in {where}"
     assert "Error: BASE rejected 1 of" in first.stderr
+
+
+def test_a_token_echoed_in_an_error_body_is_stored_nowhere(start_sandbox, data_dir, cli):
+    """Live error bodies sometimes repeat the token the caller sent. With the sandbox's
+    ``echo_token`` fault every error answer does: the BASE access token in a refused
+    ``items/edit``, the eBay access token in a 207's per-SKU error. Neither is a variable of
+    the environment, and neither has a token's usual prefix; both must still be masked in
+    the journal, the views analysts export from, the log and the output, because the
+    process held them."""
+    sandbox = start_sandbox(time_scale=100.0, n_asins=200)
+    env = sandbox.env()
+    ws = open_workspace(data_dir=data_dir, environ=env)
+    with warehouse.opened(data_dir) as con:
+        listings_pull.run(ws, con, "base")
+        listings_pull.run(ws, con, "ebay")
+        run_id = runs.start_run(con, ws, "load")
+        base = loadkit.base_diff(con, run_id, 6)
+        # BASE refuses a price above ¥9,999,999 with validation_error: a stored description
+        base = base.with_columns(
+            pl.when(pl.int_range(pl.len()) == 0)
+            .then(10_000_000)
+            .otherwise(pl.col("new_price_minor"))
+            .alias("new_price_minor")
+        )
+        ebay = loadkit.ebay_diff(con, run_id, 6, api="inventory")
+        loadkit.write_transform_output(con, data_dir, base, "base")
+        loadkit.write_transform_output(con, data_dir, ebay, "ebay")
+    loadkit.set_faults(
+        sandbox.url,
+        f"echo_token,partial_failure_skus={ebay['listing_key'][0]}+{ebay['listing_key'][1]}",
+    )
+    loaded = cli("--debug", "--data-dir", str(data_dir), "load", "--run", run_id, env=env)
+    assert loaded.exit_code == 4, loaded.output
+
+    with sandbox.state.lock:
+        issued = [
+            *sandbox.state.apis["base"].access_tokens,
+            *sandbox.state.apis["ebay"].access_tokens,
+        ]
+    assert len(issued) >= 2
+    with warehouse.opened(data_dir) as con:
+        said = [
+            r[0]
+            for r in con.execute(
+                "select error_message from push_journal where error_message is not null"
+            ).fetchall()
+        ]
+    # the fault did echo a token into both platforms' failures, and it was masked there
+    echoed = [text for text in said if "token presented: ***" in text]
+    assert len(echoed) >= 3 and any("バリデーション" in text for text in echoed), said
+    store = store_path(data_dir)  # the token store: the one file meant to hold tokens
+    files = [p for p in data_dir.rglob("*") if p.is_file() and p != store]
+    # the tables include the analyst views (``pushes`` shows error_message): every export
+    haystacks = {"output": loaded.output, "tables": _table_text(data_dir)}
+    for path in files:
+        haystacks[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+    for where, text in haystacks.items():
+        for token in issued:
+            assert token not in text, f"an access token the platform echoed is in {where}"
