@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError, MissingCredentialError
 from pipeline.platforms import Platform
@@ -121,6 +129,22 @@ class Account(_Section):
     # How a pulled listing names its ASIN: BASE item field, or a regex over the eBay SKU.
     asin_field: str = "identifier"
     sku_pattern: str = r"(?P<asin>B[0-9A-Z]{9}|[0-9]{9}[0-9X])"
+
+    @field_validator("sku_pattern")
+    @classmethod
+    def _sku_pattern_compiles(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(
+                f"is not a valid regular expression ({exc}); write it in Python's re syntax, "
+                "e.g. '(?P<asin>B[0-9A-Z]{9})'"
+            ) from None
+        if compiled.groups and "asin" not in compiled.groupindex:
+            raise ValueError(
+                "has groups but none named 'asin'; name the group that holds the ASIN (?P<asin>...)"
+            )
+        return value
 
 
 class SandboxSettings(_Section):
@@ -428,6 +452,17 @@ class Settings(_Section):
             if account.id in seen:
                 raise ValueError(f"account id {account.id!r} is declared twice")
             seen.add(account.id)
+        shared: dict[str, str] = {}
+        for account in self.accounts:
+            if account.platform != "base" or not account.refresh_token_env:
+                continue
+            first = shared.setdefault(account.refresh_token_env, account.id)
+            if first != account.id:
+                # BASE rotates a refresh token on use: two shops on one token lock each other out
+                raise ValueError(
+                    f"BASE accounts {first!r} and {account.id!r} both name refresh_token_env "
+                    f"{account.refresh_token_env!r}; each shop needs its own variable"
+                )
         for account in self.accounts:
             if account.platform == "base" and not account.refresh_token_env:
                 raise ValueError(

@@ -11,6 +11,7 @@ Exit codes: 0 done, 2 usage or configuration, 3 held for review, 4 an outside AP
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import traceback
@@ -21,10 +22,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.apis import AMAZON, PLATFORM_APIS, open_apis
+from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
-from pipeline.errors import ConfigError, HeldForReviewError, InputError, InvsyncError, UsageError
+from pipeline.errors import (
+    ConfigError,
+    HeldForReviewError,
+    InputError,
+    InvsyncError,
+    MissingCredentialError,
+    TransientApiError,
+    UsageError,
+)
 from pipeline.logs import configure_logging
 from pipeline.platforms import DISPLAY_NAMES
 from pipeline.redact import redact, secret_values
@@ -99,13 +108,60 @@ def _not_built(command: str, issue: int) -> UsageError:
 def config_check(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Also refresh every token and make one cheap call per API and account.",
+        ),
+    ] = False,
 ) -> None:
-    """Validate the configuration and print it with every secret redacted."""
+    """Validate the configuration and print it with every secret redacted; --online checks
+    every credential against its API."""
+    from pipeline import checks
+
     ws = state(ctx).workspace()
     described = describe_settings(ws)
+    problems = checks.offline_problems(ws)
+    warning = checks.dotenv_warning()
+    probes: list[checks.Probe] = []
+    if online and not problems:
+        with open_apis(ws, needs=ENDPOINT_VARS) as apis:
+            probes = checks.probe_online(apis.ws)
     if as_json:
+        described["problems"] = problems
+        described["warnings"] = [warning] if warning else []
+        if online:
+            described["online"] = [dataclasses.asdict(p) for p in probes]
         console.print_json(json.dumps(described))
-        return
+    else:
+        _print_config(ws, described)
+        if warning:
+            err_console.print(f"warning: {render.plain(warning)}")
+        for probe in probes:
+            _say(render.probe_line(probe))
+    if problems:
+        raise MissingCredentialError(problems[0])
+    if any(p.status == "refused" for p in probes):
+        raise ConfigError(
+            f"{sum(p.status == 'refused' for p in probes)} of {len(probes)} API checks were "
+            "refused; follow the next step printed beside each, then run "
+            "`invsync config check --online` again."
+        )
+    if any(p.status == "unreachable" for p in probes):
+        raise TransientApiError(
+            f"{sum(p.status == 'unreachable' for p in probes)} of {len(probes)} API checks got "
+            "no usable answer; check the network and the platforms' status pages, then run "
+            "`invsync config check --online` again.",
+            operation="config check",
+            http_status=None,
+        )
+    if not as_json:
+        done = "Configuration is valid" + (", and every API accepted it." if online else ".")
+        console.print(f"[green]{done}[/green]")
+
+
+def _print_config(ws: Workspace, described: dict[str, Any]) -> None:
     console.print(f"config file: {render.plain(described['config_file'])}")
     console.print(f"data dir:    {render.plain(described['data_dir'])}")
     console.print(f"mode:        {ws.settings.mode}")
@@ -116,7 +172,6 @@ def config_check(
     console.print("endpoints:")
     for name, value in described["endpoints"].items():
         console.print(f"  {name:<28} {render.plain(value)}")
-    console.print("[green]Configuration is valid.[/green]")
 
 
 # --- listings --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pipeline.money import money as money  # the one money formatter, re-exporte
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the stages load on first use
+    from pipeline.checks import Probe
     from pipeline.config import Workspace
     from pipeline.listings_pull import PullResult
     from pipeline.load import LoadResult
@@ -313,3 +314,10 @@ def pull_lines(result: PullResult) -> list[str]:
                 f"{' …' if acct.gone > len(acct.gone_keys) else ''}"
             )
     return lines
+
+
+def probe_line(probe: Probe) -> str:
+    """One ``config check --online`` answer: API, account, call, status, then the next step."""
+    who = f"{probe.api} {probe.account}" if probe.account else probe.api
+    line = f"{who:<22} {probe.what:<28} {probe.status:<11} {probe.said}"
+    return line + (f" — next: {probe.next_step}" if probe.next_step else "")

@@ -18,6 +18,8 @@ SECRETS = {
     "EBAY_CLIENT_SECRET": "ebay-client-secret-222222",
     "EBAY_REFRESH_TOKEN": "v^1.1#i^1#ebay-refresh-333333",
 }
+# What live mode needs besides the secrets: BASE's registered redirect URI (not a secret).
+LIVE_ENV = {**SECRETS, "BASE_REDIRECT_URI": "https://example.invalid/callback"}
 
 LIVE = """
 mode = "live"
@@ -39,7 +41,7 @@ platform = "ebay"
 def test_config_check_never_prints_a_secret(cli) -> None:
     Path("invsync.toml").write_text(LIVE)
     for as_json in ([], ["--json"]):
-        result = cli("config", "check", *as_json, env=SECRETS)
+        result = cli("config", "check", *as_json, env=LIVE_ENV)
         assert result.exit_code == 0, result.output
         for value in SECRETS.values():
             assert value not in result.output
@@ -48,7 +50,7 @@ def test_config_check_never_prints_a_secret(cli) -> None:
 
 def test_secrets_in_a_dotenv_file_are_read_and_not_printed(cli) -> None:
     Path("invsync.toml").write_text(LIVE)
-    Path(".env").write_text("".join(f"{k}={v}\n" for k, v in SECRETS.items()))
+    Path(".env").write_text("".join(f"{k}={v}\n" for k, v in LIVE_ENV.items()))
     result = cli("config", "check")
     assert result.exit_code == 0, result.output
     assert "not set" not in result.output
@@ -58,9 +60,8 @@ def test_secrets_in_a_dotenv_file_are_read_and_not_printed(cli) -> None:
 def test_live_mode_without_credentials_names_every_missing_variable(cli) -> None:
     Path("invsync.toml").write_text(LIVE)
     partial = {
-        k: v for k, v in SECRETS.items() if k not in ("LWA_CLIENT_SECRET", "EBAY_REFRESH_TOKEN")
+        k: v for k, v in LIVE_ENV.items() if k not in ("LWA_CLIENT_SECRET", "EBAY_REFRESH_TOKEN")
     }
-    partial["BASE_REDIRECT_URI"] = "https://example.invalid/callback"
     from pipeline.config import open_workspace
     from pipeline.errors import MissingCredentialError
 
@@ -82,6 +83,9 @@ CASES = [
     ("base without token", '[[accounts]]\nid = "s"\nplatform = "base"\n', "needs refresh_token_env"),
     ("duplicate account", '[[accounts]]\nid = "e"\nplatform = "ebay"\n[[accounts]]\nid = "e"\nplatform = "ebay"\n', "declared twice"),
     ("not TOML", "[amazon\n", "is not valid TOML"),
+    ("sku_pattern not a regex", '[[accounts]]\nid = "e"\nplatform = "ebay"\nsku_pattern = "(?P<asin>B[0-9]{9}"\n', "'accounts[0].sku_pattern' is malformed: is not a valid regular expression"),
+    ("sku_pattern without asin group", '[[accounts]]\nid = "e"\nplatform = "ebay"\nsku_pattern = "(B[0-9]{9})-(X)"\n', "none named 'asin'"),
+    ("two shops one token", '[[accounts]]\nid = "a"\nplatform = "base"\nrefresh_token_env = "T"\n[[accounts]]\nid = "b"\nplatform = "base"\nrefresh_token_env = "T"\n', "each shop needs its own variable"),
 ]  # fmt: skip
 
 
@@ -136,3 +140,33 @@ def test_live_sync_without_credentials_fails_naming_them_and_calls_nothing(cli) 
     assert "LWA_APP_ID," not in result.stderr  # the one that is set is not named
     assert "sandbox" not in result.stdout.lower()  # never falls back to the sandbox
     assert not (Path("data") / "warehouse.duckdb").exists()
+
+
+def test_live_config_check_without_credentials_exits_2_with_the_sentence_sync_gives(cli) -> None:
+    """A live configuration with every credential missing is not 'valid': config check
+    says what sync would say, in the same words, with the same exit code."""
+    Path("invsync.toml").write_text(LIVE)
+    checked = cli("config", "check")
+    synced = cli("sync")
+    assert checked.exit_code == synced.exit_code == 2, checked.output
+    assert "Configuration is valid" not in checked.output
+    said = [line for line in checked.stderr.splitlines() if line.startswith("Error: ")]
+    assert said == [line for line in synced.stderr.splitlines() if line.startswith("Error: ")]
+    assert "asks for live mode but" in said[0] and "SP_API_REFRESH_TOKEN" in said[0]
+    as_json = cli("config", "check", "--json")
+    assert as_json.exit_code == 2 and '"problems"' in as_json.stdout
+
+
+def test_config_check_warns_when_dotenv_is_readable_by_others(cli) -> None:
+    Path("invsync.toml").write_text(LIVE)
+    dotenv = Path(".env")
+    dotenv.write_text("".join(f"{k}={v}\n" for k, v in LIVE_ENV.items()))
+    dotenv.chmod(0o644)
+    loose = cli("config", "check")
+    assert loose.exit_code == 0, loose.output
+    assert "other users of this machine can read it (mode 644); run `chmod 600 .env`" in (
+        loose.stderr
+    )
+    dotenv.chmod(0o600)
+    tight = cli("config", "check")
+    assert tight.exit_code == 0 and "chmod" not in tight.output
