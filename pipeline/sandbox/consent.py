@@ -205,14 +205,14 @@ def exchange_ebay_code(world: ebay.EbayWorld, form: Any) -> tuple[dict[str, Any]
     world.access_tokens[access] = world.state.now() + lifetime
     world.refresh_tokens.add(refresh)
     world_of(world.state).ebay_refresh_tokens.add(refresh)
-    body = {
+    granted: dict[str, Any] = {
         "access_token": access,
         "expires_in": int(lifetime),
         "refresh_token": refresh,
         "refresh_token_expires_in": EBAY_REFRESH_LIFETIME,
         "token_type": "User Access Token",
     }
-    return body, 200, "ok"
+    return granted, 200, "ok"
 
 
 # ---- the pages -------------------------------------------------------------------------------
@@ -224,7 +224,9 @@ def _with_query(url: str, params: list[tuple[str, str]]) -> str:
 
 
 def _redirect(url: str, params: list[tuple[str, str]], outcome: str = "ok") -> Reply:
-    return Reply(302, "", outcome, content_type=HTML, headers={"Location": _with_query(url, params)})
+    return Reply(
+        302, "", outcome, content_type=HTML, headers={"Location": _with_query(url, params)}
+    )
 
 
 def _error_page(message: str) -> Reply:
