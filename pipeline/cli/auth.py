@@ -42,7 +42,10 @@ def _say(line: str) -> None:
 def _pasted(command: str) -> str:
     """One line from stdin: the address the browser reached."""
     _say("Paste the whole address the browser reached after you allowed, then press Enter:")
-    line = sys.stdin.readline()
+    try:
+        line = sys.stdin.readline()
+    except OSError:  # no readable stdin (a scheduler, a closed pipe): nothing was pasted
+        line = ""
     if not line.strip():
         raise UsageError(
             "No redirect URL was given; finish this consent with "
