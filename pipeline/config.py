@@ -19,7 +19,7 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -485,15 +485,24 @@ class Settings(_Section):
     def accounts_on(self, platform: str) -> list[Account]:
         return [a for a in self.accounts if a.platform == platform]
 
-    def required_secrets(self) -> list[str]:
-        """Every variable live mode needs for the accounts configured."""
+    def required_secrets(self, stored: Collection[str] = ()) -> list[str]:
+        """Every variable live mode needs for the accounts configured. ``stored`` names the
+        accounts whose refresh token the token store holds (``invsync auth``): their
+        refresh-token variable is not needed."""
         names = list(SPAPI_SECRETS)
+
+        def tokens(platform: str) -> list[str]:
+            return [
+                a.refresh_token_env or "EBAY_REFRESH_TOKEN"
+                for a in self.accounts_on(platform)
+                if a.id not in stored
+            ]
+
         if self.accounts_on("base"):
-            names += [*BASE_SECRETS, BASE_REDIRECT_VAR]
-            names += [a.refresh_token_env for a in self.accounts_on("base") if a.refresh_token_env]
+            names += [*BASE_SECRETS, BASE_REDIRECT_VAR, *tokens("base")]
         if self.accounts_on("ebay"):
-            names += EBAY_SECRETS
-        return names
+            names += [n for n in EBAY_SECRETS if n != "EBAY_REFRESH_TOKEN"] + tokens("ebay")
+        return list(dict.fromkeys(names))
 
     def secret_variables(self) -> list[str]:
         """Every variable this configuration names that holds a secret, whether or not
@@ -552,14 +561,20 @@ class Workspace:
         )
 
     def require_live_credentials(self) -> None:
-        missing = [n for n in self.settings.required_secrets() if not self.env.get(n)]
+        """One sentence naming every missing variable; an account whose refresh token is in
+        the token store (``invsync auth``) needs no refresh-token variable."""
+        from pipeline.tokens import RefreshTokenStore, store_path, token_key
+
+        store = RefreshTokenStore(store_path(self.data_dir))
+        stored = [a.id for a in self.settings.accounts if store.holds(token_key(a.platform, a.id))]
+        missing = [n for n in self.settings.required_secrets(stored) if not self.env.get(n)]
         if missing:
             where = self.config_path or DEFAULT_CONFIG_NAME
             raise MissingCredentialError(
                 f"{where} asks for live mode but {', '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} not set; add "
                 f"{'it' if len(missing) == 1 else 'them'} to the environment or .env "
-                '(see .env.example), or set mode = "sandbox".'
+                '(see .env.example; `invsync auth` stores refresh tokens), or set mode = "sandbox".'
             )
 
 

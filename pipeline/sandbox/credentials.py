@@ -15,6 +15,8 @@ DEMO_ENV: dict[str, str] = {
     "EBAY_CLIENT_ID": "sandbox-ebay-client-0demo",
     "EBAY_CLIENT_SECRET": "sandbox-ebay-client-secret-0demo",
     "EBAY_REFRESH_TOKEN": "v^1.1#i^1#sandbox-ebay-refresh-0demo",
+    # eBay's redirect_uri is the app's RuName (a name, not a URL); not secret.
+    "EBAY_RU_NAME": "sandbox-invsync-0demo-RuName",
 }
 
 # Which demo account each BASE refresh token belongs to (the sandbox's shops).
@@ -23,3 +25,10 @@ BASE_SHOP_TOKENS: dict[str, str] = {
     "shop2": DEMO_ENV["BASE_SHOP2_REFRESH_TOKEN"],
 }
 EBAY_ACCOUNT = "ebay-main"
+
+# What the sandbox's eBay developer account registered for its RuName: where eBay's consent
+# page sends the seller after "Agree" (accept) or "Disagree" (decline). Nothing listens on
+# port 80 here, so by default the seller copies the address bar (the paste flow); tests
+# register a 127.0.0.1 listener instead (``POST /_sandbox/consent/apps``).
+EBAY_ACCEPT_URL = "http://127.0.0.1/invsync/ebay/accepted"
+EBAY_DECLINE_URL = "http://127.0.0.1/invsync/ebay/declined"

@@ -447,7 +447,8 @@ def _authenticate(world: EbayWorld) -> None:
 
 
 def _refresh(world: EbayWorld) -> tuple[dict[str, Any], int, str]:
-    """``POST /identity/v1/oauth2/token``: Basic client auth, form body, refresh grant only."""
+    """``POST /identity/v1/oauth2/token``: Basic client auth, form body; the refresh grant
+    here, the authorization-code grant in the consent module."""
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
     client = ""
     if scheme.lower() == "basic":
@@ -459,6 +460,10 @@ def _refresh(world: EbayWorld) -> tuple[dict[str, Any], int, str]:
         body = {"error": "invalid_client", "error_description": "client authentication failed"}
         return body, 401, "unauthorized"
     form = request.form
+    if form.get("grant_type") == "authorization_code":  # a consent page's code, used once
+        from pipeline.sandbox import consent
+
+        return consent.exchange_ebay_code(world, form)
     if form.get("grant_type") != "refresh_token":
         body = {
             "error": "unsupported_grant_type",

@@ -5,8 +5,8 @@ stop and after each tick. Everything else lives in memory in one
 :class:`~pipeline.sandbox.state.SandboxState`.
 
 * :func:`create_app` wires the LWA and SP-API routes (``spapi``), the ``/_sandbox`` control
-  routes (``control``) and, when their modules exist, ``thebase.blueprint(state)`` and
-  ``ebay.blueprint(state)``.
+  routes (``control``), when their modules exist, ``thebase.blueprint(state)`` and
+  ``ebay.blueprint(state)``, and the consent pages of both (``consent.blueprint(state)``).
 * :class:`SandboxServer` runs it on a real socket in a background thread (tests, the demo).
 * :func:`serve_forever` backs ``invsync sandbox serve``.
 
@@ -58,6 +58,9 @@ def create_app(state: SandboxState) -> flask.Flask:
                 raise  # the module exists but something it imports does not
             continue
         app.register_blueprint(module.blueprint(state))
+    from pipeline.sandbox import consent  # the consent pages share the BASE and eBay worlds
+
+    app.register_blueprint(consent.blueprint(state))
 
     @app.errorhandler(HTTPException)
     def spapi_style_errors(exc: HTTPException) -> Any:

@@ -443,7 +443,8 @@ def _count_call(world: BaseWorld, account: str) -> None:
 
 
 def _refresh(world: BaseWorld) -> tuple[dict[str, Any], list[str]]:
-    """``POST /1/oauth/token`` with grant_type=refresh_token: a new access and refresh token."""
+    """``POST /1/oauth/token``: grant_type=refresh_token gives a new access and refresh token
+    (the old refresh token stops working); authorization_code goes to the consent module."""
     if request.method != "POST":
         raise BaseError("not_post_token")
     form = request.form
@@ -462,8 +463,10 @@ def _refresh(world: BaseWorld) -> tuple[dict[str, Any], list[str]]:
         raise BaseError("no_client")
     if client_id != world.client_id or client_secret != world.client_secret:
         raise BaseError("unknown_client", outcome="unauthorized")
-    if grant_type != "refresh_token":
-        raise BaseError("bad_params_token")  # the sandbox issues no authorization codes
+    if grant_type == "authorization_code":  # a code from the consent page, exchanged once
+        from pipeline.sandbox import consent
+
+        return consent.exchange_base_code(world, form)
     refresh_token = form.get("refresh_token")
     if not refresh_token or form.get("redirect_uri") != world.redirect_uri:
         raise BaseError("bad_params_token")
