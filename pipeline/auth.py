@@ -47,6 +47,7 @@ from pipeline.config import Account, Workspace
 from pipeline.errors import BaseAuthError, EbayAuthError, UsageError
 from pipeline.files import write_text_atomic
 from pipeline.loopback import LoopbackServer
+from pipeline.redact import remember
 from pipeline.tokens import STORE_DIR, token_key
 
 PLATFORMS = ("base", "ebay")
@@ -362,10 +363,12 @@ def exchange(ws: Workspace, consent: Consent, code: str) -> None:
     The stored entry records the environment's token of that moment, so this consent wins
     over it until someone puts a newer one in the environment (:mod:`pipeline.tokens`)."""
     account = account_for(ws, consent.platform, consent.account)
+    remember(code)  # single-use and short-lived, but a credential while it lives
     if consent.platform == "base":
         body = _exchange_base(ws, consent, code)
     else:
         body = _exchange_ebay(ws, consent, code)
+    remember(*(str(body.get(k) or "") for k in ("access_token", "refresh_token")))
     seed = ws.env.get(refresh_token_var(account), "")
     token_store(ws).save(token_key(account.platform, account.id), str(body["refresh_token"]), seed)
     _forget(ws, consent)

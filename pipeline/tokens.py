@@ -33,9 +33,11 @@ import os
 from pathlib import Path
 
 from pipeline.files import write_text_atomic
+from pipeline.redact import remember
 
 STORE_DIR = "secrets"
 STORE_NAME = "refresh_tokens.json"
+_TOKEN_FIELDS = ("refresh_token", "access_token")
 
 
 def store_path(data_dir: Path) -> Path:
@@ -72,7 +74,15 @@ class RefreshTokenStore:
         except (OSError, ValueError):
             # A damaged store must not stop a run that has a usable environment token.
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        # every token read from the store is held for redaction from now on
+        for entry in data.values():
+            if isinstance(entry, dict):
+                remember(
+                    *(v for k, v in entry.items() if k in _TOKEN_FIELDS and isinstance(v, str))
+                )
+        return data
 
     def current(self, key: str, seed: str) -> str:
         """The token to use now: the stored one unless the environment's ``seed`` is newer
@@ -121,6 +131,7 @@ class RefreshTokenStore:
         between BASE rotating it and this file holding the new one is the one window a
         ``kill -9`` could lose it in. Fewer refreshes, fewer such moments.
         """
+        remember(token, access_token)
         folder = self.path.parent
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)

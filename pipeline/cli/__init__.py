@@ -121,9 +121,14 @@ def config_check(
     """Validate the configuration and print it with every secret redacted; --online checks
     every credential against its API."""
     from pipeline import checks
+    from pipeline.auth import refresh_token_source
 
     ws = state(ctx).workspace()
     described = describe_settings(ws)
+    described["refresh_tokens"] = {
+        a.id: refresh_token_source(ws, a.id) or ("sandbox demo" if ws.is_sandbox else "none")
+        for a in ws.settings.accounts
+    }
     problems = checks.offline_problems(ws)
     warning = checks.dotenv_warning()
     probes: list[checks.Probe] = []
@@ -171,6 +176,9 @@ def _print_config(ws: Workspace, described: dict[str, Any]) -> None:
     console.print("secrets (values never shown):")
     for name, status in described["secrets"].items():
         console.print(f"  {name:<28} {status}")
+    console.print("refresh tokens (store: `invsync auth`; env: the account's variable):")
+    for account_id, source in described["refresh_tokens"].items():
+        console.print(f"  {render.plain(account_id):<28} {source}")
     console.print("endpoints:")
     for name, value in described["endpoints"].items():
         console.print(f"  {name:<28} {render.plain(value)}")
