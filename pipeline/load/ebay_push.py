@@ -168,7 +168,7 @@ def push_ebay(
                 "eBay account %s: %d quantity-0 row(s) %s",
                 account.id,
                 len(held),
-                OOS_CONTROL_OFF.removeprefix("not sent: "),
+                OOS_CONTROL_OFF,
             )
 
         # 3. the offer id an inventory listing needs for its price: the PUBLISHED

@@ -69,7 +69,7 @@ def get_item(client: EbayClient, item_id: str) -> ET.Element:
 
 
 def test_with_out_of_stock_control_on_quantity_zero_keeps_the_listing(start_sandbox):
-    sandbox, client, trading, inventory = setup(start_sandbox)
+    sandbox, client, _trading, inventory = setup(start_sandbox)
     assert preference(client) == ["true"]  # the demo seller has it on
     listing = next(x for x in inventory if x.quantity > 0)
     assert client.bulk_update([quantity_entry(listing, 0)]).status_code == 200
@@ -127,7 +127,7 @@ def test_without_out_of_stock_control_quantity_zero_ends_the_listing_for_good(st
 
 
 def test_a_sku_alone_revises_only_a_listing_tracked_by_sku(start_sandbox):
-    sandbox, client, trading, _ = setup(start_sandbox)
+    _sandbox, client, trading, _ = setup(start_sandbox)
     by_item_id = next(x for x in trading if not x.sku_tracked)
     by_sku = next(x for x in trading if x.sku_tracked)
     root = client.revise_inventory_status(
@@ -183,7 +183,7 @@ def test_an_expired_token_on_trading_answers_21917053(start_sandbox):
 
 
 def test_get_offers_lists_an_unpublished_draft_first_and_refuses_an_invalid_sku(start_sandbox):
-    sandbox, client, _, inventory = setup(start_sandbox)
+    _sandbox, client, _, inventory = setup(start_sandbox)
     drafted = next(x for x in inventory if x.draft_offer_id)
     body = client.get("/offer", sku=drafted.sku).json()
     assert body["total"] == 2
