@@ -52,8 +52,8 @@ GONE = Gone(
 OOS_CONTROL_OFF = (
     "not sent: quantity 0 would end this eBay listing because the account's Out-of-Stock "
     "Control preference is off; turn it on (My eBay › Account › Site Preferences › Selling "
-    "preferences › Manage out of stock › Out-of-stock control, or SetUserPreferences "
-    "OutOfStockControlPreference) and a later load sends it, or set [pricing.ebay] "
+    "preferences › Sell Your Item form and listings › Use the out-of-stock option, or the "
+    "Trading call SetUserPreferences OutOfStockControlPreference) and a later load sends it, or set [pricing.ebay] "
     'out_of_stock_action = "end_listing" to end such listings'
 )
 NO_ITEM_ID = (
