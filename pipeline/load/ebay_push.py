@@ -158,18 +158,7 @@ def push_ebay(
         settle(capped)
 
         # 2b. quantity 0 ends the listing when out-of-stock control is off: never by default
-        zero = [r for r in allowed if int(r["new_quantity"]) == 0]
-        ends_ok = ws.settings.pricing.rule_for(account).out_of_stock_action == "end_listing"
-        if zero and not ends_ok and not _out_of_stock_control(con, client, account.id, zero):
-            held = [RowResult(r, "skipped", None, "oos_control_off", OOS_CONTROL_OFF) for r in zero]
-            settle(held)
-            allowed = [r for r in allowed if int(r["new_quantity"]) != 0]
-            log.warning(
-                "eBay account %s: %d quantity-0 row(s) %s",
-                account.id,
-                len(held),
-                OOS_CONTROL_OFF,
-            )
+        allowed = _without_unsafe_zeros(ws, con, client, account, allowed, settle)
 
         # 3. the offer id an inventory listing needs for its price: the PUBLISHED
         # FIXED_PRICE offer (a SKU may also have an unpublished draft, listed first)
@@ -284,6 +273,38 @@ def push_ebay(
         outcome.stop("transient", exc.message.rstrip("."))
     finally:
         outcome.calls += client.calls
+
+
+def _without_unsafe_zeros(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    client: ebay_api.EbayClient,
+    account: Account,
+    rows: list[dict[str, Any]],
+    settle: Callable[[list[RowResult]], None],
+) -> list[dict[str, Any]]:
+    """``rows`` without the quantity-0 rows eBay would end the listing for: skipped
+    (``oos_control_off``) while the account's Out-of-Stock Control is off, unless it chose
+    ``end_listing``; left pending when the preference cannot be read now (the Trading quota,
+    no answer), so only those rows wait and the rest of the account goes on."""
+    zero = [r for r in rows if int(r["new_quantity"]) == 0]
+    if not zero or ws.settings.pricing.rule_for(account).out_of_stock_action == "end_listing":
+        return rows
+    try:
+        control = _out_of_stock_control(con, client, account.id, zero)
+    except (ebay_api.EbayQuotaError, TransientApiError) as exc:
+        why = (
+            f"quantity 0 waits: the Out-of-Stock Control preference could not be read "
+            f"({exc.message.rstrip('.')}), and without it quantity 0 may end the listing"
+        )
+        code = exc.code or "no_answer"
+        settle([RowResult(r, "pending", exc.http_status, code, why) for r in zero])
+        return [r for r in rows if int(r["new_quantity"]) != 0]
+    if control:
+        return rows
+    settle([RowResult(r, "skipped", None, "oos_control_off", OOS_CONTROL_OFF) for r in zero])
+    log.warning("eBay account %s: %d quantity-0 row(s) %s", account.id, len(zero), OOS_CONTROL_OFF)
+    return [r for r in rows if int(r["new_quantity"]) != 0]
 
 
 def _refused(row: dict[str, Any], exc: ebay_api.EbayRequestRejected) -> RowResult:

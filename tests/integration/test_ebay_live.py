@@ -370,3 +370,22 @@ def test_a_malformed_sku_fails_its_row_only(start_sandbox, pulled):
     assert (row["state"], row["http_status"], row["error_code"]) == ("failed", 400, "25707")
     assert "invalid value for a SKU" in row["error_message"]
     assert (outcome.ok, outcome.failed, outcome.stopped) == (4, 1, None)
+
+
+def test_an_unreadable_preference_holds_only_the_quantity_zero_rows(start_sandbox, pulled):
+    sandbox = _small(start_sandbox, "ebay_oos_control_off")
+    ws, con, run_id = pulled(sandbox)
+    requests.post(
+        f"{sandbox.url}/_sandbox/ebay/limits", json={"trading_daily_call_limit": 0}, timeout=10
+    ).raise_for_status()
+    priced = loadkit.ebay_diff(con, run_id, 4, api="inventory")
+    zero = _out_of_stock(loadkit.ebay_diff(con, run_id, 20, api="inventory")).tail(2)
+
+    (outcome,) = load.push_rows(ws, con, run_id, "ebay", pl.concat([priced, zero]))
+
+    assert (outcome.ok, outcome.pending, outcome.stopped) == (4, 2, None)
+    rows = _journal(con, run_id)
+    for sku in zero["listing_key"]:
+        assert (rows[sku]["state"], rows[sku]["error_code"]) == ("pending", "518")
+        assert "Out-of-Stock Control preference could not be read" in rows[sku]["error_message"]
+    assert _ended(sandbox) == []
