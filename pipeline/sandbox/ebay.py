@@ -244,6 +244,7 @@ class EbayWorld:
             "revisions_per_day": self.revisions_per_day,
             "oos_control": self.oos_control,
             "out_of_stock_control": self.out_of_stock_control(),
+            "ended_skus": [x.sku for x in self.listings.values() if x.ended],
             "seconds_to_next_day": self.calendar.real_seconds_to_next_day(PST_OFFSET),
         }
 

@@ -89,6 +89,8 @@ def test_without_out_of_stock_control_quantity_zero_ends_the_listing_for_good(st
     assert [(c["key"], c["changes"]["quantity"]) for c in ended] == [(listing.sku, 0)]
     assert client.offer_of(listing.sku)["listing"]["listingStatus"] == "ENDED"
     assert listing_rows(sandbox.url)[listing.sku]["status"] == "ENDED"
+    usage = requests.get(f"{sandbox.url}/_sandbox/ebay/limits", timeout=10).json()
+    assert usage["ended_skus"] == [listing.sku] and usage["out_of_stock_control"] is False
     # a later restock is refused for that SKU inside a 207 and changes nothing
     again = client.bulk_update([quantity_entry(listing, 3), quantity_entry(inventory[1], 1)])
     assert again.status_code == 207, again.text
