@@ -257,7 +257,12 @@ class PriceRule(_Section):
     min_change_pct: Percent = Decimal(0)  # percent of the old price, likewise
     min_profit: int = 0  # a change earning less is held for review
     restock_quantity: int = Field(default=1, ge=1)
-    out_of_stock_action: Literal["stock_zero", "hide", "quantity_zero"] = "stock_zero"
+    # BASE: stock_zero | hide. eBay: quantity_zero (sent only while the account's
+    # Out-of-Stock Control keeps a listing at 0 alive) | end_listing (quantity 0 is sent even
+    # when it ends the listing: ending is only ever this explicit choice).
+    out_of_stock_action: Literal["stock_zero", "hide", "quantity_zero", "end_listing"] = (
+        "stock_zero"
+    )
 
     @model_validator(mode="after")
     def _rule_is_consistent(self) -> PriceRule:
@@ -324,8 +329,10 @@ class PricingSettings(_Section):
     def _platform_actions_fit(self) -> PricingSettings:
         if self.base.out_of_stock_action not in ("stock_zero", "hide"):
             raise ValueError("pricing.base.out_of_stock_action must be 'stock_zero' or 'hide'")
-        if self.ebay.out_of_stock_action != "quantity_zero":
-            raise ValueError("pricing.ebay.out_of_stock_action must be 'quantity_zero'")
+        if self.ebay.out_of_stock_action not in ("quantity_zero", "end_listing"):
+            raise ValueError(
+                "pricing.ebay.out_of_stock_action must be 'quantity_zero' or 'end_listing'"
+            )
         return self
 
     def rule_for(self, account: Account) -> PriceRule:

@@ -12,8 +12,10 @@ States (design §3)::
        │                               load replaced the change; never sent
                   │ ├──► failed        refused (error code kept) or no answer; retried
                   │ ├──► quarantined   the listing is gone on the platform; never retried
-                  │ ├──► skipped       not sent: revision_limit (retried tomorrow) or
-                  │ │                  drifted (changed by hand; the next pull/review decides)
+                  │ ├──► skipped       not sent: revision_limit (retried tomorrow),
+                  │ │                  oos_control_off / no_item_id (eBay; retried by the
+                  │ │                  next load) or drifted (changed by hand; the next
+                  │ │                  pull/review decides)
                   │ └──► pending       refused before processing (quota, auth): sent again
                   └── (crash) stays sent: the next load reads the listing on the platform
                       first and records ok without a call when the change is already there

@@ -243,6 +243,8 @@ def parse_listings(
         spec.model.validate(checked, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         problems.extend(_problems_from_pandera(exc, typed, spec))
+    if platform == "ebay":
+        problems.extend(_trading_without_item_id(typed))
     unknown = typed.filter(pl.col("account_id").is_not_null() & ~pl.col("account_id").is_in(known))
     for row, account_id in unknown.select("_row", "account_id").iter_rows():
         problems.append(
@@ -262,6 +264,21 @@ def parse_listings(
             problems,
         )
     return typed.drop("_row")
+
+
+def _trading_without_item_id(typed: pl.DataFrame) -> list[RowProblem]:
+    """An ``api = trading`` row needs its ``listing_id``: ReviseInventoryStatus finds a listing
+    by SKU only when it was listed with ``InventoryTrackingMethod=SKU``, not eBay's default."""
+    rows = typed.filter((pl.col("api") == "trading") & pl.col("listing_id").is_null())
+    return [
+        RowProblem(
+            row,
+            "listing_id",
+            "is missing for a Trading listing (api = trading): eBay revises it by its ItemID; "
+            "add the listing's ItemID",
+        )
+        for row in rows["_row"]
+    ]
 
 
 def _problems_from_pandera(

@@ -8,12 +8,23 @@ Stage: load and listings pull. Reads: the eBay APIs (or the sandbox). Writes: no
 * ``bulk_update_price_quantity``: at most 25 SKUs per call; 200 and 207 both carry one
   result per SKU, which :meth:`EbayClient.bulk_update` returns as :class:`SkuResult`.
 * ``getInventoryItems`` (paged by following ``next``) and ``getOffers?sku=`` for pulls and
-  for reading a listing's state back before a resend.
+  for reading a listing's state back before a resend. A SKU may have several offers (an
+  UNPUBLISHED draft besides the listing): :func:`published_offer` picks the PUBLISHED
+  FIXED_PRICE one. A 400 about the SKU itself (errorId 25707, not a valid eBay SKU) is
+  :class:`EbayRequestRejected`, so only that row fails.
 * Trading ``ReviseInventoryStatus`` (XML, at most 4 listings per call, same OAuth token in
   ``X-EBAY-API-IAF-TOKEN``) for listings created outside the Inventory API, ``GetItem`` to
   read one back, and ``GetMyeBaySelling`` (``ActiveList``, 200 per page) for pulls: the only
   way to find those listings, since no Inventory API call shows them. Every Trading call
-  counts against the Trading daily call limit (5,000 by default).
+  counts against the Trading daily call limit (5,000 by default). ReviseInventoryStatus
+  revises by ItemID only (a SKU identifies only listings tracked by SKU, not the default);
+  an item is revised iff its ItemID is in the answer's ``InventoryStatus`` list and no
+  error names it, whatever the ``Ack`` (Success, Warning, PartialFailure, Failure).
+* Trading ``GetUserPreferences`` (``ShowOutOfStockControlPreference``):
+  :meth:`EbayClient.out_of_stock_control`, whether quantity 0 keeps a listing alive (on) or
+  ends it (off).
+* An IAF-token error on a Trading call (931, 21916984 invalid, 21917053 expired: HTTP 200,
+  Ack=Failure) refreshes the token once and repeats the call once.
 
 Money crosses the wire as a decimal string (``"49.99"``); inside invsync it is integer
 cents, converted exactly (no rounding: a value with more than 2 decimals is an error).
@@ -59,7 +70,8 @@ TRADING_LIMIT = 4  # listings per ReviseInventoryStatus
 TRADING_COMPATIBILITY = "1349"
 TRADING_NS = "urn:ebay:apis:eBLBaseComponents"
 TRADING_QUOTA_CODES = frozenset({"518"})  # "Call usage limit has been reached."
-TRADING_AUTH_CODES = frozenset({"931", "21916984"})  # invalid Auth'n'Auth / IAF token
+# invalid Auth'n'Auth token, invalid IAF token, expired IAF token
+TRADING_AUTH_CODES = frozenset({"931", "21916984", "21917053"})
 TRADING_GONE_CODES = frozenset({"17"})  # "Item cannot be accessed."
 ACTIVE_LIST_PAGE = 200  # GetMyeBaySelling EntriesPerPage, the documented maximum
 ACTIVE_LIST_CAP = 25_000  # GetMyeBaySelling lists at most this many items, whatever the paging
@@ -98,7 +110,7 @@ class SkuResult:
 
 @dataclass(frozen=True)
 class OfferState:
-    """A published offer as eBay holds it now."""
+    """An offer (or a Trading listing) as eBay holds it now."""
 
     sku: str
     offer_id: str | None
@@ -106,7 +118,28 @@ class OfferState:
     price_cents: int | None
     currency: str | None
     quantity: int | None
-    status: str | None
+    status: str | None  # offer: PUBLISHED | UNPUBLISHED; Trading: ListingStatus (Active, ...)
+    format: str | None = None  # FIXED_PRICE | AUCTION (offers)
+    listing_status: str | None = None  # ACTIVE, OUT_OF_STOCK, ENDED, ... (published offers)
+
+    @property
+    def ended(self) -> bool:
+        """The listing has ended (sold out without out-of-stock control, or ended by hand)."""
+        return (self.listing_status or "").upper() in ENDED_LISTING_STATUSES or (
+            self.status or ""
+        ) in ("Completed", "Ended")
+
+
+ENDED_LISTING_STATUSES = frozenset({"ENDED", "EBAY_ENDED"})
+
+
+def published_offer(offers: list[OfferState]) -> OfferState | None:
+    """The SKU's live listing among its offers: the PUBLISHED FIXED_PRICE one, never simply
+    the first (an UNPUBLISHED draft or an auction may come before it)."""
+    return next(
+        (o for o in offers if o.offer_id and o.status == "PUBLISHED" and o.format == "FIXED_PRICE"),
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -360,9 +393,18 @@ class EbayClient:
             return []
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict):
-            code, _ = _first_error(body.get("errors") if isinstance(body, dict) else None)
+            code, message = _first_error(body.get("errors") if isinstance(body, dict) else None)
             if response.status_code == 400 and code in ("25710", "25702"):
                 return []  # resource not found / SKU not available
+            if response.status_code == 400 and code is not None:
+                # about this SKU (25707: not a valid eBay SKU): this row's problem only
+                raise EbayRequestRejected(
+                    f"eBay account {self.account_id} refused getOffers for SKU {sku} "
+                    f"({code}: {message or 'no message'}).",
+                    code=code,
+                    description=message or "",
+                    http_status=400,
+                )
             raise unusable_answer(
                 self._who,
                 f"getOffers with HTTP {response.status_code}",
@@ -376,6 +418,7 @@ class EbayClient:
             price = (offer.get("pricingSummary") or {}).get("price") or {}
             listing = offer.get("listing") or {}
             quantity = offer.get("availableQuantity")
+            listing_status = listing.get("listingStatus")
             found.append(
                 OfferState(
                     sku=str(offer.get("sku") or sku),
@@ -385,6 +428,8 @@ class EbayClient:
                     currency=price.get("currency"),
                     quantity=int(quantity) if isinstance(quantity, int) else None,
                     status=offer.get("status"),
+                    format=offer.get("format"),
+                    listing_status=str(listing_status) if listing_status else None,
                 )
             )
         return found
@@ -457,21 +502,21 @@ class EbayClient:
         )
 
     def revise_inventory_status(self, items: list[PriceQuantity]) -> list[SkuResult]:
-        """Trading ``ReviseInventoryStatus`` for ≤ 4 listings (by ItemID); one result each."""
+        """Trading ``ReviseInventoryStatus`` for ≤ 4 listings by ItemID; one result each.
+
+        A listing is revised iff its ItemID comes back in an ``InventoryStatus`` and no
+        error names it: ``Ack`` alone cannot say which (Warning and PartialFailure mix
+        revised and refused items, and an error may name no item at all)."""
         if not 0 < len(items) <= TRADING_LIMIT:
             raise ValueError(f"ReviseInventoryStatus takes 1 to {TRADING_LIMIT} listings")
-        nodes = []
-        for item in items:
-            ident = (
-                f"<ItemID>{escape(item.listing_id)}</ItemID>"
-                if item.listing_id
-                else f"<SKU>{escape(item.sku)}</SKU>"
-            )
-            nodes.append(
-                f"<InventoryStatus>{ident}"
-                f"<StartPrice>{cents_to_text(item.price_cents)}</StartPrice>"
-                f"<Quantity>{item.quantity}</Quantity></InventoryStatus>"
-            )
+        if any(not item.listing_id for item in items):
+            raise ValueError("ReviseInventoryStatus revises by ItemID: every item needs one")
+        nodes = [
+            f"<InventoryStatus><ItemID>{escape(str(item.listing_id))}</ItemID>"
+            f"<StartPrice>{cents_to_text(item.price_cents)}</StartPrice>"
+            f"<Quantity>{item.quantity}</Quantity></InventoryStatus>"
+            for item in items
+        ]
         xml_body = (
             '<?xml version="1.0" encoding="utf-8"?>'
             f'<ReviseInventoryStatusRequest xmlns="{TRADING_NS}">{"".join(nodes)}'
@@ -479,14 +524,42 @@ class EbayClient:
         )
         root = self._trading("ReviseInventoryStatus", xml_body)
         ns = {"e": TRADING_NS}
+        named, general = self._trading_errors(root, ns)
+        revised = {
+            (node.findtext("e:ItemID", default="", namespaces=ns) or "").strip()
+            for node in root.findall("e:InventoryStatus", ns)
+        }
         ack = (root.findtext("e:Ack", default="", namespaces=ns) or "").strip()
-        errors: dict[str, tuple[str, str]] = {}  # ItemID or SKU -> (code, message)
+        results = []
+        for item in items:
+            found = named.get(str(item.listing_id)) or named.get(item.sku)
+            if found is None and str(item.listing_id) not in revised:
+                found = general or (
+                    ack or "no_ack",
+                    f"eBay answered Ack={ack or 'none'} without revising it",
+                )
+            if found is None:
+                results.append(SkuResult(item.sku, True, None, None, None))
+            else:
+                results.append(SkuResult(item.sku, False, None, found[0], found[1]))
+        return results
+
+    def _trading_errors(
+        self, root: ET.Element, ns: dict[str, str]
+    ) -> tuple[dict[str, tuple[str, str]], tuple[str, str] | None]:
+        """The Error-severity ``Errors`` of a Trading answer: by the ItemID or SKU each names,
+        and the first that names none. ErrorCode 518 (the call quota) raises."""
+        named: dict[str, tuple[str, str]] = {}
         general: tuple[str, str] | None = None
         for error in root.findall("e:Errors", ns):
             if (error.findtext("e:SeverityCode", default="", namespaces=ns) or "") == "Warning":
                 continue
             code = (error.findtext("e:ErrorCode", default="", namespaces=ns) or "").strip()
-            message = (error.findtext("e:ShortMessage", default="", namespaces=ns) or "").strip()
+            message = (error.findtext("e:LongMessage", default="", namespaces=ns) or "").strip()
+            message = (
+                message
+                or (error.findtext("e:ShortMessage", default="", namespaces=ns) or "").strip()
+            )
             if code in TRADING_QUOTA_CODES:
                 raise EbayQuotaError(
                     f"eBay account {self.account_id} reached the Trading API call limit "
@@ -499,23 +572,41 @@ class EbayClient:
                 for v in error.findall("e:ErrorParameters/e:Value", ns)
                 if (v.text or "").strip()
             ]
-            if values:
-                for value in values:
-                    errors.setdefault(value, (code, message))
-            elif general is None:
+            for value in values:
+                named.setdefault(value, (code, message))
+            if not values and general is None:
                 general = (code, message)
-        results = []
-        for item in items:
-            found = errors.get(item.listing_id or "") or errors.get(item.sku)
-            if found is None and ack == "Failure":
-                found = general or ("Failure", "eBay answered Ack=Failure")
-            if found is None and ack not in ("Success", "Warning", "Failure"):
-                found = ("no_ack", "eBay answered without an Ack")
-            if found is None:
-                results.append(SkuResult(item.sku, True, None, None, None))
-            else:
-                results.append(SkuResult(item.sku, False, None, found[0], found[1]))
-        return results
+        return named, general
+
+    def out_of_stock_control(self) -> bool:
+        """Trading ``GetUserPreferences``: whether the seller's Out-of-Stock Control
+        preference is on (quantity 0 keeps a listing alive) or off (quantity 0 ends it)."""
+        xml_body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<GetUserPreferencesRequest xmlns="{TRADING_NS}">'
+            "<ShowOutOfStockControlPreference>true</ShowOutOfStockControlPreference>"
+            "</GetUserPreferencesRequest>"
+        )
+        root = self._trading("GetUserPreferences", xml_body)
+        ns = {"e": TRADING_NS}
+        self._trading_errors(root, ns)  # 518 raises
+        ack = (root.findtext("e:Ack", default="", namespaces=ns) or "").strip()
+        value = (
+            (root.findtext("e:OutOfStockControlPreference", default="", namespaces=ns) or "")
+            .strip()
+            .lower()
+        )
+        if ack in ("Success", "Warning") and value in ("true", "false"):
+            return value == "true"
+        codes = [(c.text or "").strip() for c in root.findall("e:Errors/e:ErrorCode", ns)]
+        raise unusable_answer(
+            self._who,
+            f"GetUserPreferences with Ack={ack or 'none'} and no OutOfStockControlPreference "
+            f"(ErrorCode {', '.join(c for c in codes if c) or 'none'})",
+            operation="GetUserPreferences",
+            http_status=200,
+            next_step="run the load again",
+        )
 
     def trading_item(self, listing_id: str) -> OfferState | None:
         """Trading ``GetItem``: a Trading listing's price and quantity available (or None)."""

@@ -1,8 +1,11 @@
 """The dry-run plan: the calls a load would make now, none made and nothing journaled.
 
-Stage: load (``invsync load --dry-run``). Reads the run's approved diff rows (given) and its
-``push_journal`` rows (a resumed load reads back and resends what a crash left). Writes
-nothing itself; :func:`pipeline.load.run` writes :func:`plan_frame` to
+Stage: load (``invsync load --dry-run``). Reads the run's approved diff rows (given), its
+``push_journal`` rows (a resumed load reads back and resends what a crash left) and the eBay
+Out-of-Stock Control preference a load of the run already read (``ebay_run_preferences``):
+found off, the quantity-0 rows it would not send are left out of the calls; not read yet,
+the plan shows the ``GetUserPreferences`` call that decides. Trading rows without an ItemID
+are never planned. Writes nothing itself; :func:`pipeline.load.run` writes :func:`plan_frame` to
 ``loads/run_id=…/dry_run.parquet`` (:func:`plan_path`).
 """
 
@@ -18,6 +21,7 @@ from pipeline import journal, layout
 from pipeline.config import Workspace
 from pipeline.load.outcome import AccountLoad
 from pipeline.load.readback import needs_reading_back
+from pipeline.sql import run_sql
 
 
 def plan(
@@ -61,6 +65,9 @@ def plan(
                     calls.append({"operation": "items/detail", "keys": [row["listing_key"]]})
                 calls.append({"operation": "items/edit", "keys": [row["listing_key"]], "row": row})
         else:
+            rows, preference = _ebay_sendable(ws, con, run_id, outcome.account_id, rows)
+            if preference:
+                calls.append({"operation": "GetUserPreferences", "keys": []})
             for row in rows:
                 if needs_reading_back(row):
                     read = "GetItem" if row["api"] == "trading" else "getOffers"
@@ -84,6 +91,30 @@ def plan(
         outcome.planned = calls
         outcome.calls = len(calls)
     return list(outcomes.values())
+
+
+def _ebay_sendable(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    account_id: str,
+    rows: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], bool]:
+    """The eBay rows a load would send (as :mod:`pipeline.load.ebay_push` decides before any
+    revision), and whether it would first ask for the Out-of-Stock Control preference."""
+    rows = [r for r in rows if r["api"] != "trading" or r["listing_id"]]
+    zero = [r for r in rows if int(r["new_quantity"]) == 0]
+    action = ws.settings.pricing.rule_for(ws.settings.account(account_id)).out_of_stock_action
+    if not zero or action == "end_listing":
+        return rows, False
+    known = run_sql(
+        con, "load/ebay_preference_read", {"run_id": run_id, "account_id": account_id}
+    ).fetchall()
+    if known and bool(known[0][0]):
+        return rows, False
+    if known:  # off when last read: a load asks again, and sends these only if it is on now
+        return [r for r in rows if int(r["new_quantity"]) != 0], True
+    return rows, True
 
 
 def plan_frame(run_id: str, accounts: list[AccountLoad]) -> pl.DataFrame:

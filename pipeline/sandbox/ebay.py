@@ -14,6 +14,15 @@ time_scale seconds, turning at midnight PST) and ``faults.ebay_429_rate`` give 4
 2001. Each listing takes at most ``revisions_per_day`` (250) revisions a day; the next one
 fails for that SKU inside a 207. About one listing in ten is a Trading-API listing: it has
 an ItemID, is no Inventory-API object, and only ``ReviseInventoryStatus`` revises it.
+
+Out-of-stock control: the seller's preference (``EbayWorld.oos_control``, on for the demo;
+off with ``faults.ebay_oos_control_off`` or ``POST /_sandbox/ebay/limits {"oos_control":
+false}``). With it off, a revision that leaves a listing nothing to sell ENDS it, as live
+eBay does; an ended listing refuses every later revision (25019 inside the 207, Trading
+21916750) and its change in the ledger carries ``"ended": true``. Every eighth
+Inventory-API SKU also has an UNPUBLISHED offer, which ``getOffers`` lists first; a SKU
+that is no valid eBay SKU (over 50 characters, or a character other than letters, digits,
+``-``, ``_``, ``.``) gets 400 errorId 25707 from ``getOffers``.
 """
 
 from __future__ import annotations
@@ -45,11 +54,18 @@ PRICE_MIN_CENTS = 99  # USD 0.99, eBay US's fixed-price minimum
 PRICE_MAX_CENTS = 99_999_999  # USD
 JPY_PER_USD = 150  # the demo's conversion of reference prices, JPY per USD
 TRADING_SHARE = 10  # every 10th demo listing is a Trading-API listing
+SKU_TRACKED_SHARE = 3  # every 3rd Trading listing was listed with InventoryTrackingMethod=SKU
+DRAFT_OFFER_SHARE = 8  # every 8th Inventory listing also has an UNPUBLISHED offer
+SKU_MAX_LENGTH = 50  # eBay's SKU limit
+ACTIVE, ENDED = "ACTIVE", "ENDED"  # a listing's status (Trading's ListingStatus Active/Completed)
 MARKETPLACE = "EBAY_US"
 CURRENCY = "USD"
 INVENTORY_SCOPE = "https://api.ebay.com/oauth/api_scope/sell.inventory"
 
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
+# eBay's words are "only alphanumeric characters ... up to 50"; live SKUs with hyphens and
+# underscores are accepted, so the sandbox accepts those and the dot, and nothing else.
+_VALID_SKU = re.compile(rf"^[A-Za-z0-9._-]{{1,{SKU_MAX_LENGTH}}}$")
 
 
 @dataclass
@@ -66,9 +82,25 @@ class EbayListing:
     quantity: int  # inventory: shipToLocationAvailability.quantity; trading: available
     available_quantity: int  # the offer's availableQuantity (inventory); = quantity for trading
     sold_quantity: int
+    status: str = ACTIVE  # ACTIVE | ENDED (out of stock while out-of-stock control was off)
+    sku_tracked: bool = False  # trading: InventoryTrackingMethod=SKU (ItemID is eBay's default)
+    draft_offer_id: str | None = None  # inventory: an UNPUBLISHED offer of the same SKU
 
     def price_value(self) -> str:
         return cents_to_value(self.price_cents)
+
+    @property
+    def ended(self) -> bool:
+        return self.status == ENDED
+
+    def buyable(self) -> int:
+        """What a buyer can buy now: an Inventory offer is capped by the item's quantity."""
+        return min(self.quantity, self.available_quantity)
+
+
+def valid_sku(sku: str) -> bool:
+    """Whether eBay takes ``sku`` as a SKU at all (length and characters)."""
+    return bool(_VALID_SKU.match(sku))
 
 
 def cents_to_value(cents: int) -> str:
@@ -91,7 +123,8 @@ class EbayWorld:
 
     Knobs (attributes, also ``POST /_sandbox/ebay/limits``): ``daily_call_limit``,
     ``trading_daily_call_limit``, ``revisions_per_day``, ``token_lifetime`` (clock seconds;
-    None = 2 × ``state.token_lifetime``).
+    None = 2 × ``state.token_lifetime``), ``oos_control`` (the seller's Out-of-Stock Control
+    preference, on for the demo).
     """
 
     def __init__(self, state: SandboxState) -> None:
@@ -106,6 +139,7 @@ class EbayWorld:
         self.trading_daily_call_limit = TRADING_DAILY_LIMIT
         self.revisions_per_day = REVISIONS_PER_DAY
         self.token_lifetime: float | None = None
+        self.oos_control = True
         self.inventory_calls = WindowCounter()
         self.trading_calls = WindowCounter()
         self.revisions: dict[str, WindowCounter] = {}  # listing_id -> revisions today
@@ -133,6 +167,18 @@ class EbayWorld:
             if listing.listing_id == item_id:
                 return listing
         return None
+
+    def out_of_stock_control(self) -> bool:
+        """The seller's Out-of-Stock Control preference as eBay applies it now."""
+        return self.oos_control and not self.state.faults.ebay_oos_control_off
+
+    def end_if_sold_out(self, listing: EbayListing) -> bool:
+        """A revision left ``listing`` nothing to sell: without out-of-stock control eBay
+        ends it (True); with it the listing stays, out of stock (False)."""
+        if listing.buyable() > 0 or self.out_of_stock_control():
+            return False
+        listing.status = ENDED
+        return True
 
     def lifetime(self) -> float:
         if self.token_lifetime is not None:
@@ -163,6 +209,7 @@ class EbayWorld:
                 "trading_daily_call_limit": self.trading_daily_call_limit,
                 "revisions_per_day": self.revisions_per_day,
                 "token_lifetime": self.token_lifetime,
+                "oos_control": self.oos_control,
             },
         }
 
@@ -179,6 +226,7 @@ class EbayWorld:
         )
         self.revisions_per_day = int(limits.get("revisions_per_day", REVISIONS_PER_DAY))
         self.token_lifetime = limits.get("token_lifetime")
+        self.oos_control = bool(limits.get("oos_control", True))
         self.access_tokens = {}
 
     def reset_counters(self) -> None:
@@ -194,6 +242,9 @@ class EbayWorld:
             "daily_call_limit": self.daily_call_limit,
             "trading_daily_call_limit": self.trading_daily_call_limit,
             "revisions_per_day": self.revisions_per_day,
+            "oos_control": self.oos_control,
+            "out_of_stock_control": self.out_of_stock_control(),
+            "ended_skus": [x.sku for x in self.listings.values() if x.ended],
             "seconds_to_next_day": self.calendar.real_seconds_to_next_day(PST_OFFSET),
         }
 
@@ -206,7 +257,8 @@ class EbayWorld:
 
 def build_demo_listings(state: SandboxState) -> dict[str, EbayListing]:
     """The demo eBay account from the catalogue: SKU ``s-<ASIN>-<yyyymmdd_hhmm>``, a USD price
-    at a markup of the reference price with seeded noise, every 10th listing on Trading."""
+    at a markup of the reference price with seeded noise, every 10th listing on Trading (every
+    3rd of those tracked by SKU), every 8th Inventory listing with an extra UNPUBLISHED offer."""
     catalogue = state.apis.get("catalogue")
     if catalogue is None:
         raise RuntimeError(
@@ -221,6 +273,7 @@ def build_demo_listings(state: SandboxState) -> dict[str, EbayListing]:
         sku = f"s-{asin}-{listed}"
         trading = n % TRADING_SHARE == TRADING_SHARE - 1
         quantity = rng.choice((0, 1, 1, 2, 3, 5))
+        draft = not trading and n % DRAFT_OFFER_SHARE == 2
         listings[sku] = EbayListing(
             sku=sku,
             asin=asin,
@@ -232,6 +285,9 @@ def build_demo_listings(state: SandboxState) -> dict[str, EbayListing]:
             quantity=quantity,
             available_quantity=quantity,
             sold_quantity=rng.choice((0, 0, 0, 1, 2)),
+            sku_tracked=trading
+            and (n // TRADING_SHARE) % SKU_TRACKED_SHARE == SKU_TRACKED_SHARE - 1,
+            draft_offer_id=str(6_000_000_000 + n * 7919) if draft else None,
         )
     return listings
 
@@ -416,6 +472,8 @@ def blueprint(state: SandboxState) -> Blueprint:
                     "price_cents": row.price_cents,
                     "currency": CURRENCY,
                     "quantity": row.quantity,
+                    "status": row.status,
+                    "sku_tracked": row.sku_tracked,
                 }
                 for row in world.listings.values()
             ]
@@ -433,6 +491,8 @@ def blueprint(state: SandboxState) -> Blueprint:
                 if "token_lifetime" in knobs:
                     lifetime = knobs["token_lifetime"]
                     world.token_lifetime = None if lifetime is None else float(lifetime)
+                if "oos_control" in knobs:
+                    world.oos_control = bool(knobs["oos_control"])
             return _json(world.usage())
 
     return bp
@@ -547,7 +607,8 @@ def inventory_item_json(listing: EbayListing) -> dict[str, Any]:
 
 
 def offer_json(listing: EbayListing) -> dict[str, Any]:
-    """An ``EbayOfferDetailsWithAll`` for a published fixed-price offer."""
+    """An ``EbayOfferDetailsWithAll`` for a published fixed-price offer (its listing ENDED
+    when it sold out while out-of-stock control was off)."""
     return {
         "offerId": listing.offer_id,
         "sku": listing.sku,
@@ -567,10 +628,27 @@ def offer_json(listing: EbayListing) -> dict[str, Any]:
         "status": "PUBLISHED",
         "listing": {
             "listingId": listing.listing_id,
-            "listingStatus": "ACTIVE",
+            "listingStatus": "ENDED" if listing.ended else "ACTIVE",
             "soldQuantity": listing.sold_quantity,
             "listingOnHold": False,
         },
+    }
+
+
+def draft_offer_json(listing: EbayListing) -> dict[str, Any]:
+    """The SKU's UNPUBLISHED offer: a draft with no listing (``listing`` is only sent for a
+    published offer), which ``bulkUpdatePriceQuantity`` does not take."""
+    return {
+        "offerId": listing.draft_offer_id,
+        "sku": listing.sku,
+        "marketplaceId": MARKETPLACE,
+        "format": "FIXED_PRICE",
+        "listingDuration": "GTC",
+        "availableQuantity": listing.available_quantity,
+        "categoryId": "261068",
+        "merchantLocationKey": "JP-WAREHOUSE",
+        "pricingSummary": {"price": {"value": listing.price_value(), "currency": CURRENCY}},
+        "status": "UNPUBLISHED",
     }
 
 
@@ -619,22 +697,41 @@ def _offer_not_available(what: str) -> dict[str, Any]:
     return error(25713, f"This Offer is not available : {what}.")
 
 
+def _invalid_sku(sku: str) -> EbayError:
+    return EbayError(
+        400,
+        [
+            error(
+                25707,
+                "This is an invalid value for a SKU. Only alphanumeric characters can be used "
+                f"for SKUs, and their length must not exceed {SKU_MAX_LENGTH} characters.",
+                parameters=[("sku", sku)],
+            )
+        ],
+    )
+
+
 def _offers(world: EbayWorld) -> tuple[dict[str, Any], int, list[str], str]:
     sku = request.args.get("sku")
     if not sku:
         raise EbayError(400, [error(25709, "Invalid value for sku. sku is required.")])
+    if not valid_sku(sku):
+        raise _invalid_sku(sku)
     limit, offset = _page_args(25)
     marketplace = request.args.get("marketplace_id", MARKETPLACE)
     listing = world.listings.get(sku)
     if listing is None or listing.api != "inventory" or marketplace != MARKETPLACE:
         raise EbayError(404, [_offer_not_available(f"sku={sku}")])
-    offers = [offer_json(listing)][offset : offset + limit]
+    every = [offer_json(listing)]
+    if listing.draft_offer_id:
+        every.insert(0, draft_offer_json(listing))  # eBay does not promise an order
+    offers = every[offset : offset + limit]
     path = "/sell/inventory/v1/offer"
     body = {
         "href": _page_url(path, sku=sku, limit=limit, offset=offset),
         "limit": limit,
         "size": len(offers),
-        "total": 1,
+        "total": len(every),
         "offers": offers,
     }
     return body, 200, [sku], "ok"
@@ -642,9 +739,12 @@ def _offers(world: EbayWorld) -> tuple[dict[str, Any], int, list[str], str]:
 
 def _offer(world: EbayWorld, offer_id: str) -> tuple[dict[str, Any], int, list[str], str]:
     listing = world.by_offer_id(offer_id)
-    if listing is None:
+    if listing is not None:
+        return offer_json(listing), 200, [listing.sku], "ok"
+    draft = next((x for x in world.listings.values() if x.draft_offer_id == offer_id), None)
+    if draft is None:
         raise EbayError(404, [_offer_not_available(f"offerId={offer_id}")])
-    return offer_json(listing), 200, [listing.sku], "ok"
+    return draft_offer_json(draft), 200, [draft.sku], "ok"
 
 
 # ---- bulkUpdatePriceQuantity ---------------------------------------------------------------
@@ -829,8 +929,21 @@ def _update_entry(
         )
     if key is not None:
         seen.add(key)
-    # The 251st revision of a listing today fails; so does a chosen partial-failure SKU.
+    # An ended listing takes no revision; the 251st revision of a listing today fails; so
+    # does a chosen partial-failure SKU.
     if key_listing is not None:
+        if key_listing.ended:
+            return key, fail_all(
+                400,
+                [
+                    error(
+                        25019,
+                        f"Cannot revise listing. The listing {key_listing.listing_id} has ended "
+                        "(it sold out while out-of-stock control was off); relist it.",
+                        parameters=[("listingId", key_listing.listing_id)],
+                    )
+                ],
+            )
         if world.revisions_today(key_listing) >= world.revisions_per_day:
             return key, fail_all(
                 400,
@@ -873,6 +986,8 @@ def _update_entry(
         responses.append(_item_response(200, target.sku, offer_id, []))
     if changes and key_listing is not None:
         world.add_revision(key_listing)
+        if "quantity" in changes and world.end_if_sold_out(key_listing):
+            changes["ended"] = True
         world.state.ledger.record_change(
             "ebay", world.account, key_listing.sku, changes, "bulk_update_price_quantity"
         )

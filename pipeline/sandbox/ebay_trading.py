@@ -1,5 +1,5 @@
-"""Sandbox eBay Trading API: ``POST /ws/api.dll`` with ``ReviseInventoryStatus``, ``GetItem``
-and ``GetMyeBaySelling`` (XML).
+"""Sandbox eBay Trading API: ``POST /ws/api.dll`` with ``ReviseInventoryStatus``, ``GetItem``,
+``GetMyeBaySelling`` and ``GetUserPreferences`` (XML).
 
 Stage: sandbox. Reads: the request XML, ``state.faults``. Writes: the Trading listings of
 the eBay world (``state.apis["ebay"]``, see ``ebay.py``) and ``state.ledger`` (api
@@ -10,8 +10,16 @@ and/or ``SKU`` plus ``StartPrice`` and/or ``Quantity``; always HTTP 200 with ``A
 Success, Warning (some items failed) or Failure (all failed, or a call-level error); one
 ``Errors`` element per failing item whose ``ErrorParameters`` value names the ItemID (or
 the SKU when no ItemID was sent). The response ``Quantity`` is available + already sold,
-as eBay's InventoryStatusType says. An Inventory-API listing is refused (21919474).
-Auth: ``X-EBAY-API-IAF-TOKEN`` (the OAuth user token) or ``RequesterCredentials``.
+as eBay's InventoryStatusType says; the ``InventoryStatus`` list is what was revised. An
+Inventory-API listing is refused (21919474); a SKU alone identifies only a listing tracked
+by SKU (``InventoryTrackingMethod=SKU``), any other is not found by it (21676); an ended
+listing refuses every revision (21916750). A revision to quantity 0 ends the listing when
+the seller's Out-of-Stock Control preference is off (``GetUserPreferences`` with
+``ShowOutOfStockControlPreference`` answers it). Knobs ``trading_unnamed_errors`` (per-item
+errors without ``ErrorParameters``) and ``trading_partial_failure_ack`` (``Ack``
+PartialFailure when some items were revised and some not) model what live eBay also sends.
+Auth: ``X-EBAY-API-IAF-TOKEN`` (the OAuth user token) or ``RequesterCredentials``; an
+expired token answers 21917053, an unknown one 21916984.
 
 ``GetMyeBaySelling`` answers the ``ActiveList`` (when the request has ``ActiveList/Include``
 true): every active listing of the account, Inventory-API ones included, as real eBay's My
@@ -23,8 +31,10 @@ eBay view does, paged by ``ActiveList/Pagination`` (``EntriesPerPage`` 1–200, 
 ``TotalNumberOfEntries``. Every call, whatever it is, counts against the Trading daily quota.
 
 Error codes: 2 (unsupported call), 37 (invalid input), 17 (no such item), 518 (call quota),
-10007 (internal error), 21916984 (invalid IAF token) and 21919474 are eBay's; the code for
-the daily revision cap (21919188) is the sandbox's choice — the real one is unverified.
+10007 (internal error), 21916984 (invalid IAF token), 21917053 (expired IAF token),
+21916750 (ended item), 21676 (no active item for the SKU) and 21919474 are eBay's; the
+code for the daily revision cap (21919188) is the sandbox's choice — the real one is
+unverified.
 """
 
 from __future__ import annotations
@@ -49,7 +59,8 @@ ENTRIES_PER_PAGE_DEFAULT = 25  # GetMyeBaySelling Pagination, as most Trading ca
 ENTRIES_PER_PAGE_MAX = 200
 # GetItem is the read a client needs to reconcile a revision it sent but never saw answered;
 # GetMyeBaySelling is how a pull finds the listings no Inventory API call shows.
-SUPPORTED_CALLS = ("ReviseInventoryStatus", "GetItem", "GetMyeBaySelling")
+# GetUserPreferences is how a seller's tool learns the Out-of-Stock Control preference.
+SUPPORTED_CALLS = ("ReviseInventoryStatus", "GetItem", "GetMyeBaySelling", "GetUserPreferences")
 XML = "text/xml;charset=utf-8"
 TEXT = "text/plain; charset=utf-8"  # what Flask sends for mimetype="text/plain"
 
@@ -130,10 +141,12 @@ class TradingDialect(Dialect):
             token = _auth_token_in_body(request.get_data())
         if not self.world.access_token_valid(token):
             expired = token in self.world.access_tokens
-            invalid = TradingError(
-                "21916984",
-                "Invalid IAF token.",
-                "IAF token supplied is expired." if expired else "IAF token supplied is invalid.",
+            invalid = (
+                TradingError("21917053", "Expired IAF token.", "IAF token supplied is expired.")
+                if expired
+                else TradingError(
+                    "21916984", "Invalid IAF token.", "IAF token supplied is invalid."
+                )
             )
             raise Refused(
                 self.failure(name, invalid, "expired_token" if expired else "unauthorized")
@@ -189,9 +202,16 @@ def add_routes(bp: Blueprint, state: SandboxState, world: EbayWorld) -> None:
             ack, errors, body, call.items = _get_item(world, request.get_data())
         elif name == "GetMyeBaySelling":
             ack, errors, body, call.items = _my_ebay_selling(world, request.get_data())
+        elif name == "GetUserPreferences":
+            ack, errors, body, call.items = _user_preferences(world, request.get_data())
         else:
             ack, errors, body, call.items = _revise(world, request.get_data())
-        outcome = {"Success": "ok", "Warning": "partial", "Failure": "error"}[ack]
+        outcome = {
+            "Success": "ok",
+            "Warning": "partial",
+            "PartialFailure": "partial",
+            "Failure": "error",
+        }[ack]
         text = _response(name, ack, errors, body, now=world.calendar.now())
         return Reply(200, text, outcome, content_type=XML)
 
@@ -238,7 +258,7 @@ def _revise(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str,
         items.append(param or "")
         listing, problem = _validate(world, node, item_id, sku, seen)
         if problem is not None:
-            problem.param = param
+            problem.param = None if world.state.faults.trading_unnamed_errors else param
             errors.append(problem)
             continue
         assert listing is not None
@@ -252,6 +272,8 @@ def _revise(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str,
         if quantity_text is not None:
             listing.quantity = listing.available_quantity = int(quantity_text)
             changes["quantity"] = listing.quantity
+            if world.end_if_sold_out(listing):
+                changes["ended"] = True
         world.add_revision(listing)
         world.state.ledger.record_change(
             "ebay", world.account, listing.sku, changes, "ReviseInventoryStatus"
@@ -260,7 +282,7 @@ def _revise(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str,
     if not done:
         ack = "Failure"
     elif errors:
-        ack = "Warning"
+        ack = "PartialFailure" if world.state.faults.trading_partial_failure_ack else "Warning"
     else:
         ack = "Success"
     body = "".join(_status_xml(listing) for listing in done) + "".join(
@@ -294,7 +316,8 @@ def _get_item(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], st
         f'<StartPrice currencyID="USD">{listing.price_value()}</StartPrice>'
         f"<Quantity>{listing.quantity + listing.sold_quantity}</Quantity>"
         f"<SellingStatus><QuantitySold>{listing.sold_quantity}</QuantitySold>"
-        "<ListingStatus>Active</ListingStatus></SellingStatus></Item>"
+        f"<ListingStatus>{'Completed' if listing.ended else 'Active'}</ListingStatus>"
+        "</SellingStatus></Item>"
     )
     return "Success", [], body, [item_id]
 
@@ -333,7 +356,7 @@ def _my_ebay_selling(
             "",
             [],
         )
-    listings = list(world.listings.values())
+    listings = [listing for listing in world.listings.values() if not listing.ended]
     total_pages = -(-len(listings) // per_page)  # ceiling division
     shown = listings[(page - 1) * per_page : page * per_page]
     body = (
@@ -345,6 +368,24 @@ def _my_ebay_selling(
         "</PaginationResult></ActiveList>"
     )
     return "Success", [], body, [listing.listing_id for listing in shown]
+
+
+def _user_preferences(
+    world: EbayWorld, raw: bytes
+) -> tuple[str, list[TradingError], str, list[str]]:
+    """``GetUserPreferences``: only ``ShowOutOfStockControlPreference`` is simulated; it
+    answers ``<OutOfStockControlPreference>true|false</OutOfStockControlPreference>``."""
+    tag = "GetUserPreferencesRequest"
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError:
+        return "Failure", [_invalid("the request is not well-formed XML", tag)], "", []
+    if not root.tag.endswith(tag):
+        return "Failure", [_invalid(f"the root element must be {tag}", tag)], "", []
+    if (_child(root, "ShowOutOfStockControlPreference") or "").lower() != "true":
+        return "Success", [], "", []  # nothing asked for that the sandbox knows
+    value = "true" if world.out_of_stock_control() else "false"
+    return "Success", [], f"<OutOfStockControlPreference>{value}</OutOfStockControlPreference>", []
 
 
 def _whole(text: str | None, default: int) -> int | None:
@@ -374,6 +415,19 @@ def _validate(
     if item_id is None and sku is None:
         return None, _invalid("each InventoryStatus needs an ItemID or a SKU", tag="ItemID")
     listing = world.by_item_id(item_id) if item_id else world.listings.get(sku or "")
+    # a SKU alone finds only a listing tracked by SKU (InventoryTrackingMethod=SKU)
+    if (
+        listing is not None
+        and item_id is None
+        and listing.api == "trading"
+        and not listing.sku_tracked
+    ):
+        return None, TradingError(
+            "21676",
+            f"Invalid SKU number: {sku}.",
+            "Could not find an active item for the given SKU number. A valid ItemID or "
+            "SKU number is required.",
+        )
     if listing is None:
         missing = item_id or sku or ""
         return None, TradingError(
@@ -388,6 +442,12 @@ def _validate(
             "Inventory API listing",
             "This listing was created with the Inventory API and can only be revised with the "
             "Inventory API.",
+        )
+    if listing.ended:
+        return None, TradingError(
+            "21916750",
+            "FixedPrice item ended.",
+            f'You are not allowed to revise an ended item "{listing.listing_id}".',
         )
     if listing.listing_id in seen:
         return None, _invalid("the same listing appears twice in this request", tag="ItemID")

@@ -215,6 +215,9 @@ class Faults:
     partial_failure_skus: list[str] = field(default_factory=list)  # eBay 207 for these SKUs
     partial_failure_rate: float = 0.0  # share of eBay SKUs failing inside a 207
     ebay_429_rate: float = 0.0  # share of eBay calls answered 429 errorId 2001
+    ebay_oos_control_off: bool = False  # the seller's Out-of-Stock Control is off: 0 ends
+    trading_unnamed_errors: bool = False  # Trading per-item Errors without ErrorParameters
+    trading_partial_failure_ack: bool = False  # Trading says PartialFailure, not Warning
     # --- tokens -----------------------------------------------------------------------
     echo_token: bool = False  # every error answer repeats the caller's token in its message
     # --- bookkeeping ----------------------------------------------------------------

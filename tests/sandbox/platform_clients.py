@@ -135,9 +135,10 @@ class EbayClient:
         return items, first
 
     def offer_of(self, sku: str) -> dict[str, Any]:
+        """The SKU's published offer (a SKU may have an unpublished draft besides)."""
         response = self.get("/offer", sku=sku)
         assert response.status_code == 200, response.text
-        return response.json()["offers"][0]
+        return next(o for o in response.json()["offers"] if o["status"] == "PUBLISHED")
 
     def revise_inventory_status(
         self, statuses: list[dict[str, str]], token: str | None = None
