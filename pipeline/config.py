@@ -303,6 +303,21 @@ def _default_ebay_rule() -> PriceRule:
     )
 
 
+# The out-of-stock actions each platform can take (docs/configuration.md).
+OUT_OF_STOCK_ACTIONS: dict[str, tuple[str, ...]] = {
+    "base": ("stock_zero", "hide"),
+    "ebay": ("quantity_zero", "end_listing"),
+}
+
+
+def _action_fits(where: str, platform: str, rule: PriceRule) -> None:
+    allowed = OUT_OF_STOCK_ACTIONS[platform]
+    if rule.out_of_stock_action not in allowed:
+        raise ValueError(
+            f"{where}.out_of_stock_action must be " + " or ".join(f"'{a}'" for a in allowed)
+        )
+
+
 class PricingSettings(_Section):
     """``[pricing.base]``, ``[pricing.ebay]`` and per-account overrides in
     ``[pricing.accounts.<id>]`` (any key of a rule; the rest comes from the platform)."""
@@ -327,12 +342,8 @@ class PricingSettings(_Section):
 
     @model_validator(mode="after")
     def _platform_actions_fit(self) -> PricingSettings:
-        if self.base.out_of_stock_action not in ("stock_zero", "hide"):
-            raise ValueError("pricing.base.out_of_stock_action must be 'stock_zero' or 'hide'")
-        if self.ebay.out_of_stock_action not in ("quantity_zero", "end_listing"):
-            raise ValueError(
-                "pricing.ebay.out_of_stock_action must be 'quantity_zero' or 'end_listing'"
-            )
+        _action_fits("pricing.base", "base", self.base)
+        _action_fits("pricing.ebay", "ebay", self.ebay)
         return self
 
     def rule_for(self, account: Account) -> PriceRule:
@@ -343,7 +354,9 @@ class PricingSettings(_Section):
             return platform_rule
         merged = {**platform_rule.model_dump(), **override}
         try:
-            return PriceRule.model_validate(merged)
+            rule = PriceRule.model_validate(merged)
+            _action_fits(f"pricing.accounts.{account.id}", account.platform, rule)
+            return rule
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(part) for part in first["loc"])

@@ -85,6 +85,7 @@ CASES = [
     ("not TOML", "[amazon\n", "is not valid TOML"),
     ("sku_pattern not a regex", '[[accounts]]\nid = "e"\nplatform = "ebay"\nsku_pattern = "(?P<asin>B[0-9]{9}"\n', "'accounts[0].sku_pattern' is malformed: is not a valid regular expression"),
     ("sku_pattern without asin group", '[[accounts]]\nid = "e"\nplatform = "ebay"\nsku_pattern = "(B[0-9]{9})-(X)"\n', "none named 'asin'"),
+    ("end_listing on a BASE shop", '[[accounts]]\nid = "s"\nplatform = "base"\nrefresh_token_env = "S_TOKEN"\n[pricing.accounts.s]\nout_of_stock_action = "end_listing"\n', "pricing.accounts.s.out_of_stock_action must be 'stock_zero' or 'hide'"),
     ("two shops one token", '[[accounts]]\nid = "a"\nplatform = "base"\nrefresh_token_env = "T"\n[[accounts]]\nid = "b"\nplatform = "base"\nrefresh_token_env = "T"\n', "each shop needs its own variable"),
 ]  # fmt: skip
 
