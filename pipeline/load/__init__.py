@@ -76,13 +76,19 @@ class LoadResult:
 
     @property
     def protected(self) -> int:
-        """Protective actions (raise or pause) sent for held rows waiting for a person."""
-        return sum(g.protected for g in self.gates.values())
+        """Protective actions (raise or pause) for held rows waiting for a person: those the
+        platforms confirmed, or in a dry run those the gate lets out. A pause eBay would
+        end the listing for (out-of-stock control off) is not taken, so it is not counted."""
+        if self.dry_run:
+            return sum(g.protected for g in self.gates.values())
+        return sum(a.protected for a in self.accounts)
 
     @property
     def paused(self) -> int:
         """Of :attr:`protected`, the pauses (quantity 0); the rest were raised to a profit."""
-        return sum(g.paused for g in self.gates.values())
+        if self.dry_run:
+            return sum(g.paused for g in self.gates.values())
+        return sum(a.paused for a in self.accounts)
 
     def skipped(self) -> dict[str, int]:
         """Rows this load did not send, by reason (:data:`pipeline.review.SKIP_REASONS`)."""

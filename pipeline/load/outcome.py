@@ -35,10 +35,15 @@ class AccountLoad:
     stop_kind: str | None = None  # quota | auth | transient
     first_problem: str | None = None  # e.g. "item_id=123 bad_item_id"
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: the calls
+    protected: int = 0  # protective rows (raise or pause) the platform confirmed
+    paused: int = 0  # of those, pauses (nothing left to buy)
 
     def add(self, result: RowResult) -> None:
         if result.state == "ok":
             self.ok += 1
+            if result.row.get("action") == "protect":
+                self.protected += 1
+                self.paused += int(result.row.get("new_quantity") == 0)
         elif result.state == "failed":
             self.failed += 1
         elif result.state == "quarantined":
