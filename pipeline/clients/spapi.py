@@ -61,7 +61,8 @@ CURRENCY_BY_MARKETPLACE = {"A1VC38T7YXB528": "JPY"}
 _MINOR_UNIT_EXPONENT = {"JPY": 0, "USD": 2, "EUR": 2, "GBP": 2}
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # seconds
 
-FACT_STATUSES = ("ok", "no_offer", "filtered_out")  # Amazon answered about the ASIN itself
+FACT_STATUSES = ("ok", "no_offer", "filtered_out")
+OFFERS_NOT_LISTED = "OffersNotListed"  # error code: a Success counting offers, listing none  # Amazon answered about the ASIN itself
 
 
 # --- the wire exchange ---------------------------------------------------------------
@@ -97,6 +98,10 @@ class Observation:
     availability_type: str | None = None
     max_shipping_hours: int | None = None
     error_code: str | None = None
+    # not a snapshot column: False when the failure is Amazon's answer about the item (a
+    # status such as ActiveButTooSoonForProcessing), which asking again minutes later in the
+    # same run would only repeat; the fetch's retry pass leaves such ASINs out
+    retry_in_run: bool = field(default=True, repr=False)
 
     @classmethod
     def failed(cls, asin: str, code: str, status: str = "api_error") -> Observation:
@@ -241,6 +246,22 @@ def _new_offer_count(summary: Mapping[str, Any], condition: str) -> int | None:
     return int(total_count) if isinstance(total_count, int) else None
 
 
+def doubtful_item_status(status: str, offer_count: int, offers: list[Any]) -> str | None:
+    """Why a ``GetOffersResult`` cannot be read as a fact about the ASIN (its error code), or
+    None when it can. The v0 model types ``status`` only as "the status of the operation":
+    ``Success`` lists the offers, ``NoBuyableOffers`` has none; any other status (e.g.
+    ``ActiveButTooSoonForProcessing``: offers exist but are not processable yet, see
+    ``Summary.OffersAvailableTime``) is no observation at all, and neither is a ``Success``
+    that counts offers of the condition asked for but lists none (the model: the list is
+    as long as the count, or 20). Either is doubtful — fetched as failed so fallback or
+    unknown applies — never "no offer"."""
+    if status and status not in ("Success", "NoBuyableOffers"):
+        return status
+    if status == "Success" and offer_count > 0 and not offers:
+        return OFFERS_NOT_LISTED
+    return None
+
+
 def observation_from_offers(
     asin: str, result: Mapping[str, Any], policy: OfferPolicy, currency: str
 ) -> Observation:
@@ -254,7 +275,14 @@ def observation_from_offers(
     offer_count = _new_offer_count(summary, policy.condition)
     if offer_count is None:
         offer_count = len(offers)
-    if str(result.get("status", "")) == "NoBuyableOffers" or not offers:
+    status = str(result.get("status", ""))
+    doubt = doubtful_item_status(status, offer_count, offers)
+    if doubt is not None:
+        return Observation(
+            asin=asin, status="api_error", offer_count=offer_count, error_code=doubt,
+            retry_in_run=doubt == OFFERS_NOT_LISTED,  # a stated status stays a while
+        )  # fmt: skip
+    if status == "NoBuyableOffers" or not offers:
         return Observation(
             asin=asin, status="no_offer", in_stock=False, offer_count=offer_count,
             eligible_offer_count=0,

@@ -209,6 +209,7 @@ class Faults:
     zero_offers: bool = False  # every ASIN reports 0 offers (a real getItemOffersBatch bug)
     invalid_asins: list[str] = field(default_factory=list)  # answered as invalid ASINs
     rate_override: dict[str, float] = field(default_factory=dict)  # op -> unscaled rate
+    too_soon_asins: list[str] = field(default_factory=list)  # ActiveButTooSoonForProcessing
     # --- BASE -----------------------------------------------------------------------
     bad_item_ids: list[int] = field(default_factory=list)  # BASE items deleted on BASE
     # --- eBay -----------------------------------------------------------------------
