@@ -478,6 +478,67 @@ def observations_from_competitive_pricing(
 # --- the client ------------------------------------------------------------------------
 
 
+# --- what invsync relies on inside python-amazon-sp-api ---------------------------------
+
+LIBRARY_REQUIREMENT = "python-amazon-sp-api>=2.1.20,<3"  # as pyproject.toml pins it
+
+
+def library_problems(products: Any | None = None) -> list[str]:
+    """What invsync uses of python-amazon-sp-api beyond its documented surface, and is not
+    where invsync expects it (empty: all is in place). ``products``: a ``Products`` client
+    to check its instance internals too.
+
+    * ``sp_api.auth.access_token_client.cache`` — the process-wide LWA token cache, cleared
+      between servers (:func:`clear_token_cache`);
+    * ``AccessTokenClient.scheme`` / ``.host`` / ``.path`` — the LWA URL, overridden by a
+      subclass to reach another endpoint (:func:`_lwa_client_class`);
+    * ``Client.__init__(auth_token_client_class=, timeout=)`` and the ``Client.auth``
+      property (fetches and caches the token: :meth:`SpApiClient._token`);
+    * ``AuthorizationError.status_code`` / ``.error_code`` (LWA refusals);
+    * ``products._transport._client`` — the library's ``httpx.Client``, whose event hooks
+      time each exchange (:class:`SpApiClient`).
+    """
+    import inspect
+
+    from sp_api.auth import AccessTokenClient, access_token_client
+    from sp_api.auth.exceptions import AuthorizationError
+    from sp_api.base import Client
+
+    problems = []
+    if not callable(getattr(getattr(access_token_client, "cache", None), "clear", None)):
+        problems.append("sp_api.auth.access_token_client.cache (the LWA token cache)")
+    for name in ("scheme", "host", "path"):
+        if not isinstance(getattr(AccessTokenClient, name, None), str):
+            problems.append(f"AccessTokenClient.{name} (the LWA endpoint)")
+    parameters = inspect.signature(Client.__init__).parameters
+    for name in ("auth_token_client_class", "timeout"):
+        if name not in parameters:
+            problems.append(f"Client(..., {name}=)")
+    if not isinstance(inspect.getattr_static(Client, "auth", None), property):
+        problems.append("Client.auth (the property that fetches the access token)")
+    refusal = AuthorizationError("invalid_grant", "", 400)
+    if getattr(refusal, "status_code", None) != 400 or getattr(refusal, "error_code", "") == "":
+        problems.append("AuthorizationError.status_code / .error_code")
+    if products is not None:
+        transport = getattr(products, "_transport", None)
+        if not isinstance(getattr(transport, "_client", None), httpx.Client):
+            problems.append("Products._transport._client (the httpx.Client invsync times)")
+    return problems
+
+
+def check_library(products: Any | None = None) -> None:
+    """Raise one clear :class:`ConfigError` when :func:`library_problems` finds any."""
+    problems = library_problems(products)
+    if problems:
+        from importlib.metadata import version
+
+        raise ConfigError(
+            f"python-amazon-sp-api {version('python-amazon-sp-api')} no longer has what "
+            f"invsync relies on ({'; '.join(problems)}); install {LIBRARY_REQUIREMENT} "
+            "(`make setup`) or adapt pipeline/clients/spapi.py."
+        )
+
+
 def _lwa_client_class(lwa_endpoint: str) -> type:
     """An ``AccessTokenClient`` subclass aimed at ``lwa_endpoint`` (scheme://host[:port])."""
     from sp_api.auth import AccessTokenClient
@@ -576,7 +637,9 @@ class SpApiClient:
         self._products.endpoint = marketplace.endpoint
         self._products.marketplace_id = marketplace.marketplace_id
         self._products.region = marketplace.region
-        # Time each exchange on the wire (public httpx hooks on the library's client).
+        # Time each exchange on the wire (public httpx hooks on the library's own client,
+        # reached through its internals: checked first, so a moved one says so clearly).
+        check_library(self._products)
         http: httpx.Client = self._products._transport._client
         http.event_hooks = {"request": [self._on_request], "response": [self._on_response]}
         self.calls = 0
