@@ -212,6 +212,8 @@ class Faults:
     too_soon_asins: list[str] = field(default_factory=list)  # ActiveButTooSoonForProcessing
     # --- BASE -----------------------------------------------------------------------
     bad_item_ids: list[int] = field(default_factory=list)  # BASE items deleted on BASE
+    base_token_server_error: float = 0.0  # share of BASE token calls: 400 server_error
+    base_token_server_error_calls: list[Window] = field(default_factory=list)  # same, by call
     # --- eBay -----------------------------------------------------------------------
     partial_failure_skus: list[str] = field(default_factory=list)  # eBay 207 for these SKUs
     partial_failure_rate: float = 0.0  # share of eBay SKUs failing inside a 207
