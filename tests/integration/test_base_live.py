@@ -248,3 +248,80 @@ def test_me_reads_each_shop_once(sandbox, data_dir):
     assert users["shop1"]["shop_id"] != users["shop2"]["shop_id"]
     counts = sandbox.call_counts("base.")
     assert counts["base.users/me"] == 2 and counts["base.oauth/token"] == 2
+
+
+# --- the transform's view of a hidden item with variations --------------------------------
+
+
+def _transform_row(tmp: Path, *, visible: bool, has_variations: bool, in_stock: bool):
+    """The BASE diff row (or None) of one shop1 listing (stock 3, ¥5,000) under the default
+    rules, with Amazon in stock at ¥1,000 or out of stock."""
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from pipeline.config import parse_settings
+    from pipeline.transform import compute_diffs
+    from pipeline.warehouse import apply_migrations
+    from tests.sql.frames import insert_base, insert_run, observation, write_snapshot
+
+    as_of, run_id, asin = datetime(2025, 6, 1, tzinfo=UTC), "20250601T000000Z-601d3e", "B000VARIED"
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        apply_migrations(con)
+        insert_run(con, run_id, None)
+        insert_base(con, [{"account_id": "shop1", "item_id": 1, "asin": asin,
+                           "price_jpy": 5000, "stock": 3, "visible": visible}])  # fmt: skip
+        con.execute("update listings_base set has_variations = $v", {"v": has_variations})
+        status = "ok" if in_stock else "no_offer"
+        row = observation(asin, status, price_jpy=1000 if in_stock else None, fetched_at=as_of)
+        snapshot = write_snapshot(tmp, run_id, [row], now=as_of)
+        computed = compute_diffs(
+            con, run_id=run_id, snapshot=snapshot, settings=parse_settings({}, "test"),
+            as_of=as_of, fx=None, platforms=("base",),
+        )  # fmt: skip
+    finally:
+        con.close()
+    frame = computed.frames["base"]
+    return frame.to_dicts()[0] if frame.height else None
+
+
+def test_a_hidden_item_with_variations_is_out_of_stock_to_the_transform(tmp_path):
+    # hidden (by an earlier out-of-stock push) and Amazon still cannot supply: no change again
+    assert _transform_row(tmp_path, visible=False, has_variations=True, in_stock=False) is None
+    # Amazon can supply again: a restock, which the push turns into showing it
+    restock = _transform_row(tmp_path, visible=False, has_variations=True, in_stock=True)
+    assert restock is not None and restock["change_kind"] == "restock"
+    assert restock["old_quantity"] == 0
+    # an item without variations is read as before: hidden with stock 3 goes out of stock
+    plain = _transform_row(tmp_path, visible=False, has_variations=False, in_stock=False)
+    assert plain is not None and plain["change_kind"] == "out_of_stock"
+
+
+def test_a_restock_of_a_hidden_item_with_variations_shows_it(sandbox, con, data_dir):
+    ws = _workspace(sandbox, data_dir)
+    listings_pull.run(ws, con, "base")
+    world = _world_items(sandbox, "shop2")
+    item_id = next(i for i in _variation_ids(sandbox, "shop2") if world[i].stock > 0)
+    with sandbox.state.lock:
+        world[item_id].visible = 0  # hidden by an earlier push: the transform reads stock 0
+    run_id = runs.start_run(con, ws, "load")
+    false = lambda d: pl.Series([False] * d.height)  # noqa: E731
+    rows = _rows(
+        con, run_id, [item_id],
+        new_price_minor=lambda d: d["old_price_minor"],
+        old_quantity=lambda d: pl.Series([0] * d.height, dtype=pl.Int64),
+        new_quantity=lambda d: pl.Series([2] * d.height, dtype=pl.Int64),
+        old_visible=false, new_visible=false,  # out_of_stock_action "zero"
+        change_kind=lambda d: pl.Series(["restock"] * d.height),
+    )  # fmt: skip
+
+    outcome = load.push_rows(ws, con, run_id, "base", rows)[0]
+
+    assert (outcome.ok, outcome.failed, outcome.skipped) == (1, 0, 0)
+    assert world[item_id].visible == 1
+    local = con.execute(
+        "select stock, visible from listings_base where item_id = $i", {"i": item_id}
+    ).fetchall()
+    assert local == [(world[item_id].stock, True)]
