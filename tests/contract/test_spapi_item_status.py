@@ -50,12 +50,6 @@ def test_a_success_counting_offers_but_listing_none_is_failed_and_retried() -> N
     assert obs.retry_in_run is True
 
 
-def test_no_buyable_offers_is_still_no_offer() -> None:
-    obs = observation_from_offers("B0TEST0001", _result("NoBuyableOffers", 0), POLICY, "JPY")
-
-    assert (obs.status, obs.in_stock) == ("no_offer", False)
-
-
 def test_a_too_soon_item_inside_a_batch_answer_fails_only_that_asin() -> None:
     payload = {
         "responses": [
@@ -76,4 +70,4 @@ def test_a_too_soon_item_inside_a_batch_answer_fails_only_that_asin() -> None:
     )
 
     assert (first.status, first.error_code) == ("api_error", "ActiveButTooSoonForProcessing")
-    assert second.status == "no_offer"
+    assert (second.status, second.in_stock) == ("no_offer", False)  # NoBuyableOffers as before
