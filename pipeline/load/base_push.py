@@ -139,12 +139,8 @@ def push_base(
             try:
                 item = _edit(client, item_id, sent, variations=item_id in with_variations)
                 if has_variations(item) and item_id not in with_variations:
-                    # BASE has variations we did not know of: its stock is theirs, and an
-                    # item we meant to take out of stock must not stay buyable
                     with_variations.add(item_id)
-                    sent = variation_row(row, seen_quantity(item))
-                    if sent["new_visible"] is False and item.get("visible") != 0:
-                        item = _edit(client, item_id, sent, variations=True)
+                    sent, item = _found_variations(client, item_id, row, item)
             except thebase.BaseItemRejected as exc:
                 result = _rejection(client, row, exc)
             except TransientApiError as exc:
@@ -216,6 +212,18 @@ def _edit(
         stock=None if variations else int(sent["new_quantity"]),
         visible=sent["new_visible"] if sends_visible(sent) else None,
     )
+
+
+def _found_variations(
+    client: thebase.BaseShopClient, item_id: int, row: dict[str, Any], item: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """BASE's answer shows variations we did not know of: the item's stock is theirs, and
+    one the row takes out of stock must not stay buyable, so it is hidden by a second
+    ``items/edit``. Returns the row as sent and BASE's last answer."""
+    sent = variation_row(row, seen_quantity(item))
+    if sent["new_visible"] is False and item.get("visible") != 0:
+        item = _edit(client, item_id, sent, variations=True)
+    return sent, item
 
 
 def _echo_result(sent: dict[str, Any], item: dict[str, Any]) -> RowResult:

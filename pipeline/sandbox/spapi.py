@@ -662,8 +662,11 @@ def _lwa_reply(state: SandboxState, fields: dict[str, Any]) -> Reply:
 
 
 def _too_soon_until(state: SandboxState, asin: str) -> dt.datetime | None:
-    """When a ``too_soon_asins`` ASIN's offers become processable (None: not too soon)."""
-    if asin not in state.faults.too_soon_asins:
+    """When the offers of a ``too_soon_asins`` ASIN, or one of the catalogue's seeded
+    ``too_soon_share``, become processable (None: not too soon)."""
+    faults = state.faults
+    share = faults.too_soon_share
+    if asin not in faults.too_soon_asins and not catalogue_of(state).too_soon(asin, share):
         return None
     return dt.datetime.fromtimestamp(state.clock.unix() + TOO_SOON_MINUTES * 60, dt.UTC)
 

@@ -210,6 +210,7 @@ class Faults:
     invalid_asins: list[str] = field(default_factory=list)  # answered as invalid ASINs
     rate_override: dict[str, float] = field(default_factory=dict)  # op -> unscaled rate
     too_soon_asins: list[str] = field(default_factory=list)  # ActiveButTooSoonForProcessing
+    too_soon_share: float = 0.0  # a seeded share of ASINs answering the same, per tick
     # --- BASE -----------------------------------------------------------------------
     bad_item_ids: list[int] = field(default_factory=list)  # BASE items deleted on BASE
     base_token_server_error: float = 0.0  # share of BASE token calls: 400 server_error

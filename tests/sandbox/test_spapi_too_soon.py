@@ -59,3 +59,30 @@ def test_get_item_offers_answers_too_soon_the_same_way(start_sandbox) -> None:
     payload = answer.json()["payload"]
     assert (payload["status"], payload["Offers"]) == ("ActiveButTooSoonForProcessing", [])
     assert payload["Summary"]["TotalOfferCount"] > 0
+
+
+def test_a_seeded_share_answers_too_soon_the_same_way_all_tick_long(start_sandbox) -> None:
+    server = start_sandbox(time_scale=10_000.0)
+    asins = _with_offers(server, 20)
+    set_faults(server, "too_soon_share=0.3")
+
+    def too_soon_now() -> list[str]:
+        with requests.Session() as session:
+            session.headers["x-amz-access-token"] = access_token(server)
+            while (
+                answer := session.post(server.url + BATCH_PATH, json=batch_body(asins))
+            ).status_code == 429:
+                pass
+        return [
+            r["request"]["Asin"]
+            for r in answer.json()["responses"]
+            if r["body"]["payload"]["status"] == "ActiveButTooSoonForProcessing"
+        ]
+
+    first, again = too_soon_now(), too_soon_now()
+    requests.post(server.url + "/_sandbox/tick", params={"n": 1}, timeout=5).raise_for_status()
+    later = too_soon_now()
+
+    assert 0 < len(first) < len(asins)  # a share, seeded
+    assert again == first  # stable within a tick: asking again hears the same
+    assert later != first  # the world moved on
