@@ -118,6 +118,7 @@ def observation_row(
     observation: Observation, run_id: str, operation: str, fetched_at: datetime
 ) -> dict[str, Any]:
     row = dict(vars(observation))
+    del row["retry_in_run"]  # how the fetch treats the failure, not an observation
     row.update(run_id=run_id, operation=operation, fetched_at=fetched_at)
     return row
 
@@ -498,7 +499,9 @@ def collect(
                 with contextlib.suppress(SpApiCallError):
                     client.warm_token()  # a failure here is retried by the first batch
                 completed = fetcher.run_pass(todo, amazon.batch_size, results, retry_pass=False)
-                failed = [a for a, (o, _) in results.items() if o.status == "api_error"]
+                failed = [
+                    a for a, (o, _) in results.items() if o.status == "api_error" and o.retry_in_run
+                ]
                 if completed and failed:
                     logger.info("retry pass: %d ASINs in one batched pass", len(failed))
                     completed = fetcher.run_pass(

@@ -21,6 +21,9 @@ The pull reports:
 * **drifted** — price or stock on the platform differs from what we last pushed or pulled:
   changed by hand. ``drift_detected_at`` is set so the review gate holds changes to them;
   a confirmed push clears it. Rows last written by an import are updated, not flagged.
+
+A BASE item with ``variations`` is recorded with ``has_variations``: BASE sets its stock to
+the sum of the variations' stock, so the push sends it price and visibility only.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ BASE_PULLED = {
     "visible": pl.Boolean,
     "title": pl.String,
     "identifier": pl.String,
+    "has_variations": pl.Boolean,  # BASE sums the variations' stock into `stock`
 }
 EBAY_PULLED = {
     "account_id": pl.String,
@@ -142,6 +146,7 @@ def base_rows(account: Account, items: list[dict[str, Any]]) -> tuple[pl.DataFra
                 "visible": bool(item.get("visible", 1)),
                 "title": item.get("title"),
                 "identifier": item.get("identifier"),
+                "has_variations": bool(item.get("variations")),
             }
         )
     frame = pl.DataFrame(rows, schema=BASE_PULLED).unique("item_id", keep="first")

@@ -92,19 +92,22 @@ def send(
     operation: str,
     policy: RetryPolicy,
     before_attempt: Callable[[], None] | None = None,
+    transient: Callable[[requests.Response], bool] | None = None,
     **kwargs: Any,
 ) -> requests.Response:
     """One HTTP call with the retry policy; returns the first non-retryable response.
 
     ``before_attempt`` runs before every attempt (BASE counts each one against the
-    shop's hourly budget, and may raise to stop).
+    shop's hourly budget, and may raise to stop). ``transient`` marks other answers the
+    platform's own error body calls transient (BASE's ``server_error`` in its HTTP 400);
+    they are retried and run out like a 5xx.
     """
 
     def attempt() -> requests.Response:
         if before_attempt is not None:
             before_attempt()
         response = session.request(method, url, timeout=policy.timeout, **kwargs)
-        if response.status_code in RETRY_STATUSES:
+        if response.status_code in RETRY_STATUSES or (transient and transient(response)):
             raise _RetryableAnswer(response)
         return response
 

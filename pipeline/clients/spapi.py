@@ -61,7 +61,8 @@ CURRENCY_BY_MARKETPLACE = {"A1VC38T7YXB528": "JPY"}
 _MINOR_UNIT_EXPONENT = {"JPY": 0, "USD": 2, "EUR": 2, "GBP": 2}
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # seconds
 
-FACT_STATUSES = ("ok", "no_offer", "filtered_out")  # Amazon answered about the ASIN itself
+FACT_STATUSES = ("ok", "no_offer", "filtered_out")
+OFFERS_NOT_LISTED = "OffersNotListed"  # error code: a Success counting offers, listing none  # Amazon answered about the ASIN itself
 
 
 # --- the wire exchange ---------------------------------------------------------------
@@ -97,6 +98,10 @@ class Observation:
     availability_type: str | None = None
     max_shipping_hours: int | None = None
     error_code: str | None = None
+    # not a snapshot column: False when the failure is Amazon's answer about the item (a
+    # status such as ActiveButTooSoonForProcessing), which asking again minutes later in the
+    # same run would only repeat; the fetch's retry pass leaves such ASINs out
+    retry_in_run: bool = field(default=True, repr=False)
 
     @classmethod
     def failed(cls, asin: str, code: str, status: str = "api_error") -> Observation:
@@ -241,6 +246,22 @@ def _new_offer_count(summary: Mapping[str, Any], condition: str) -> int | None:
     return int(total_count) if isinstance(total_count, int) else None
 
 
+def doubtful_item_status(status: str, offer_count: int, offers: list[Any]) -> str | None:
+    """Why a ``GetOffersResult`` cannot be read as a fact about the ASIN (its error code), or
+    None when it can. The v0 model types ``status`` only as "the status of the operation":
+    ``Success`` lists the offers, ``NoBuyableOffers`` has none; any other status (e.g.
+    ``ActiveButTooSoonForProcessing``: offers exist but are not processable yet, see
+    ``Summary.OffersAvailableTime``) is no observation at all, and neither is a ``Success``
+    that counts offers of the condition asked for but lists none (the model: the list is
+    as long as the count, or 20). Either is doubtful — fetched as failed so fallback or
+    unknown applies — never "no offer"."""
+    if status and status not in ("Success", "NoBuyableOffers"):
+        return status
+    if status == "Success" and offer_count > 0 and not offers:
+        return OFFERS_NOT_LISTED
+    return None
+
+
 def observation_from_offers(
     asin: str, result: Mapping[str, Any], policy: OfferPolicy, currency: str
 ) -> Observation:
@@ -254,7 +275,14 @@ def observation_from_offers(
     offer_count = _new_offer_count(summary, policy.condition)
     if offer_count is None:
         offer_count = len(offers)
-    if str(result.get("status", "")) == "NoBuyableOffers" or not offers:
+    status = str(result.get("status", ""))
+    doubt = doubtful_item_status(status, offer_count, offers)
+    if doubt is not None:
+        return Observation(
+            asin=asin, status="api_error", offer_count=offer_count, error_code=doubt,
+            retry_in_run=doubt == OFFERS_NOT_LISTED,  # a stated status stays a while
+        )  # fmt: skip
+    if status == "NoBuyableOffers" or not offers:
         return Observation(
             asin=asin, status="no_offer", in_stock=False, offer_count=offer_count,
             eligible_offer_count=0,
@@ -450,6 +478,67 @@ def observations_from_competitive_pricing(
 # --- the client ------------------------------------------------------------------------
 
 
+# --- what invsync relies on inside python-amazon-sp-api ---------------------------------
+
+LIBRARY_REQUIREMENT = "python-amazon-sp-api>=2.1.20,<3"  # as pyproject.toml pins it
+
+
+def library_problems(products: Any | None = None) -> list[str]:
+    """What invsync uses of python-amazon-sp-api beyond its documented surface, and is not
+    where invsync expects it (empty: all is in place). ``products``: a ``Products`` client
+    to check its instance internals too.
+
+    * ``sp_api.auth.access_token_client.cache`` — the process-wide LWA token cache, cleared
+      between servers (:func:`clear_token_cache`);
+    * ``AccessTokenClient.scheme`` / ``.host`` / ``.path`` — the LWA URL, overridden by a
+      subclass to reach another endpoint (:func:`_lwa_client_class`);
+    * ``Client.__init__(auth_token_client_class=, timeout=)`` and the ``Client.auth``
+      property (fetches and caches the token: :meth:`SpApiClient._token`);
+    * ``AuthorizationError.status_code`` / ``.error_code`` (LWA refusals);
+    * ``products._transport._client`` — the library's ``httpx.Client``, whose event hooks
+      time each exchange (:class:`SpApiClient`).
+    """
+    import inspect
+
+    from sp_api.auth import AccessTokenClient, access_token_client
+    from sp_api.auth.exceptions import AuthorizationError
+    from sp_api.base import Client
+
+    problems = []
+    if not callable(getattr(getattr(access_token_client, "cache", None), "clear", None)):
+        problems.append("sp_api.auth.access_token_client.cache (the LWA token cache)")
+    for name in ("scheme", "host", "path"):
+        if not isinstance(getattr(AccessTokenClient, name, None), str):
+            problems.append(f"AccessTokenClient.{name} (the LWA endpoint)")
+    parameters = inspect.signature(Client.__init__).parameters
+    for name in ("auth_token_client_class", "timeout"):
+        if name not in parameters:
+            problems.append(f"Client(..., {name}=)")
+    if not isinstance(inspect.getattr_static(Client, "auth", None), property):
+        problems.append("Client.auth (the property that fetches the access token)")
+    refusal = AuthorizationError("invalid_grant", "", 400)
+    if getattr(refusal, "status_code", None) != 400 or getattr(refusal, "error_code", "") == "":
+        problems.append("AuthorizationError.status_code / .error_code")
+    if products is not None:
+        transport = getattr(products, "_transport", None)
+        if not isinstance(getattr(transport, "_client", None), httpx.Client):
+            problems.append("Products._transport._client (the httpx.Client invsync times)")
+    return problems
+
+
+def check_library(products: Any | None = None) -> None:
+    """Raise one clear :class:`ConfigError` when :func:`library_problems` finds any."""
+    problems = library_problems(products)
+    if problems:
+        from importlib.metadata import version
+
+        raise ConfigError(
+            f"python-amazon-sp-api {version('python-amazon-sp-api')} no longer has what "
+            f"invsync relies on ({'; '.join(problems)}); install {LIBRARY_REQUIREMENT} "
+            "(`make setup`) or adapt pipeline/clients/spapi.py."
+        )
+
+
 def _lwa_client_class(lwa_endpoint: str) -> type:
     """An ``AccessTokenClient`` subclass aimed at ``lwa_endpoint`` (scheme://host[:port])."""
     from sp_api.auth import AccessTokenClient
@@ -548,7 +637,9 @@ class SpApiClient:
         self._products.endpoint = marketplace.endpoint
         self._products.marketplace_id = marketplace.marketplace_id
         self._products.region = marketplace.region
-        # Time each exchange on the wire (public httpx hooks on the library's client).
+        # Time each exchange on the wire (public httpx hooks on the library's own client,
+        # reached through its internals: checked first, so a moved one says so clearly).
+        check_library(self._products)
         http: httpx.Client = self._products._transport._client
         http.event_hooks = {"request": [self._on_request], "response": [self._on_response]}
         self.calls = 0

@@ -1,4 +1,4 @@
-"""BASE (api.thebase.in) over ``requests``: OAuth refresh, items, items/detail, items/edit.
+"""BASE (api.thebase.in) over ``requests``: OAuth refresh, users/me, items, detail and edit.
 
 Stage: load and listings pull. Reads: the BASE API (or the sandbox), the refresh-token
 store. Writes: the refresh-token store (a rotated token, before it is used).
@@ -8,7 +8,10 @@ this module turns them into types the loader acts on:
 
 * :class:`BaseLimitReached` — ``hour_api_limit`` / ``day_api_limit``: stop the shop;
 * :class:`BaseAuthError` — the refresh token or the client credentials are refused;
-* :class:`BaseItemRejected` — one item refused (``bad_item_id``, ``validation_error``, …).
+* :class:`BaseItemRejected` — one item refused (``bad_item_id``, ``validation_error``, …);
+* :class:`~pipeline.errors.TransientApiError` — BASE is unavailable: 5xx, no answer, or
+  its ``server_error`` ("DB error", which BASE may send in its HTTP 400 envelope, e.g. on
+  the token refresh), each retried by the policy first. Never a consent problem.
 
 An expired access token (``invalid_request`` about the token) is refreshed once and the
 call repeated once. Each HTTP attempt first passes ``before_call`` (the shop's hourly
@@ -36,7 +39,7 @@ from pipeline.clients.http import (
 from pipeline.errors import BaseAuthError as BaseAuthError
 from pipeline.errors import BaseItemRejected as BaseItemRejected
 from pipeline.errors import BaseLimitReached as BaseLimitReached
-from pipeline.errors import ExternalApiError
+from pipeline.errors import ExternalApiError, TransientApiError
 from pipeline.tokens import RefreshTokenStore
 
 log = logging.getLogger("invsync.thebase")
@@ -45,6 +48,16 @@ LIVE_URL = "https://api.thebase.in"
 PAGE_LIMIT = 100  # BASE's maximum for GET /1/items
 LIMIT_CODES = frozenset({"hour_api_limit", "day_api_limit"})
 GONE_CODES = frozenset({"bad_item_id", "no_item"})
+SERVER_ERROR = "server_error"  # BASE's "DB error": transient, never a refusal
+
+
+def is_server_error(response: requests.Response) -> bool:
+    """BASE's ``server_error`` in its documented envelope (every BASE error is HTTP 400;
+    the token endpoint's docs list server_error "DB error"). A 5xx is retried anyway."""
+    if response.status_code != 400:
+        return False
+    body = json_body(response)
+    return isinstance(body, dict) and body.get("error") == SERVER_ERROR
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,7 @@ class BaseShopClient:
             operation=operation,
             policy=self.policy,
             before_attempt=before,
+            transient=is_server_error,
             **kwargs,
         )
 
@@ -115,6 +129,14 @@ class BaseShopClient:
         description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
         status = response.status_code
         where = self._who
+        if code == SERVER_ERROR:  # only when the retries were not given the answer
+            return unusable_answer(
+                where,
+                f"{operation} with server_error (BASE is unavailable)",
+                operation=operation,
+                http_status=status,
+                next_step="run the command again later",
+            )
         if code in LIMIT_CODES:
             window = "hour" if code == "hour_api_limit" else "day"
             return BaseLimitReached(
@@ -154,18 +176,30 @@ class BaseShopClient:
         """Swap the refresh token for an access token; store the rotated refresh token first."""
         seed = self._credentials.refresh_token
         current = self._store.current(self._store_key, seed)
-        response = self._send(
-            "POST",
-            "/1/oauth/token",
-            "oauth/token",
-            data={
-                "grant_type": "refresh_token",
-                "client_id": self._credentials.client_id,
-                "client_secret": self._credentials.client_secret,
-                "refresh_token": current,
-                "redirect_uri": self._credentials.redirect_uri,
-            },
-        )
+        try:
+            response = self._send(
+                "POST",
+                "/1/oauth/token",
+                "oauth/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "client_id": self._credentials.client_id,
+                    "client_secret": self._credentials.client_secret,
+                    "refresh_token": current,
+                    "redirect_uri": self._credentials.redirect_uri,
+                },
+            )
+        except TransientApiError as exc:
+            # server_error, 5xx or no answer after the retries: BASE is down, the consent
+            # is fine (a failed attempt does not use up the refresh token)
+            answered = f"HTTP {exc.http_status}" if exc.http_status else "no answer"
+            raise TransientApiError(
+                f"{self._who} could not refresh its access token: BASE is unavailable "
+                f"({answered} after {self.policy.max_attempts} attempts); run the command "
+                "again later.",
+                operation="oauth/token",
+                http_status=exc.http_status,
+            ) from None
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict):
             raise self._error(response, "oauth/token")
@@ -191,6 +225,11 @@ class BaseShopClient:
         )
         self._token = token
         log.info("BASE %s: access token refreshed", self.account_id)
+
+    def ensure_token(self) -> None:
+        """Have a usable access token now (the stored one, else a refresh), so a caller can
+        learn that BASE is unavailable before it records a row as sent."""
+        self._headers()
 
     def _headers(self) -> dict[str, str]:
         if self._token.value is None and not self._refused_stored:
@@ -233,13 +272,29 @@ class BaseShopClient:
             )
         return body
 
+    # --- users ------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        """``GET /1/users/me``: the shop's user record (``shop_id``, ``shop_name``, …; scope
+        read_users, granted by default) — one cheap authenticated read per shop."""
+        body = self._authorised("GET", "/1/users/me", "users/me")
+        user = body.get("user") if isinstance(body, dict) else None
+        if not isinstance(user, dict):
+            raise unusable_answer(
+                self._who, "users/me without the user", operation="users/me", http_status=200
+            )
+        return user
+
     # --- items ------------------------------------------------------------------------
 
     def edit_item(
-        self, item_id: int, *, price: int, stock: int, visible: bool | None = None
+        self, item_id: int, *, price: int, stock: int | None, visible: bool | None = None
     ) -> dict[str, Any]:
-        """``POST /1/items/edit`` for one item; returns BASE's updated item."""
-        form: dict[str, Any] = {"item_id": item_id, "price": price, "stock": stock}
+        """``POST /1/items/edit`` for one item; returns BASE's updated item. ``stock`` None
+        leaves it out (an item with variations: BASE sets its stock to their sum)."""
+        form: dict[str, Any] = {"item_id": item_id, "price": price}
+        if stock is not None:
+            form["stock"] = stock
         if visible is not None:
             form["visible"] = 1 if visible else 0
         body = self._authorised("POST", "/1/items/edit", "items/edit", data=form)

@@ -1,10 +1,17 @@
 """BASE push: one ``items/edit`` per changed item, each journaled ``sent`` before its call.
 
-Stage: load. Reads one shop's open journal rows (given), BASE ``items/detail`` (read-back and
-confirming a ``bad_item_id``) and the call budget (``api_call_windows``). Writes each row's
-outcome to ``push_journal`` and, through :mod:`pipeline.journal`, ``listings_base``.
-Stops the shop early on its hourly or daily limit (rows stay ``pending``), an auth error, or
-a call with no answer.
+Stage: load. Reads one shop's open journal rows (given), its items with variations
+(``listings_base.has_variations``), BASE ``items/detail`` (read-back and confirming a
+``bad_item_id``) and the call budget (``api_call_windows``). Writes each row's outcome to
+``push_journal`` and, through :mod:`pipeline.journal`, ``listings_base``. Stops the shop
+early on its hourly or daily limit (rows stay ``pending``), an auth error, or a call with
+no answer (BASE unavailable before the first edit: rows stay ``pending``).
+
+An item with variations takes price and visibility only: BASE sets its stock to the sum of
+the variations' stock (base_api_v1_items_edit.md). Where the row would take it out of stock
+(Amazon cannot supply, or a protective pause) it is hidden (``visible`` 0) so nobody buys
+what cannot be sourced; a stock change alone is skipped (``base_variations``) with no call.
+An item found to have variations only in the edit's answer is treated the same way.
 """
 
 from __future__ import annotations
@@ -32,8 +39,31 @@ from pipeline.load.readback import (
     sends_visible,
     shows,
 )
+from pipeline.sql import run_sql
 
 GONE = Gone(400, "bad_item_id", "the item no longer exists on BASE (confirmed by items/detail)")
+VARIATIONS = "base_variations"  # skipped: a stock change to an item with variations
+
+
+def variation_row(row: dict[str, Any], stock: int | None = None) -> dict[str, Any]:
+    """The row as it is sent to an item with variations, whose stock BASE sets (the sum of
+    the variations'): the stock stays what BASE has (``stock``, else the listing's last
+    known one) and visibility stands in for it — hidden where the row takes the item out of
+    stock (Amazon cannot supply, or a pause), shown where it restocks a hidden one (the
+    transform reads a hidden item with variations as stock 0); the price as the row says."""
+    old, new = int(row["old_quantity"]), int(row["new_quantity"])
+    if (new == 0 and old > 0) or (row["new_visible"] is False and row["old_visible"] is not False):
+        visible = False
+    elif (new > 0 and old == 0) or row["new_visible"] is True:
+        visible = True
+    else:
+        visible = row["old_visible"]
+    quantity = old if stock is None else stock
+    return {**row, "old_quantity": quantity, "new_quantity": quantity, "new_visible": visible}
+
+
+def has_variations(item: dict[str, Any] | None) -> bool:
+    return bool(item and item.get("variations"))
 
 
 def seen_item(item: dict[str, Any] | None) -> SeenListing | None:
@@ -60,6 +90,12 @@ def push_base(
     """Push one shop's rows, in order, tallying into ``outcome``."""
     budget = base_budget(ws, con, account.id)
     client = base_client(ws, account, before_call=budget.spend)
+    with_variations = {
+        int(r[0])
+        for r in run_sql(
+            con, "listings/base_variation_items", {"account_id": account.id}
+        ).fetchall()
+    }
     queue = list(rows)
     # Outcomes not yet written: each is committed together with the next row's `sent`
     # mark (or on the way out). A crash in between leaves that row `sent`, which the next
@@ -80,24 +116,31 @@ def push_base(
             row = queue[0]
             item_id = int(row["listing_key"])
             if needs_reading_back(row):
-                seen = seen_item(client.item_detail(item_id))
+                detail = client.item_detail(item_id)
+                seen = seen_item(detail)
+                if has_variations(detail) or item_id in with_variations:
+                    row = variation_row(row, seen.quantity if seen else None)
                 result = read_back_result(row, seen, platform_name="BASE", gone=GONE)
                 if result is None:
-                    queue[0] = {**row, "state": "pending"}  # not applied: send it now
+                    queue[0] = {**queue[0], "state": "pending"}  # not applied: send it now
                     continue
                 if result.state == "ok":
                     outcome.reconciled += 1
                 unwritten.append(result)
                 queue.pop(0)
                 continue
+            sent = variation_row(row) if item_id in with_variations else row
+            if item_id in with_variations and not _changes_anything(sent):
+                unwritten.append(_variations_skip(row, item_id))
+                queue.pop(0)
+                continue
+            client.ensure_token()  # BASE unavailable now: the rows stay pending, none sent
             write(then_sent=[row], batch_id=f"base-{item_id}-{random_ids.token_hex(4)}")
             try:
-                item = client.edit_item(
-                    item_id,
-                    price=int(row["new_price_minor"]),
-                    stock=int(row["new_quantity"]),
-                    visible=row["new_visible"] if sends_visible(row) else None,
-                )
+                item = _edit(client, item_id, sent, variations=item_id in with_variations)
+                if has_variations(item) and item_id not in with_variations:
+                    with_variations.add(item_id)
+                    sent, item = _found_variations(client, item_id, row, item)
             except thebase.BaseItemRejected as exc:
                 result = _rejection(client, row, exc)
             except TransientApiError as exc:
@@ -108,17 +151,7 @@ def push_base(
                 outcome.stop("transient", exc.message.rstrip("."))
                 break
             else:
-                echo = seen_item(item)
-                if echo is not None and shows(echo, row, "new"):
-                    result = RowResult(row, "ok", 200, None, None)
-                else:
-                    result = RowResult(
-                        row,
-                        "failed",
-                        200,
-                        "echo_mismatch",
-                        "BASE answered items/edit with other values than the ones sent",
-                    )
+                result = _echo_result(sent, item)
             unwritten.append(result)
             queue.pop(0)
     except (thebase.BaseLimitReached, BudgetSpent) as exc:
@@ -145,6 +178,69 @@ def push_base(
         write()
         budget.flush()
         outcome.calls += client.calls
+
+
+def seen_quantity(item: dict[str, Any]) -> int | None:
+    stock = item.get("stock")
+    return stock if isinstance(stock, int) else None
+
+
+def _changes_anything(sent: dict[str, Any]) -> bool:
+    return sent["new_price_minor"] != sent["old_price_minor"] or sends_visible(sent)
+
+
+def _variations_skip(row: dict[str, Any], item_id: int) -> RowResult:
+    return RowResult(
+        row,
+        "skipped",
+        None,
+        VARIATIONS,
+        f"BASE item {item_id} has variations, whose stock BASE sums into the item's, so "
+        "invsync sends it price and visibility only and here neither changes; set the "
+        "variations' stock on BASE if it should change",
+    )
+
+
+def _edit(
+    client: thebase.BaseShopClient, item_id: int, sent: dict[str, Any], *, variations: bool
+) -> dict[str, Any]:
+    """One ``items/edit``: price, stock (never for an item with variations) and the
+    visibility when the row changes it."""
+    return client.edit_item(
+        item_id,
+        price=int(sent["new_price_minor"]),
+        stock=None if variations else int(sent["new_quantity"]),
+        visible=sent["new_visible"] if sends_visible(sent) else None,
+    )
+
+
+def _found_variations(
+    client: thebase.BaseShopClient, item_id: int, row: dict[str, Any], item: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """BASE's answer shows variations we did not know of: the item's stock is theirs, and
+    one the row takes out of stock must not stay buyable, so it is hidden by a second
+    ``items/edit``. Returns the row as sent and BASE's last answer."""
+    sent = variation_row(row, seen_quantity(item))
+    if sent["new_visible"] is False and item.get("visible") != 0:
+        item = _edit(client, item_id, sent, variations=True)
+    return sent, item
+
+
+def _echo_result(sent: dict[str, Any], item: dict[str, Any]) -> RowResult:
+    """ok when BASE's answer shows what was sent (the row recorded is ``sent``: for an item
+    with variations, the stock BASE keeps), else echo_mismatch."""
+    if has_variations(item):
+        sent = variation_row(sent, seen_quantity(item))
+    echo = seen_item(item)
+    if echo is not None and shows(echo, sent, "new"):
+        return RowResult(sent, "ok", 200, None, None)
+    return RowResult(
+        sent,
+        "failed",
+        200,
+        "echo_mismatch",
+        "BASE answered items/edit with other values than the ones sent",
+    )
 
 
 def _rejection(

@@ -204,6 +204,15 @@ class Catalogue:
         offers = self.offers(asin)
         return offers[0].landed if offers else None
 
+    def too_soon(self, asin: str, share: float) -> bool:
+        """Whether ``asin`` is among a seeded ``share`` of the ASINs whose offers are not
+        processable yet (SP-API ActiveButTooSoonForProcessing) at this tick: the same ASINs
+        all tick long, others after the world moves."""
+        if share <= 0:
+            return False
+        draw = random.Random(f"{self.seed}/too-soon/{self.tick_number}/{asin}").random()
+        return draw < share
+
     def demo_listings(self) -> dict[str, list[str]]:
         """ASINs per demo account: about 1.5 listings per ASIN over every catalogue ASIN and
         the invalid ones, each ASIN on one (55 %), two (40 %) or all three (5 %) accounts."""

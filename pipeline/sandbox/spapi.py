@@ -68,6 +68,8 @@ SERVICE_UNAVAILABLE = {
     "message": "Service is temporarily unavailable. Please try again later.",
     "details": "",
 }
+TOO_SOON = "ActiveButTooSoonForProcessing"  # GetOffersResult.status; offers not processable yet
+TOO_SOON_MINUTES = 15  # OffersAvailableTime: this long after the answer (sandbox clock)
 DUPLICATE_REQUESTS = "Duplicate requests submitted. Cannot run batch request."
 INVALID_MARKETPLACE = "Requested MarketplaceId is invalid, unsupported, or does not exist."
 
@@ -133,11 +135,16 @@ def offers_result(
     *,
     zero_offers: bool = False,
     today: dt.date | None = None,
+    too_soon_until: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """A ``GetOffersResult`` for a valid ASIN: Success with offers, or NoBuyableOffers."""
+    """A ``GetOffersResult`` for a valid ASIN: Success with offers, or NoBuyableOffers; with
+    ``too_soon_until`` (and offers) ActiveButTooSoonForProcessing: offers counted, none listed,
+    ``Summary.OffersAvailableTime`` saying when they will be processable."""
     today = today or dt.datetime.now(dt.UTC).date()
     offers = [] if zero_offers or condition != "New" else catalogue.offers(asin)[:MAX_ITEMS]
     identifier = {"MarketplaceId": marketplace_id, "ItemCondition": condition, "ASIN": asin}
+    if offers and too_soon_until is not None:
+        return too_soon_result(asin, marketplace_id, condition, offers, too_soon_until)
     if not offers:
         return {
             "ASIN": asin,
@@ -187,6 +194,37 @@ def offers_result(
         "Identifier": identifier,
         "Summary": summary,
         "Offers": [_offer_detail(offer, offer is winner, today) for offer in offers],
+        "marketplaceId": marketplace_id,
+    }
+
+
+def _offer_counts(offers: list[Offer]) -> list[dict[str, Any]]:
+    counts: dict[str, int] = {}
+    for offer in offers:
+        counts[_channel(offer)] = counts.get(_channel(offer), 0) + 1
+    return [
+        {"condition": "new", "fulfillmentChannel": channel, "OfferCount": count}
+        for channel, count in counts.items()
+    ]
+
+
+def too_soon_result(
+    asin: str, marketplace_id: str, condition: str, offers: list[Offer], until: dt.datetime
+) -> dict[str, Any]:
+    """``ActiveButTooSoonForProcessing`` as the v0 model documents it: the offers exist
+    (``TotalOfferCount``, ``NumberOfOffers``) but none is listed or priced yet, and
+    ``Summary.OffersAvailableTime`` says when they will be processable."""
+    return {
+        "ASIN": asin,
+        "status": TOO_SOON,
+        "ItemCondition": condition,
+        "Identifier": {"MarketplaceId": marketplace_id, "ItemCondition": condition, "ASIN": asin},
+        "Summary": {
+            "TotalOfferCount": len(offers),
+            "NumberOfOffers": _offer_counts(offers),
+            "OffersAvailableTime": until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "Offers": [],
         "marketplaceId": marketplace_id,
     }
 
@@ -431,6 +469,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
             responses = []
             invalid: list[str] = []
             no_offers: list[str] = []
+            too_soon: list[str] = []
             for asin, params in parsed:
                 marketplace_id = params["MarketplaceId"]
                 echo = {"MarketplaceId": marketplace_id, "Asin": asin}
@@ -456,8 +495,11 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                     params["ItemCondition"],
                     zero_offers=state.faults.zero_offers,
                     today=today,
+                    too_soon_until=_too_soon_until(state, asin),
                 )
-                if result["status"] != "Success":
+                if result["status"] == TOO_SOON:
+                    too_soon.append(asin)
+                elif result["status"] != "Success":
                     no_offers.append(asin)
                 responses.append(
                     {
@@ -467,7 +509,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                         "request": echo,
                     }
                 )
-            detail = {"invalid": invalid, "no_offers": no_offers}
+            detail = {"invalid": invalid, "no_offers": no_offers, "too_soon": too_soon}
             return Reply(200, {"responses": responses}, "ok", detail=detail)
 
         return answer("getItemOffersBatch", items, handle)
@@ -496,8 +538,13 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                 condition,
                 zero_offers=state.faults.zero_offers,
                 today=_today(state),
+                too_soon_until=_too_soon_until(state, asin),
             )
-            detail = {"no_offers": [asin] if result["status"] != "Success" else []}
+            status = result["status"]
+            detail = {
+                "no_offers": [asin] if status not in ("Success", TOO_SOON) else [],
+                "too_soon": [asin] if status == TOO_SOON else [],
+            }
             return Reply(200, {"payload": result}, "ok", detail=detail)
 
         return answer("getItemOffers", [asin], handle)
@@ -612,6 +659,16 @@ def _lwa_reply(state: SandboxState, fields: dict[str, Any]) -> Reply:
         "expires_in": max(1, math.ceil(lifetime)),
     }
     return Reply(200, granted, "ok", headers={"Cache-Control": "no-cache, no-store"})
+
+
+def _too_soon_until(state: SandboxState, asin: str) -> dt.datetime | None:
+    """When the offers of a ``too_soon_asins`` ASIN, or one of the catalogue's seeded
+    ``too_soon_share``, become processable (None: not too soon)."""
+    faults = state.faults
+    share = faults.too_soon_share
+    if asin not in faults.too_soon_asins and not catalogue_of(state).too_soon(asin, share):
+        return None
+    return dt.datetime.fromtimestamp(state.clock.unix() + TOO_SOON_MINUTES * 60, dt.UTC)
 
 
 def _today(state: SandboxState) -> dt.date:

@@ -209,8 +209,12 @@ class Faults:
     zero_offers: bool = False  # every ASIN reports 0 offers (a real getItemOffersBatch bug)
     invalid_asins: list[str] = field(default_factory=list)  # answered as invalid ASINs
     rate_override: dict[str, float] = field(default_factory=dict)  # op -> unscaled rate
+    too_soon_asins: list[str] = field(default_factory=list)  # ActiveButTooSoonForProcessing
+    too_soon_share: float = 0.0  # a seeded share of ASINs answering the same, per tick
     # --- BASE -----------------------------------------------------------------------
     bad_item_ids: list[int] = field(default_factory=list)  # BASE items deleted on BASE
+    base_token_server_error: float = 0.0  # share of BASE token calls: 400 server_error
+    base_token_server_error_calls: list[Window] = field(default_factory=list)  # same, by call
     # --- eBay -----------------------------------------------------------------------
     partial_failure_skus: list[str] = field(default_factory=list)  # eBay 207 for these SKUs
     partial_failure_rate: float = 0.0  # share of eBay SKUs failing inside a 207

@@ -39,6 +39,8 @@ PRICE_MIN = 1  # JPY; BASE documents no bound, only validation_error (NOTES §B.
 PRICE_MAX = 9_999_999  # JPY
 STOCK_MAX = 999_999  # units
 ITEM_ID_START = {"shop1": 71_000_001, "shop2": 72_000_001}  # first demo item_id per shop
+VARIATION_SHARE = 0.04  # demo items with variations (seeded; 2-3 each)
+VARIATION_NAMES = ("黒色", "白色", "赤色", "青色")
 IMAGE_SIZES = ("origin", "76", "146", "300", "500", "640", "sp_480", "sp_640")
 
 # (error, error_description) exactly as BASE's docs write them.
@@ -252,6 +254,8 @@ def build_demo_shops(state: SandboxState, now: int) -> dict[str, BaseShop]:
     shops: dict[str, BaseShop] = {}
     for account in sorted(a for a in listings if a in ITEM_ID_START or a.startswith("shop")):
         rng = random.Random(f"{state.seed}:base:{account}")
+        # its own generator, so seeding variations leaves every other item as it was
+        variation_rng = random.Random(f"{state.seed}:base-variations:{account}")
         shop = BaseShop(account=account)
         first = ITEM_ID_START.get(account, 70_000_001 + 1_000_000 * len(shops))
         for n, asin in enumerate(listings[account]):
@@ -272,8 +276,26 @@ def build_demo_shops(state: SandboxState, now: int) -> dict[str, BaseShop]:
                 modified=created + rng.randint(0, 86400),
                 created=created,
             )
+            if variation_rng.random() < VARIATION_SHARE:
+                _add_demo_variations(shop, shop.items[item_id], variation_rng)
         shops[account] = shop
     return shops
+
+
+def _add_demo_variations(shop: BaseShop, item: BaseItem, rng: random.Random) -> None:
+    """Give ``item`` 2–3 variations (colours); its stock becomes their sum, as BASE does."""
+    for name in rng.sample(VARIATION_NAMES, rng.randint(2, 3)):
+        item.variations.append(
+            {
+                "variation_id": shop.next_variation_id,
+                "variation": name,
+                "variation_stock": rng.choice((0, 1, 2, 3)),
+                "variation_identifier": None,
+            }
+        )
+        shop.next_variation_id += 1
+    item.stock = sum(int(v["variation_stock"]) for v in item.variations)
+    item.visible = 1
 
 
 def demo_price_jpy(reference: int | None, rng: random.Random) -> int:
@@ -367,7 +389,11 @@ def blueprint(state: SandboxState) -> Blueprint:
 
     @bp.route("/1/oauth/token", methods=["GET", "POST"])
     def oauth_token() -> Response:
-        return answer("oauth/token", lambda _account: _refresh(world), authenticated=False)
+        return answer("oauth/token", lambda _account: _token(world), authenticated=False)
+
+    @bp.route("/1/users/me", methods=["GET"])
+    def users_me() -> Response:
+        return answer("users/me", lambda account: _me(world, account))
 
     @bp.route("/1/items", methods=["GET"])
     def items_list() -> Response:
@@ -440,6 +466,46 @@ def _count_call(world: BaseWorld, account: str) -> None:
         raise BaseError("hour_api_limit", outcome="throttled")
     shop.hour_calls.add(hour)
     shop.day_calls.add(day)
+
+
+def _token(world: BaseWorld) -> tuple[dict[str, Any], list[str]]:
+    """``POST /1/oauth/token`` past the gate: BASE's own ``server_error`` (the BASE faults
+    ``base_token_server_error`` / ``_calls``), else the grant."""
+    faults = world.state.faults
+    request_number = world.state.calls_since_faults - 1  # this request, counted by the gate
+    if world.state.roll(faults.base_token_server_error) or any(
+        w.contains(request_number) for w in faults.base_token_server_error_calls
+    ):
+        # the docs list server_error "DB error" for the token endpoint and send every error
+        # as HTTP 400; nothing is checked or rotated, so the refresh token stays good
+        raise BaseError("server_error", outcome="fault:server_error")
+    return _refresh(world)
+
+
+def _me(world: BaseWorld, account: str | None) -> tuple[dict[str, Any], list[str]]:
+    """``GET /1/users/me``: the shop's user record (base_api_v1_users_me.md; no mail address:
+    the sandbox grants no read_users_mail scope)."""
+    assert account is not None
+    return {"user": demo_user(account)}, []
+
+
+def demo_user(account: str) -> dict[str, Any]:
+    """The demo shop's ``user`` object, in the docs' field order."""
+    return {
+        "shop_id": f"sandbox-{account}",
+        "shop_name": f"サンドボックス {account}",
+        "shop_introduction": "invsync のサンドボックスショップです。",
+        "shop_url": f"https://sandbox-{account}.thebase.in",
+        "twitter_id": None,
+        "facebook_id": None,
+        "ameba_id": None,
+        "instagram_id": None,
+        "background": None,
+        "display_background": 0,
+        "repeat_background": 0,
+        "logo": None,
+        "display_logo": 0,
+    }
 
 
 def _refresh(world: BaseWorld) -> tuple[dict[str, Any], list[str]]:

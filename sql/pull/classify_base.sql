@@ -17,7 +17,8 @@ final as (
             when o.source in ('push', 'pull')
                 and (o.price_jpy <> p.price_jpy or o.stock <> p.stock) then 'drifted'
             when o.price_jpy <> p.price_jpy or o.stock <> p.stock or o.visible <> p.visible
-                or o.status = 'gone' or o.asin <> p.asin then 'changed'
+                or o.status = 'gone' or o.asin <> p.asin
+                or o.has_variations is distinct from p.has_variations then 'changed'
             else 'same'
         end as kind
     from pulled_items as p

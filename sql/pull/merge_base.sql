@@ -7,6 +7,7 @@ set price_jpy = p.price_jpy,
     asin = p.asin,
     title = p.title,
     identifier = p.identifier,
+    has_variations = p.has_variations,
     status = case when l.status = 'quarantined' then 'quarantined'
                   when p.visible then 'listed' else 'unlisted' end,
     source = 'pull',

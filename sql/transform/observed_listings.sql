@@ -24,7 +24,10 @@ base_listings as (
         cast(null as varchar) as currency,
         asin,
         price_jpy as old_price,
-        cast(stock as bigint) as old_quantity,
+        -- BASE sets the stock of an item with variations (their sum): hidden is how invsync
+        -- takes it out of stock, so hidden reads as 0 (docs/load.md)
+        cast(case when has_variations and not visible then 0 else stock end as bigint)
+            as old_quantity,
         visible as old_visible,
         drift_detected_at is not null as drifted,
         title
