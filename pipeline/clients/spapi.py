@@ -44,6 +44,7 @@ from pipeline.errors import SpApiForbidden as SpApiForbidden
 from pipeline.errors import SpApiRequestRejected as SpApiRequestRejected
 from pipeline.errors import SpApiThrottled as SpApiThrottled
 from pipeline.errors import SpApiTransientError as SpApiTransientError
+from pipeline.redact import remember
 
 # The library logs request headers (the access token) at DEBUG: keep it above that.
 for _name in ("sp_api", "sp_api.base.client", "sp_api.auth.access_token_client"):
@@ -494,6 +495,8 @@ def library_problems(products: Any | None = None) -> list[str]:
       subclass to reach another endpoint (:func:`_lwa_client_class`);
     * ``Client.__init__(auth_token_client_class=, timeout=)`` and the ``Client.auth``
       property (fetches and caches the token: :meth:`SpApiClient._token`);
+    * ``AccessTokenClient.get_auth()`` returning an object with ``.access_token`` — wrapped
+      so the token is held for redaction (:func:`_lwa_client_class`);
     * ``AuthorizationError.status_code`` / ``.error_code`` (LWA refusals);
     * ``products._transport._client`` — the library's ``httpx.Client``, whose event hooks
       time each exchange (:class:`SpApiClient`).
@@ -510,6 +513,8 @@ def library_problems(products: Any | None = None) -> list[str]:
     for name in ("scheme", "host", "path"):
         if not isinstance(getattr(AccessTokenClient, name, None), str):
             problems.append(f"AccessTokenClient.{name} (the LWA endpoint)")
+    if not callable(getattr(AccessTokenClient, "get_auth", None)):
+        problems.append("AccessTokenClient.get_auth (the LWA token, held for redaction)")
     parameters = inspect.signature(Client.__init__).parameters
     for name in ("auth_token_client_class", "timeout"):
         if name not in parameters:
@@ -549,9 +554,17 @@ def _lwa_client_class(lwa_endpoint: str) -> type:
             f"LWA endpoint {lwa_endpoint!r} is not an http(s) URL; fix LWA_ENDPOINT or "
             "[amazon] lwa_endpoint."
         )
-    attributes = {"scheme": f"{parts.scheme}://", "host": parts.netloc}
+    attributes: dict[str, Any] = {"scheme": f"{parts.scheme}://", "host": parts.netloc}
     if parts.path and parts.path != "/":
         attributes["path"] = parts.path
+
+    def get_auth(self: Any) -> Any:
+        # the LWA access token this process now holds: masked wherever text goes
+        auth = AccessTokenClient.get_auth(self)
+        remember(getattr(auth, "access_token", None))
+        return auth
+
+    attributes["get_auth"] = get_auth
     return type("InvsyncAccessTokenClient", (AccessTokenClient,), attributes)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 
+from pipeline.redact import held
+
 
 def _closed_port() -> int:
     with socket.socket() as probe:  # a port nobody listens on once this closes
@@ -30,6 +32,11 @@ def test_online_check_calls_every_api_once_and_reports_ok(start_sandbox, cli):
     assert counts.get("base.users/me") == 2
     assert counts.get("trading.GetUserPreferences") == 1
     assert counts.get("ebay.getInventoryItems") == 1
+    # every token those calls brought into the process is held for redaction
+    with sandbox.state.lock:
+        base, ebay = sandbox.state.apis["base"], sandbox.state.apis["ebay"]
+        issued = {*base.access_tokens, *base.refresh_tokens, *ebay.access_tokens}
+    assert len(issued) >= 5 and issued <= held()
 
 
 def test_a_refused_and_an_unreachable_api_are_named_with_the_next_step(start_sandbox, cli):
@@ -58,3 +65,12 @@ def test_only_unreachable_apis_exit_4(start_sandbox, cli):
     result = cli("config", "check", "--online", env=env)
     assert result.exit_code == 4, result.output
     assert "1 of 5 API checks got no usable answer" in result.stderr
+
+
+def test_out_of_stock_control_off_is_shown_with_how_to_turn_it_on(start_sandbox, cli):
+    sandbox = start_sandbox(n_asins=100, faults="ebay_oos_control_off")
+    result = cli("config", "check", "--online", env=sandbox.env())
+    assert result.exit_code == 0, result.output  # the call worked; the setting needs a person
+    (line,) = [x for x in _lines(result.stdout, "eBay ebay-main") if "GetUserPreferences" in x]
+    assert "Out-of-Stock Control is OFF: quantity 0 would end listings" in line
+    assert "next: turn it on in My eBay" in line and "out_of_stock_action" in line
