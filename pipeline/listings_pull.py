@@ -37,7 +37,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.clients.ebay import ActiveList, EbayClient
+from pipeline.clients.ebay import ActiveList, EbayClient, published_offer
 from pipeline.clients.factory import base_client, ebay_client
 from pipeline.clients.thebase import BaseShopClient
 from pipeline.config import Account, Workspace
@@ -315,9 +315,13 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
             )
             offers = [o for o in client.offers(sku) if o.offer_id]
             inventory_listing_ids.update(o.listing_id for o in offers if o.listing_id)
-            offer = next(
-                (o for o in offers if o.status == "PUBLISHED"), offers[0] if offers else None
-            )
+            # the live listing, else (a draft only) the first offer, read as unlisted
+            live = published_offer(offers)
+            offer = live or (offers[0] if offers else None)
+            if offer is not None and offer.ended:
+                # its listing ended (sold out without out-of-stock control, or by hand): no
+                # revision reaches it again, so it is left out and marked gone below
+                continue
             if offer is None or offer.price_cents is None or offer.price_cents <= 0:
                 unmapped += 1
                 continue
@@ -334,7 +338,7 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
                     # what a buyer can buy: the smaller of the offer's and the item's quantity
                     "quantity": min(quantities) if quantities else 0,
                     "api": "inventory",
-                    "status": "listed" if offer.status == "PUBLISHED" else "unlisted",
+                    "status": "listed" if offer is live else "unlisted",
                 }
             )
     finally:

@@ -159,6 +159,15 @@ def test_ending_a_listing_is_only_ever_an_explicit_choice(start_sandbox, pulled)
     assert outcome.ok == 2
     assert _calls(sandbox, "trading", "GetUserPreferences") == []
     assert sorted(_ended(sandbox)) == sorted(zero["listing_key"].to_list())
+    # the next pull sees the ended listings as gone: no later run tries to restock them
+    listings_pull.run(ws, con, "ebay")
+    status = dict(
+        con.execute(
+            "select sku, status from listings_ebay where sku in (select unnest($skus))",
+            {"skus": zero["listing_key"].to_list()},
+        ).fetchall()
+    )
+    assert status == dict.fromkeys(zero["listing_key"].to_list(), "gone")
 
 
 def test_the_demo_sync_ends_no_ebay_listing_with_out_of_stock_control_off(cli, start_sandbox):
