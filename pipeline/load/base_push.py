@@ -130,7 +130,7 @@ def push_base(
                 queue.pop(0)
                 continue
             sent = variation_row(row) if item_id in with_variations else row
-            if item_id in with_variations and not _changes_anything(sent):
+            if item_id in with_variations and not variation_edit_changes_anything(sent):
                 unwritten.append(_variations_skip(row, item_id))
                 queue.pop(0)
                 continue
@@ -185,7 +185,9 @@ def seen_quantity(item: dict[str, Any]) -> int | None:
     return stock if isinstance(stock, int) else None
 
 
-def _changes_anything(sent: dict[str, Any]) -> bool:
+def variation_edit_changes_anything(sent: dict[str, Any]) -> bool:
+    """Whether a :func:`variation_row` still changes something BASE takes (price or
+    visibility); when not, the row is skipped with no call (the load and its dry run)."""
     return sent["new_price_minor"] != sent["old_price_minor"] or sends_visible(sent)
 
 

@@ -5,7 +5,8 @@ Stage: load (``invsync load --dry-run``). Reads the run's approved diff rows (gi
 Out-of-Stock Control preference a load of the run already read (``ebay_run_preferences``):
 found off, the quantity-0 rows it would not send are left out of the calls; not read yet,
 the plan shows the ``GetUserPreferences`` call that decides. Trading rows without an ItemID
-are never planned. Writes nothing itself; :func:`pipeline.load.run` writes :func:`plan_frame` to
+are never planned, nor is a stock change alone to a BASE item with variations (the load
+skips it without a call). Writes nothing itself; :func:`pipeline.load.run` writes :func:`plan_frame` to
 ``loads/run_id=…/dry_run.parquet`` (:func:`plan_path`).
 """
 
@@ -19,6 +20,7 @@ import polars as pl
 
 from pipeline import journal, layout
 from pipeline.config import Workspace
+from pipeline.load.base_push import variation_edit_changes_anything, variation_row
 from pipeline.load.outcome import AccountLoad
 from pipeline.load.readback import needs_reading_back
 from pipeline.sql import run_sql
@@ -60,9 +62,14 @@ def plan(
         rows, outcome.planned = outcome.planned, []
         calls: list[dict[str, Any]] = [{"operation": "oauth/token", "keys": []}]
         if platform == "base":
+            with_variations = _variation_items(con, outcome.account_id)
             for row in rows:
                 if needs_reading_back(row):
                     calls.append({"operation": "items/detail", "keys": [row["listing_key"]]})
+                elif int(row["listing_key"]) in with_variations and not (
+                    variation_edit_changes_anything(variation_row(row))
+                ):
+                    continue  # a stock change alone to an item with variations: no call
                 calls.append({"operation": "items/edit", "keys": [row["listing_key"]], "row": row})
         else:
             rows, preference = _ebay_sendable(ws, con, run_id, outcome.account_id, rows)
@@ -91,6 +98,12 @@ def plan(
         outcome.planned = calls
         outcome.calls = len(calls)
     return list(outcomes.values())
+
+
+def _variation_items(con: duckdb.DuckDBPyConnection, account_id: str) -> set[int]:
+    """The shop's items with variations (``listings_base.has_variations``)."""
+    found = run_sql(con, "listings/base_variation_items", {"account_id": account_id})
+    return {int(r[0]) for r in found.fetchall()}
 
 
 def _ebay_sendable(

@@ -116,6 +116,11 @@ def test_items_with_variations_take_price_and_visibility_never_a_failing_stock(
     )  # fmt: skip
     sums = {i: world[i].stock for i in (raised, out, stock_only)}
 
+    # the dry run plans what the load will do: no edit for the stock change alone
+    (planned,) = load.push_rows(ws, con, run_id, "base", rows, dry_run=True)
+    planned_edits = [c["keys"][0] for c in planned.planned if c["operation"] == "items/edit"]
+    assert sorted(planned_edits) == sorted([str(raised), str(out)])
+
     outcome = load.push_rows(ws, con, run_id, "base", rows)[0]
 
     journal = _journal(con, run_id)
