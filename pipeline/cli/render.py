@@ -132,7 +132,7 @@ def sync_summary_lines(summary: SyncSummary) -> list[str]:
         f"{summary.spapi_expected_calls:,}; retries {summary.spapi_retries}, 429s {summary.spapi_429s})"
     )
     phase2 = (
-        "not measured (live)"
+        ("not measured (live)" if summary.mode == "live" else "not measured (sandbox elsewhere)")
         if summary.phase2_spapi_calls is None
         else str(summary.phase2_spapi_calls)
     )
