@@ -606,11 +606,10 @@ def inventory_item_json(listing: EbayListing) -> dict[str, Any]:
     }
 
 
-def offer_json(listing: EbayListing) -> dict[str, Any]:
-    """An ``EbayOfferDetailsWithAll`` for a published fixed-price offer (its listing ENDED
-    when it sold out while out-of-stock control was off)."""
+def _offer_fields(listing: EbayListing, offer_id: str | None) -> dict[str, Any]:
+    """What a published offer and its draft share: the SKU, format, quantity and price."""
     return {
-        "offerId": listing.offer_id,
+        "offerId": offer_id,
         "sku": listing.sku,
         "marketplaceId": MARKETPLACE,
         "format": "FIXED_PRICE",
@@ -618,6 +617,14 @@ def offer_json(listing: EbayListing) -> dict[str, Any]:
         "availableQuantity": listing.available_quantity,
         "categoryId": "261068",
         "merchantLocationKey": "JP-WAREHOUSE",
+    }
+
+
+def offer_json(listing: EbayListing) -> dict[str, Any]:
+    """An ``EbayOfferDetailsWithAll`` for a published fixed-price offer (its listing ENDED
+    when it sold out while out-of-stock control was off)."""
+    return {
+        **_offer_fields(listing, listing.offer_id),
         "includeCatalogProductDetails": True,
         "pricingSummary": {"price": {"value": listing.price_value(), "currency": CURRENCY}},
         "listingPolicies": {
@@ -639,14 +646,7 @@ def draft_offer_json(listing: EbayListing) -> dict[str, Any]:
     """The SKU's UNPUBLISHED offer: a draft with no listing (``listing`` is only sent for a
     published offer), which ``bulkUpdatePriceQuantity`` does not take."""
     return {
-        "offerId": listing.draft_offer_id,
-        "sku": listing.sku,
-        "marketplaceId": MARKETPLACE,
-        "format": "FIXED_PRICE",
-        "listingDuration": "GTC",
-        "availableQuantity": listing.available_quantity,
-        "categoryId": "261068",
-        "merchantLocationKey": "JP-WAREHOUSE",
+        **_offer_fields(listing, listing.draft_offer_id),
         "pricingSummary": {"price": {"value": listing.price_value(), "currency": CURRENCY}},
         "status": "UNPUBLISHED",
     }

@@ -231,19 +231,26 @@ def _auth_token_in_body(raw: bytes) -> str:
     return ""
 
 
-def _revise(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str, list[str]]:
-    """Ack, errors, the InventoryStatus/Fees body and the item keys of one call."""
+Answer = tuple[str, list[TradingError], str, list[str]]  # Ack, errors, body, ledger items
+
+
+def _request_root(raw: bytes, tag: str) -> ET.Element | Answer:
+    """The request's root element, or the Failure a malformed request or another root
+    element gets (as eBay answers them)."""
     try:
         root = ET.fromstring(raw)
     except ET.ParseError:
-        return "Failure", [_invalid("the request is not well-formed XML")], "", []
-    if not root.tag.endswith("ReviseInventoryStatusRequest"):
-        return (
-            "Failure",
-            [_invalid("the root element must be ReviseInventoryStatusRequest")],
-            "",
-            [],
-        )
+        return "Failure", [_invalid("the request is not well-formed XML", tag)], "", []
+    if not root.tag.endswith(tag):
+        return "Failure", [_invalid(f"the root element must be {tag}", tag)], "", []
+    return root
+
+
+def _revise(world: EbayWorld, raw: bytes) -> tuple[str, list[TradingError], str, list[str]]:
+    """Ack, errors, the InventoryStatus/Fees body and the item keys of one call."""
+    root = _request_root(raw, "ReviseInventoryStatusRequest")
+    if isinstance(root, tuple):
+        return root
     nodes = [n for n in root if n.tag.endswith("InventoryStatus")]
     if not 1 <= len(nodes) <= MAX_STATUSES:
         message = f"send 1 to {MAX_STATUSES} InventoryStatus containers, not {len(nodes)}"
@@ -327,13 +334,9 @@ def _my_ebay_selling(
 ) -> tuple[str, list[TradingError], str, list[str]]:
     """``GetMyeBaySelling``: one page of the ActiveList (every active listing, in the
     world's order); the ItemIDs of the page for the ledger."""
-    tag = "GetMyeBaySellingRequest"
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError:
-        return "Failure", [_invalid("the request is not well-formed XML", tag)], "", []
-    if not root.tag.endswith(tag):
-        return "Failure", [_invalid(f"the root element must be {tag}", tag)], "", []
+    root = _request_root(raw, "GetMyeBaySellingRequest")
+    if isinstance(root, tuple):
+        return root
     active = root.find(f"{{{NS}}}ActiveList")
     if active is None:
         active = root.find("ActiveList")
@@ -375,13 +378,9 @@ def _user_preferences(
 ) -> tuple[str, list[TradingError], str, list[str]]:
     """``GetUserPreferences``: only ``ShowOutOfStockControlPreference`` is simulated; it
     answers ``<OutOfStockControlPreference>true|false</OutOfStockControlPreference>``."""
-    tag = "GetUserPreferencesRequest"
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError:
-        return "Failure", [_invalid("the request is not well-formed XML", tag)], "", []
-    if not root.tag.endswith(tag):
-        return "Failure", [_invalid(f"the root element must be {tag}", tag)], "", []
+    root = _request_root(raw, "GetUserPreferencesRequest")
+    if isinstance(root, tuple):
+        return root
     if (_child(root, "ShowOutOfStockControlPreference") or "").lower() != "true":
         return "Success", [], "", []  # nothing asked for that the sandbox knows
     value = "true" if world.out_of_stock_control() else "false"

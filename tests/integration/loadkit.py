@@ -14,8 +14,19 @@ import polars as pl
 import requests
 
 from pipeline import schemas
+from pipeline.config import Workspace, open_workspace
 from pipeline.transform import diff_path
 from pipeline.warehouse import write_parquet_atomic
+
+
+def workspace(sandbox: Any, data_dir: Path, toml: str = "") -> Workspace:
+    """A workspace on ``sandbox`` (its endpoints and demo credentials), with ``toml`` as
+    ``invsync.toml`` beside the data folder when given."""
+    config = None
+    if toml:
+        config = data_dir.parent / "invsync.toml"
+        config.write_text(toml, encoding="utf-8")
+    return open_workspace(config=config, data_dir=data_dir, environ=sandbox.env())
 
 
 def _fetch(

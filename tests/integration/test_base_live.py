@@ -14,7 +14,6 @@ import requests
 
 from pipeline import listings_pull, load, runs, schemas, warehouse
 from pipeline.clients import factory
-from pipeline.config import open_workspace
 from pipeline.errors import ApiAuthError, TransientApiError
 from pipeline.tokens import RefreshTokenStore, store_path
 from tests.integration import loadkit
@@ -30,10 +29,6 @@ def con(data_dir: Path):
     connection = warehouse.connect(data_dir)
     yield connection
     connection.close()
-
-
-def _workspace(sandbox: Any, data_dir: Path) -> Any:
-    return open_workspace(config=None, data_dir=data_dir, environ=sandbox.env())
 
 
 def _world_items(sandbox: Any, account: str) -> dict[int, Any]:
@@ -67,7 +62,7 @@ def _journal(con: Any, run_id: str) -> dict[str, tuple[str, str | None]]:
 
 
 def test_the_pull_records_which_items_have_variations(sandbox, con, data_dir):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
 
     listings_pull.run(ws, con, "base")
 
@@ -86,7 +81,7 @@ def test_the_pull_records_which_items_have_variations(sandbox, con, data_dir):
 def test_items_with_variations_take_price_and_visibility_never_a_failing_stock(
     sandbox, con, data_dir
 ):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
     listings_pull.run(ws, con, "base")
     world = _world_items(sandbox, "shop2")
     stocked = [i for i in _variation_ids(sandbox, "shop2") if world[i].stock > 0]
@@ -157,7 +152,7 @@ def test_items_with_variations_take_price_and_visibility_never_a_failing_stock(
 def test_an_item_found_to_have_variations_in_the_answer_is_hidden_not_failed(
     sandbox, con, data_dir
 ):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
     listings_pull.run(ws, con, "base")
     item_id = next(i for i in _variation_ids(sandbox, "shop2") if _world_items(
         sandbox, "shop2")[i].stock > 0)  # fmt: skip
@@ -189,7 +184,7 @@ def test_an_item_found_to_have_variations_in_the_answer_is_hidden_not_failed(
     ],
 )
 def test_server_error_on_the_token_refresh_is_transient_never_consent(sandbox, data_dir, fault):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
     client = factory.base_client(ws, ws.settings.account("shop1"))
     loadkit.set_faults(sandbox.url, "")
     requests.post(f"{sandbox.url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
@@ -207,7 +202,7 @@ def test_server_error_on_the_token_refresh_is_transient_never_consent(sandbox, d
 
 
 def test_a_passing_server_error_is_retried_and_the_refresh_succeeds(sandbox, data_dir):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
     client = factory.base_client(ws, ws.settings.account("shop1"))
     loadkit.set_faults(sandbox.url, "base_token_server_error_calls=0-2")
 
@@ -221,7 +216,7 @@ def test_a_passing_server_error_is_retried_and_the_refresh_succeeds(sandbox, dat
 def test_the_load_leaves_rows_pending_and_the_pull_exits_4_when_base_is_unavailable(
     sandbox, con, data_dir, cli
 ):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
     listings_pull.run(ws, con, "base", account="shop1")
     run_id = runs.start_run(con, ws, "load")
     rows = loadkit.base_diff(con, run_id, 3, account="shop1")
@@ -246,7 +241,7 @@ def test_the_load_leaves_rows_pending_and_the_pull_exits_4_when_base_is_unavaila
 
 
 def test_me_reads_each_shop_once(sandbox, data_dir):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
 
     users = {a: factory.base_client(ws, ws.settings.account(a)).me() for a in ("shop1", "shop2")}
 
@@ -305,7 +300,7 @@ def test_a_hidden_item_with_variations_is_out_of_stock_to_the_transform(tmp_path
 
 
 def test_a_restock_of_a_hidden_item_with_variations_shows_it(sandbox, con, data_dir):
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
     listings_pull.run(ws, con, "base")
     world = _world_items(sandbox, "shop2")
     item_id = next(i for i in _variation_ids(sandbox, "shop2") if world[i].stock > 0)

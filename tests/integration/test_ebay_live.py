@@ -16,19 +16,10 @@ import requests
 
 from pipeline import journal, listings_pull, load, runs, schemas, warehouse
 from pipeline.clients import factory
-from pipeline.config import open_workspace
 from pipeline.load.plan import plan
 from tests.integration import loadkit
 
 REVIEW_COLUMNS = ("change_id", "title", "current_profit_minor", "protection", "protection_reason")
-
-
-def _workspace(sandbox: Any, data_dir: Path, toml: str = "") -> Any:
-    config = None
-    if toml:
-        config = data_dir.parent / "invsync.toml"
-        config.write_text(toml, encoding="utf-8")
-    return open_workspace(config=config, data_dir=data_dir, environ=sandbox.env())
 
 
 @pytest.fixture
@@ -40,8 +31,8 @@ def pulled(data_dir: Path) -> Iterator[Callable[..., tuple[Any, Any, str]]]:
     def make(sandbox: Any, toml: str = "") -> tuple[Any, Any, str]:
         con = warehouse.connect(data_dir)
         opened.append(con)
-        listings_pull.run(_workspace(sandbox, data_dir), con, "ebay")
-        ws = _workspace(sandbox, data_dir, toml)
+        listings_pull.run(loadkit.workspace(sandbox, data_dir), con, "ebay")
+        ws = loadkit.workspace(sandbox, data_dir, toml)
         run_id = runs.start_run(con, ws, "load")
         requests.post(f"{sandbox.url}/_sandbox/reset", timeout=10).raise_for_status()
         return ws, con, run_id
@@ -284,7 +275,7 @@ def test_a_trading_item_is_ok_only_when_eBay_lists_it_revised(start_sandbox, pul
 
 def test_an_expired_iaf_token_is_refreshed_once_and_the_call_repeated(start_sandbox, data_dir):
     sandbox = _small(start_sandbox)
-    ws = _workspace(sandbox, data_dir)
+    ws = loadkit.workspace(sandbox, data_dir)
     client = factory.ebay_client(ws, ws.settings.account("ebay-main"))
     trading = [x for x in sandbox.state.apis["ebay"].listings.values() if x.api == "trading"]
     client.refresh()

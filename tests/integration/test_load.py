@@ -14,17 +14,8 @@ import requests
 from pipeline import journal, listings_pull, load, runs, warehouse
 from pipeline.cli import render
 from pipeline.clients import factory
-from pipeline.config import open_workspace
 from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
 from tests.integration import loadkit
-
-
-def _workspace(sandbox: Any, data_dir: Path, toml: str = "") -> Any:
-    config = None
-    if toml:
-        config = data_dir.parent / "invsync.toml"
-        config.write_text(toml, encoding="utf-8")
-    return open_workspace(config=config, data_dir=data_dir, environ=sandbox.env())
 
 
 @pytest.fixture
@@ -40,12 +31,12 @@ def pulled(sandbox: Any, data_dir: Path) -> Callable[..., tuple[Any, Any, str]]:
     opened: list[Any] = []
 
     def make(toml: str = "") -> tuple[Any, Any, str]:
-        ws = _workspace(sandbox, data_dir)
+        ws = loadkit.workspace(sandbox, data_dir)
         con = warehouse.connect(data_dir)
         opened.append(con)
         listings_pull.run(ws, con, "base")
         listings_pull.run(ws, con, "ebay")
-        ws = _workspace(sandbox, data_dir, toml)  # the test's knobs for the load itself
+        ws = loadkit.workspace(sandbox, data_dir, toml)  # the test's knobs for the load itself
         run_id = runs.start_run(con, ws, "load")
         requests.post(f"{sandbox.url}/_sandbox/reset", timeout=10).raise_for_status()
         return ws, con, run_id

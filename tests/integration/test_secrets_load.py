@@ -5,7 +5,9 @@ command's output and error message."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -28,18 +30,31 @@ def _table_text(data_dir: Path) -> str:
         return "\n".join(parts)
 
 
-def test_no_secret_survives_a_faulted_run(start_sandbox, data_dir, cli):
-    sandbox = start_sandbox(time_scale=100.0, n_asins=200)
-    env = sandbox.env()
-    ws = open_workspace(data_dir=data_dir, environ=env)
+def _a_run_to_load(
+    sandbox: Any,
+    data_dir: Path,
+    base_rows: int,
+    ebay_rows: int,
+    edit_base: Callable[[pl.DataFrame], pl.DataFrame] = lambda frame: frame,
+) -> tuple[str, pl.DataFrame, pl.DataFrame]:
+    """Both platforms pulled, and a run whose diffs change ``base_rows`` BASE and
+    ``ebay_rows`` eBay (Inventory) listings, written where a load reads them."""
+    ws = open_workspace(data_dir=data_dir, environ=sandbox.env())
     with warehouse.opened(data_dir) as con:
         listings_pull.run(ws, con, "base")
         listings_pull.run(ws, con, "ebay")
         run_id = runs.start_run(con, ws, "load")
-        base = loadkit.base_diff(con, run_id, 20)
-        ebay = loadkit.ebay_diff(con, run_id, 30, api="inventory")
+        base = edit_base(loadkit.base_diff(con, run_id, base_rows))
+        ebay = loadkit.ebay_diff(con, run_id, ebay_rows, api="inventory")
         loadkit.write_transform_output(con, data_dir, base, "base")
         loadkit.write_transform_output(con, data_dir, ebay, "ebay")
+    return run_id, base, ebay
+
+
+def test_no_secret_survives_a_faulted_run(start_sandbox, data_dir, cli):
+    sandbox = start_sandbox(time_scale=100.0, n_asins=200)
+    env = sandbox.env()
+    run_id, base, ebay = _a_run_to_load(sandbox, data_dir, 20, 30)
     loadkit.set_faults(
         sandbox.url,
         f"bad_item_ids={base['listing_key'][0]},partial_failure_skus={ebay['listing_key'][0]},"
@@ -86,22 +101,17 @@ def test_a_token_echoed_in_an_error_body_is_stored_nowhere(start_sandbox, data_d
     process held them."""
     sandbox = start_sandbox(time_scale=100.0, n_asins=200)
     env = sandbox.env()
-    ws = open_workspace(data_dir=data_dir, environ=env)
-    with warehouse.opened(data_dir) as con:
-        listings_pull.run(ws, con, "base")
-        listings_pull.run(ws, con, "ebay")
-        run_id = runs.start_run(con, ws, "load")
-        base = loadkit.base_diff(con, run_id, 6)
+
+    def over_base_limit(base: pl.DataFrame) -> pl.DataFrame:
         # BASE refuses a price above ¥9,999,999 with validation_error: a stored description
-        base = base.with_columns(
+        return base.with_columns(
             pl.when(pl.int_range(pl.len()) == 0)
             .then(10_000_000)
             .otherwise(pl.col("new_price_minor"))
             .alias("new_price_minor")
         )
-        ebay = loadkit.ebay_diff(con, run_id, 6, api="inventory")
-        loadkit.write_transform_output(con, data_dir, base, "base")
-        loadkit.write_transform_output(con, data_dir, ebay, "ebay")
+
+    run_id, _, ebay = _a_run_to_load(sandbox, data_dir, 6, 6, over_base_limit)
     loadkit.set_faults(
         sandbox.url,
         f"echo_token,partial_failure_skus={ebay['listing_key'][0]}+{ebay['listing_key'][1]}",
