@@ -30,7 +30,7 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -44,7 +44,7 @@ from pipeline.clients import thebase
 from pipeline.clients.factory import platform_url, refresh_token_var, retry_policy, token_store
 from pipeline.clients.http import json_body, send
 from pipeline.config import Account, Workspace
-from pipeline.errors import BaseAuthError, EbayAuthError, UsageError
+from pipeline.errors import BaseAuthError, EbayAuthError, ExternalApiError, UsageError
 from pipeline.files import write_text_atomic
 from pipeline.loopback import LoopbackServer
 from pipeline.redact import remember
@@ -311,19 +311,28 @@ def _exchange_base(ws: Workspace, consent: Consent, code: str) -> dict[str, Any]
             "redirect_uri": ws.secret("BASE_REDIRECT_URI"),
         },
     )
+    return _granted(
+        response,
+        lambda said, code: BaseAuthError(
+            f"BASE refused the authorization code for shop {consent.account} ({said}); codes "
+            f"are single-use and expire within minutes: run `{consent.command()}` again, and "
+            "check BASE_CLIENT_ID, BASE_CLIENT_SECRET and BASE_REDIRECT_URI.",
+            code=code,
+            http_status=response.status_code,
+            operation="oauth/token",
+        ),
+    )
+
+
+def _granted(
+    response: requests.Response, refused: Callable[[str, str], ExternalApiError]
+) -> dict[str, Any]:
+    """The token answer of a code exchange, or ``refused(what it said, its code)`` raised."""
     body = json_body(response)
     if response.status_code == 200 and isinstance(body, dict) and body.get("refresh_token"):
         return body
     error = str(body.get("error", "")) if isinstance(body, dict) else ""
-    raise BaseAuthError(
-        f"BASE refused the authorization code for shop {consent.account} "
-        f"({error or 'HTTP ' + str(response.status_code)}); codes are single-use and expire "
-        f"within minutes: run `{consent.command()}` again, and check BASE_CLIENT_ID, "
-        "BASE_CLIENT_SECRET and BASE_REDIRECT_URI.",
-        code=error or f"http_{response.status_code}",
-        http_status=response.status_code,
-        operation="oauth/token",
-    )
+    raise refused(error or f"HTTP {response.status_code}", error or f"http_{response.status_code}")
 
 
 def _exchange_ebay(ws: Workspace, consent: Consent, code: str) -> dict[str, Any]:
@@ -342,18 +351,16 @@ def _exchange_ebay(ws: Workspace, consent: Consent, code: str) -> dict[str, Any]
             "redirect_uri": ws.secret(RU_NAME_VAR),
         },
     )
-    body = json_body(response)
-    if response.status_code == 200 and isinstance(body, dict) and body.get("refresh_token"):
-        return body
-    error = str(body.get("error", "")) if isinstance(body, dict) else ""
-    raise EbayAuthError(
-        f"eBay refused the authorization code for account {consent.account} "
-        f"({error or 'HTTP ' + str(response.status_code)}); codes are single-use and live "
-        f"5 minutes: run `{consent.command()}` again, and check EBAY_CLIENT_ID, "
-        f"EBAY_CLIENT_SECRET and {RU_NAME_VAR}.",
-        code=error or f"http_{response.status_code}",
-        http_status=response.status_code,
-        operation="oauth2/token",
+    return _granted(
+        response,
+        lambda said, code: EbayAuthError(
+            f"eBay refused the authorization code for account {consent.account} ({said}); "
+            f"codes are single-use and live 5 minutes: run `{consent.command()}` again, and "
+            f"check EBAY_CLIENT_ID, EBAY_CLIENT_SECRET and {RU_NAME_VAR}.",
+            code=code,
+            http_status=response.status_code,
+            operation="oauth2/token",
+        ),
     )
 
 
