@@ -5,9 +5,9 @@ Reads the workspace, the ``.env`` file's permissions, and — with ``--online`` 
 one token refresh and one cheap read per account and per API. Writes nothing (the BASE client
 may rotate its refresh token into the token store, as every BASE refresh does).
 
-:func:`offline_problems` gives the sentences that make the configuration unusable where it
-runs (live mode with a credential missing) and the warnings a seller should act on (a
-``.env`` other users can read). :func:`probe_online` calls:
+:func:`live_credentials_problem` gives the sentence that makes the configuration unusable
+where it runs (live mode with a credential missing) and :func:`dotenv_warning` the warning a
+seller should act on (a ``.env`` other users can read). :func:`probe_online` calls:
 
 * SP-API: the LWA token and one ``getItemOffersBatch`` (or ``getCompetitivePricing``) call
   for one ASIN — whatever Amazon says about that ASIN, an answered call proves the app,
@@ -73,15 +73,15 @@ def dotenv_warning(path: Path = Path(".env")) -> str | None:
     )
 
 
-def offline_problems(ws: Workspace) -> list[str]:
-    """Sentences that stop this configuration where it runs (raised by :func:`require`)."""
+def live_credentials_problem(ws: Workspace) -> str | None:
+    """The sentence ``sync`` would stop on in live mode for a missing credential, else None."""
     if ws.is_sandbox:
-        return []
+        return None
     try:
         ws.require_live_credentials()
     except ConfigError as exc:
-        return [exc.message]
-    return []
+        return exc.message
+    return None
 
 
 def probe_online(ws: Workspace) -> list[Probe]:
@@ -135,9 +135,8 @@ def _base(ws: Workspace, account: Account) -> Callable[[], str]:
     def call() -> str:
         from pipeline.clients.factory import base_client
 
-        me = base_client(ws, account).me()
-        shop = me.get("user", me) if isinstance(me, dict) else {}
-        name = shop.get("shop_name") or shop.get("shop_id") if isinstance(shop, dict) else None
+        user = base_client(ws, account).me()
+        name = user.get("shop_name") or user.get("shop_id")
         return f"answered; shop {name}" if name else "answered"
 
     return call

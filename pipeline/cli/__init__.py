@@ -15,6 +15,8 @@ import dataclasses
 import json
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -129,14 +131,14 @@ def config_check(
         a.id: refresh_token_source(ws, a.id) or ("sandbox demo" if ws.is_sandbox else "none")
         for a in ws.settings.accounts
     }
-    problems = checks.offline_problems(ws)
+    problem = checks.live_credentials_problem(ws)
     warning = checks.dotenv_warning()
     probes: list[checks.Probe] = []
-    if online and not problems:
+    if online and problem is None:
         with open_apis(ws, needs=ENDPOINT_VARS) as apis:
             probes = checks.probe_online(apis.ws)
     if as_json:
-        described["problems"] = problems
+        described["problems"] = [problem] if problem else []
         described["warnings"] = [warning] if warning else []
         if online:
             described["online"] = [dataclasses.asdict(p) for p in probes]
@@ -147,8 +149,8 @@ def config_check(
             err_console.print(f"warning: {render.plain(warning)}")
         for probe in probes:
             _say(render.probe_line(probe))
-    if problems:
-        raise MissingCredentialError(problems[0])
+    if problem:
+        raise MissingCredentialError(problem)
     if any(p.status == "refused" for p in probes):
         raise ConfigError(
             f"{sum(p.status == 'refused' for p in probes)} of {len(probes)} API checks were "
@@ -217,15 +219,10 @@ def listings_pull(
     account: Annotated[str | None, typer.Option("--account", help="One account only.")] = None,
 ) -> None:
     """Refresh the listing tables from the platforms' APIs; report gone and drifted listings."""
-    from pipeline import listings_pull, warehouse
-    from pipeline.logs import configure_logging
+    from pipeline import listings_pull
 
-    ws = state(ctx).workspace()
-    configure_logging(ws.data_dir, ws.env)
-    with open_apis(ws, needs=PLATFORM_APIS) as apis, warehouse.opened(ws.data_dir) as con:
-        if apis.started_sandbox:
-            _say(_sandbox_line(apis))
-        result = listings_pull.run(apis.ws, con, platform, account)
+    with _platform_apis(state(ctx).workspace()) as (ws, con):
+        result = listings_pull.run(ws, con, platform, account)
     _say_all(render.pull_lines(result))
 
 
@@ -247,6 +244,19 @@ def extract(
     with opened(ws.data_dir) as con:
         result = extract_stage.run(ws, con, max_items)
     _print_extract(result)
+
+
+@contextmanager
+def _platform_apis(ws: Workspace) -> Iterator[tuple[Workspace, Any]]:
+    """What ``load`` and ``listings pull`` run in: logging, the BASE and eBay APIs (the
+    sandbox started here when they are not given) and the warehouse."""
+    from pipeline import warehouse
+
+    configure_logging(ws.data_dir, ws.env)
+    with open_apis(ws, needs=PLATFORM_APIS) as apis, warehouse.opened(ws.data_dir) as con:
+        if apis.started_sandbox:
+            _say(_sandbox_line(apis))
+        yield apis.ws, con
 
 
 def _sandbox_line(apis: Any) -> str:
@@ -488,15 +498,9 @@ def load(
 ) -> None:
     """Push only the approved changed rows to BASE and eBay through the journal."""
     from pipeline import load as load_stage
-    from pipeline import warehouse
-    from pipeline.logs import configure_logging
 
-    ws = state(ctx).workspace()
-    configure_logging(ws.data_dir, ws.env)
-    with open_apis(ws, needs=PLATFORM_APIS) as apis, warehouse.opened(ws.data_dir) as con:
-        if apis.started_sandbox:
-            _say(_sandbox_line(apis))
-        result = load_stage.run(apis.ws, con, run, dry_run=dry_run, raise_on_failure=False)
+    with _platform_apis(state(ctx).workspace()) as (ws, con):
+        result = load_stage.run(ws, con, run, dry_run=dry_run, raise_on_failure=False)
     _say_all(render.load_lines(result))
     load_stage.raise_for_outcome(result)
 

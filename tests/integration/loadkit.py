@@ -29,6 +29,26 @@ def workspace(sandbox: Any, data_dir: Path, toml: str = "") -> Workspace:
     return open_workspace(config=config, data_dir=data_dir, environ=sandbox.env())
 
 
+def pulled_run(
+    sandbox: Any,
+    data_dir: Path,
+    con: duckdb.DuckDBPyConnection,
+    platforms: tuple[str, ...],
+    toml: str = "",
+) -> tuple[Workspace, str]:
+    """``platforms`` pulled from ``sandbox``, a load run started with ``toml`` as the
+    configuration, and the sandbox ledger reset, so a test sees only the load's calls."""
+    from pipeline import listings_pull, runs
+
+    pulling = workspace(sandbox, data_dir)
+    for platform in platforms:
+        listings_pull.run(pulling, con, platform)
+    ws = workspace(sandbox, data_dir, toml)  # the test's knobs for the load itself
+    run_id = runs.start_run(con, ws, "load")
+    requests.post(f"{sandbox.url}/_sandbox/reset", timeout=10).raise_for_status()
+    return ws, run_id
+
+
 def _fetch(
     con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
 ) -> pl.DataFrame:

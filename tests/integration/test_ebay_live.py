@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 import requests
 
-from pipeline import journal, listings_pull, load, runs, schemas, warehouse
+from pipeline import journal, listings_pull, load, schemas, warehouse
 from pipeline.clients import factory
 from pipeline.load.plan import plan
 from tests.integration import loadkit
@@ -31,10 +31,7 @@ def pulled(data_dir: Path) -> Iterator[Callable[..., tuple[Any, Any, str]]]:
     def make(sandbox: Any, toml: str = "") -> tuple[Any, Any, str]:
         con = warehouse.connect(data_dir)
         opened.append(con)
-        listings_pull.run(loadkit.workspace(sandbox, data_dir), con, "ebay")
-        ws = loadkit.workspace(sandbox, data_dir, toml)
-        run_id = runs.start_run(con, ws, "load")
-        requests.post(f"{sandbox.url}/_sandbox/reset", timeout=10).raise_for_status()
+        ws, run_id = loadkit.pulled_run(sandbox, data_dir, con, ("ebay",), toml)
         return ws, con, run_id
 
     yield make

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import requests
 
-from pipeline import journal, listings_pull, load, runs, warehouse
+from pipeline import journal, load, runs, warehouse
 from pipeline.cli import render
 from pipeline.clients import factory
 from pipeline.errors import ApiAuthError, ApiQuotaError, ExternalApiError
@@ -31,14 +31,9 @@ def pulled(sandbox: Any, data_dir: Path) -> Callable[..., tuple[Any, Any, str]]:
     opened: list[Any] = []
 
     def make(toml: str = "") -> tuple[Any, Any, str]:
-        ws = loadkit.workspace(sandbox, data_dir)
         con = warehouse.connect(data_dir)
         opened.append(con)
-        listings_pull.run(ws, con, "base")
-        listings_pull.run(ws, con, "ebay")
-        ws = loadkit.workspace(sandbox, data_dir, toml)  # the test's knobs for the load itself
-        run_id = runs.start_run(con, ws, "load")
-        requests.post(f"{sandbox.url}/_sandbox/reset", timeout=10).raise_for_status()
+        ws, run_id = loadkit.pulled_run(sandbox, data_dir, con, ("base", "ebay"), toml)
         return ws, con, run_id
 
     yield make
