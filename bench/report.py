@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from bench.chaos import ChaosReport
 from bench.fetch_bench import FetchRun, ReplacedRun
 from bench.load_bench import LoadRun
 from bench.machine import Machine
@@ -50,6 +51,7 @@ class Results:
     transform_asins: dict[int, int] = field(default_factory=dict)  # listings → snapshot rows
     naive: dict[int, list[Measurement]] = field(default_factory=dict)
     load: list[LoadRun] = field(default_factory=list)
+    chaos: ChaosReport | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     total_seconds: float = 0.0
 
@@ -147,6 +149,20 @@ lives in `bench/report.py` and the figures are measured afresh on each run.
   `bulk_update_price_quantity` calls per eBay account (`ceil(changed / 4)`
   `ReviseInventoryStatus` for Trading-API listings, which `listings pull` cannot see, so
   there are none here).
+* **Chaos** (`bench/chaos.py`; `tests/integration/test_chaos.py` runs 30 rounds of it in
+  `make test`). One sandbox world of 40 catalogue ASINs (about 70 listings on shop1, shop2
+  and ebay-main; shop2 hides what Amazon cannot supply), seeded. Each round moves the
+  Amazon world one tick, edits zero to three listings by hand on BASE or eBay (stock to 0
+  or a few units, price raised), draws zero to three faults (5xx, cut-off or HTML bodies,
+  429 storms, outages, eBay 429s and partial failures, SP-API "too soon"), runs
+  `invsync sync` in a process of its own and kills it with SIGKILL or SIGTERM after a
+  random number (0–60) of API calls, or lets it finish; a last round runs clean. After
+  every round it checks, from the sandbox's ledger of applied changes, its world and the
+  run's snapshot: **no change applied twice** within a run, **no hand edit overwritten**
+  (only a protective pause or raise may touch an edited listing), **no price set below
+  the Amazon cost the run knew** on a buyable listing, and, after a sync that finished,
+  **no listing lost from the sync** (every platform listing naming an ASIN is `listed`,
+  hidden-by-invsync ones included). An exit 1 ("hit a bug") counts as a violation.
 """
 
 
@@ -172,6 +188,7 @@ def render(results: Results) -> str:
     out += _fetch(results)
     out += _transform(results)
     out += _load_section(results)
+    out += _chaos_section(results)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -551,4 +568,33 @@ def _load_section(results: Results) -> list[str]:
         + ".",
         "",
     ]
+    return lines
+
+
+def _chaos_section(results: Results) -> list[str]:
+    lines = ["## Chaos", ""]
+    section = results.sections.get("chaos")
+    if section and section.error:
+        lines += [f"The chaos section failed: {section.error}", ""]
+    report = results.chaos
+    if report is None:
+        return lines
+    kills = report.kills
+    lines += [
+        "| rounds | runs | SIGKILL | SIGTERM | hand edits | rounds with faults | "
+        "changes checked | violations | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {len(report.rounds):,} | {report.runs:,} | {kills.get('SIGKILL', 0):,} | "
+        f"{kills.get('SIGTERM', 0):,} | {len(report.hand_edits):,} | {report.fault_rounds:,} | "
+        f"{report.changes_checked:,} | {len(report.violations):,} | {report.seconds:.0f} |",
+        "",
+        "Exit codes of the rounds' syncs: "
+        + ", ".join(f"{code}: {n}" for code, n in sorted(report.exits.items()))
+        + " (3 held for review, 4 a platform failed under the faults, negative: killed).",
+        "",
+    ]
+    if report.violations:
+        lines += ["Violations (the first 20):", ""]
+        lines += [f"* {v}" for v in report.violations[:20]]
+        lines.append("")
     return lines

@@ -20,13 +20,13 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fetch_bench, load_bench, replaced_design, transform_bench
+from bench import chaos, fetch_bench, load_bench, replaced_design, transform_bench
 from bench.machine import describe_machine, load_average
 from bench.report import Results, Section, render
 from bench.sandbox_process import sandbox_process
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("fetch", "transform", "load")
+SECTIONS = ("fetch", "transform", "load", "chaos")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Plan:
     changed_share: float
     load_asins: int
     scale_load: float
+    chaos_rounds: int  # kill / hand-edit / fault rounds against one small sandbox world
 
 
 FULL = Plan(
@@ -63,6 +64,7 @@ FULL = Plan(
     changed_share=0.10,
     load_asins=1_000,
     scale_load=1000.0,
+    chaos_rounds=300,
 )
 QUICK = Plan(
     fetch_asins=192,  # + 8 invalid = 200 unique ASINs, 10 calls
@@ -76,6 +78,7 @@ QUICK = Plan(
     changed_share=0.10,
     load_asins=60,
     scale_load=1000.0,
+    chaos_rounds=3,
 )
 
 
@@ -117,7 +120,18 @@ def measure_load(results: Results, plan: Plan, work: Path, runs: int) -> None:
     results.load = load_bench.measure_load(work, plan.load_asins, plan.scale_load, runs)
 
 
-MEASURES = {"fetch": measure_fetch, "transform": measure_transform, "load": measure_load}
+def measure_chaos(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    """One seeded chaos loop (its rounds are its repetitions; ``runs`` does not apply)."""
+    results.chaos = chaos.run(plan.chaos_rounds, seed=CHAOS_SEED, work=work)
+
+
+CHAOS_SEED = 14
+MEASURES = {
+    "fetch": measure_fetch,
+    "transform": measure_transform,
+    "load": measure_load,
+    "chaos": measure_chaos,
+}
 
 
 def run_bench(
@@ -173,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
     parser.add_argument(
-        "--sections", default=",".join(SECTIONS), help="comma list of fetch,transform,load"
+        "--sections", default=",".join(SECTIONS), help="comma list of fetch,transform,load,chaos"
     )
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())

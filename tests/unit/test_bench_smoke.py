@@ -22,7 +22,7 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     results = run_bench(out, quick=True, runs=1, work=tmp_path / "work", echo=False)
 
     assert {name: s.error for name, s in results.sections.items()} == dict.fromkeys(
-        ("fetch", "transform", "load")
+        ("fetch", "transform", "load", "chaos")
     )
     # fetch: the demo listings of the quick catalogue, plus its 8 invalid ASINs
     listings = fetch_bench.demo_listings(QUICK.fetch_asins)
@@ -67,6 +67,7 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
         "## Fetch",
         "## Transform",
         "## Load",
+        "## Chaos",
     ):
         assert heading in text
     assert "Quick run" in text
@@ -74,3 +75,8 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     assert re.search(r"\| python-amazon-sp-api \| \d", text)
     item_offers = results.fetch["item_offers"][0]
     assert f"| fetch item_offers: calls = ceil(unique / 20) | {item_offers.calls} vs " in text
+
+    # chaos: the quick rounds ran, were checked, and the document shows them
+    chaos = results.chaos
+    assert chaos is not None and len(chaos.rounds) == QUICK.chaos_rounds + 1  # + the clean one
+    assert chaos.changes_checked > 0 and not chaos.violations, chaos.violations
