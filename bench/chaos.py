@@ -151,21 +151,36 @@ def _environment(server: Any) -> dict[str, str]:
     return env
 
 
-def _hand_edits(server: Any, rng: random.Random, number: int) -> list[HandEdit]:
-    """Zero to three listings edited by hand, directly in the world (the platforms' admin)."""
+def _known(data: Path) -> set[tuple[str, str, str]]:
+    """Listings some pull has already seen: a hand edit before the first pull is just the
+    value invsync first reads, not something it could overwrite."""
+    return {
+        (str(p), str(a), str(k))
+        for p, a, k in _query(
+            data,
+            "select 'base', account_id, cast(item_id as varchar) from listings_base"
+            " union all select 'ebay', account_id, sku from listings_ebay",
+        )
+    }
+
+
+def _hand_edits(server: Any, data: Path, rng: random.Random, number: int) -> list[HandEdit]:
+    """Zero to three listings that a pull has seen, edited by hand directly in the world
+    (what the seller does in the platform's admin); every edit changes its value."""
     edits: list[HandEdit] = []
+    known = _known(data)
     state = server.state
     with state.lock:
         base = [
             (account, str(item_id), item)
             for account, shop in sorted((state.apis["base"].shops or {}).items())
             for item_id, item in sorted(shop.items.items())
-            if not item.variations
+            if not item.variations and ("base", account, str(item_id)) in known
         ]
         ebay = [
-            (listing.account if hasattr(listing, "account") else "ebay-main", sku, listing)
+            ("ebay-main", sku, listing)
             for sku, listing in sorted((state.apis["ebay"].listings or {}).items())
-            if listing.status == "ACTIVE"
+            if listing.status == "ACTIVE" and ("ebay", "ebay-main", sku) in known
         ]
         for _ in range(rng.choice((0, 0, 1, 2, 3))):
             index = len(state.ledger.changes)
@@ -176,8 +191,11 @@ def _hand_edits(server: Any, rng: random.Random, number: int) -> list[HandEdit]:
                     item.price = int(item.price * rng.uniform(1.1, 1.5)) // 10 * 10
                     fields = {"price": item.price}
                 else:
-                    item.stock = 0 if what == "stock_zero" else rng.randint(1, 5)
-                    fields = {"stock": item.stock}
+                    stock = 0 if what == "stock_zero" else rng.randint(1, 5)
+                    if stock == item.stock:
+                        continue
+                    item.stock = stock
+                    fields = {"stock": stock}
                 edits.append(HandEdit(number, "base", account, key, fields, index))
             elif ebay:
                 account, key, listing = rng.choice(ebay)
@@ -187,6 +205,8 @@ def _hand_edits(server: Any, rng: random.Random, number: int) -> list[HandEdit]:
                     fields = {"price": listing.price_cents}
                 else:
                     quantity = 0 if what == "quantity_zero" else rng.randint(1, 5)
+                    if quantity == listing.quantity:
+                        continue
                     listing.quantity = listing.available_quantity = quantity
                     fields = {"quantity": quantity}
                 edits.append(HandEdit(number, "ebay", account, key, fields, index))
@@ -448,7 +468,7 @@ def run(
             last = number == rounds + 1
             if number > 1:
                 advance_world(server.state, 1)
-            edits = [] if last else _hand_edits(server, rng, number)
+            edits = [] if last else _hand_edits(server, data, rng, number)
             report.hand_edits.extend(edits)
             faults = "" if last or rng.random() < 0.4 else ",".join(
                 sorted(set(rng.sample(FAULT_MENU, rng.randint(1, 3))))
