@@ -2,23 +2,24 @@
 
 Stage: listings (before extract). Reads: BASE ``GET /1/items`` (paged by 100); eBay
 Trading ``GetMyeBaySelling`` (the ActiveList, 200 per page), ``getInventoryItems``
-(following ``next``) and ``getOffers?sku=`` per SKU; and the listing tables. Writes:
-``listings_base`` / ``listings_ebay`` — one transaction per account, so a failed pull
-changes nothing for that account.
+(following ``next``) and ``getOffers?sku=`` per SKU; the listing tables and the ``sent`` rows
+of ``push_journal``. Writes: ``listings_base`` / ``listings_ebay``, ``listings_unmapped`` and
+the ``sent`` journal rows it finds applied — one transaction per account, so a failed pull
+changes nothing for that account; and one log line per account (``invsync.listings``).
 
 Each listing is mapped to its ASIN by the account's ``asin_field`` (a BASE item field,
 ``identifier`` by default) or ``sku_pattern`` (a regex over the eBay SKU; the ``asin``
-group, else the whole match). eBay listings come from two APIs: the Inventory API shows the listings it created
-(``api = inventory``); ``GetMyeBaySelling`` lists every active listing, and those whose SKU
-(and ItemID) the Inventory API did not show are ``api = trading`` — the Inventory API wins.
+group, else the whole match). eBay listings come from two APIs: the Inventory API shows the
+listings it created (``api = inventory``); ``GetMyeBaySelling`` lists every active listing,
+and those whose SKU (and ItemID) the Inventory API did not show are ``api = trading`` — the
+Inventory API wins.
 The pull reports (one log line per account, :func:`account_sentence`; the sync summary's
 :func:`summary_sentence`; ``invsync listings show`` lists them):
 
 * **gone** — ours, but no longer on the platform (status ``gone``), judged only from the ids
-  the platform returned. A Trading listing is
-  gone when a complete ActiveList no longer has it; when the list could not be read whole
-  (eBay's 25,000-item cap, or listings starting or ending between pages) no Trading
-  listing is marked gone that time;
+  the platform returned. A Trading listing is gone when a complete ActiveList no longer has
+  it; when the list could not be read whole (eBay's 25,000-item cap, or listings starting or
+  ending between pages) no Trading listing is marked gone that time;
 * **unmapped** — returned by the platform but not mappable: no ASIN in the field or SKU,
   no usable price, stock or quantity. Recorded with id and reason in ``listings_unmapped``
   (replaced per account pull); our row of such a listing keeps its values with status
@@ -415,7 +416,9 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
                 # revision reaches it again, so it is left out and marked gone below
                 continue
             if offer is None or offer.price_cents is None or offer.price_cents <= 0:
-                unmapped.append(unmapped_row(sku, "no_price", title))
+                unmapped.append(
+                    unmapped_row(sku, "no_offer" if offer is None else "no_price", title)
+                )
                 continue
             quantities = [q for q in (offer.quantity, ship) if isinstance(q, int)]
             rows.append(

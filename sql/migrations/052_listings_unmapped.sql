@@ -9,7 +9,7 @@ create table if not exists listings_unmapped (
     platform     varchar     not null,   -- base | ebay
     account_id   varchar     not null,
     listing_key  varchar     not null,   -- BASE item_id as text, eBay SKU (ItemID when no SKU)
-    reason       varchar     not null,   -- no_asin | no_price | no_stock | no_sku | not_fixed_price | not_usd | no_quantity
+    reason       varchar     not null,   -- no_asin | no_sku | no_offer | no_price | no_stock | no_quantity | not_fixed_price | not_usd
     title        varchar,
     seen_at      timestamptz not null,   -- the pull that saw it
     primary key (platform, account_id, listing_key)
