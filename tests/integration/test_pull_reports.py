@@ -230,3 +230,45 @@ def test_every_pull_names_what_left_and_the_command_lists_it(start_sandbox, data
     assert only_gone.stdout.splitlines()[0] == "1 listing(s): 1 gone."
     wrong = cli("--data-dir", str(data_dir), "listings", "show", "--platform", "amazon", env=env)
     assert wrong.exit_code == 2 and "--platform must be base or ebay" in wrong.output
+
+
+def _journal_ok(con: Any, item_id: int, new_visible: bool, minutes_ago: int) -> None:
+    """An `ok` BASE journal row of shop1's ``item_id`` that left it ``new_visible``."""
+    con.execute(
+        "insert into push_journal (run_id, platform, account_id, listing_key, change_id,"
+        " state, old_price_minor, new_price_minor, old_quantity, new_quantity, old_visible,"
+        " new_visible, created_at, finished_at) values ($r, 'base', 'shop1', $k, $c, 'ok',"
+        " 1000, 1000, 2, 2, not $v, $v, now(), now() - to_minutes($m))",
+        {"r": f"run-{minutes_ago}", "k": str(item_id), "c": f"c{minutes_ago}", "v": new_visible,
+         "m": minutes_ago},
+    )  # fmt: skip
+
+
+def test_migration_052_brings_back_the_items_a_confirmed_hide_left_unlisted():
+    import duckdb
+
+    from pipeline.warehouse import apply_migrations
+    from tests.sql.frames import insert_base
+
+    con = duckdb.connect()
+    try:
+        apply_migrations(con)
+        hidden = {"account_id": "shop1", "asin": "B000000001", "price_jpy": 1000}
+        insert_base(con, [{**hidden, "item_id": n, "visible": False, "status": "unlisted"}
+                          for n in (1, 2, 3)])  # fmt: skip
+        _journal_ok(con, 1, True, 60)  # shown, then hidden by invsync: back in the sync
+        _journal_ok(con, 1, False, 5)
+        _journal_ok(con, 2, False, 60)  # hidden by invsync, shown again, then hidden by hand
+        _journal_ok(con, 2, True, 5)  # (item 3: never pushed, hidden by hand)
+        # the warehouse as it was before 052
+        con.execute("drop table listings_unmapped")
+        con.execute("alter table listings_base drop column hidden_by_invsync")
+        con.execute("delete from schema_migrations where version = 52")
+
+        assert apply_migrations(con) == ["052_listings_unmapped"]
+        rows = con.execute(
+            "select item_id, status, hidden_by_invsync from listings_base order by item_id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [(1, "listed", True), (2, "unlisted", False), (3, "unlisted", False)]
