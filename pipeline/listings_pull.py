@@ -267,6 +267,7 @@ def _classify(
         "listing_key": pl.String,
         "sent_run_id": pl.String,
         "sent_change_id": pl.String,
+        "hidden_by_push": pl.Boolean,
         "hidden_by_hand": pl.Boolean,
     }
     cursor = run_sql(con, f"pull/classify_{platform}", params)

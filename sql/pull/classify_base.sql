@@ -2,7 +2,8 @@
 -- listing's latest `sent` journal row: our own change, whose answer a crash lost — not
 -- drift); drifted (price or stock changed on BASE since our last push or pull); changed
 -- (other fields, an imported row's values, or a gone or unmapped listing back); same.
--- pushed rows carry the journal row's key (sent_run_id, sent_change_id) to settle it `ok`;
+-- pushed rows carry the journal row's key (sent_run_id, sent_change_id) to settle it `ok`,
+-- and hidden_by_push when that row hid the item (it stays in the sync, hidden by us);
 -- hidden_by_hand: a listed item now hidden that invsync did not hide (it becomes unlisted).
 with pulled_items as (
     select * from pulled
@@ -52,7 +53,10 @@ matched as (
             and p.price_jpy = s.new_price_minor
             and (p.has_variations or p.stock = s.new_quantity)
             and (s.new_visible is null or s.new_visible is not distinct from s.old_visible
-                or p.visible = s.new_visible) as shows_sent
+                or p.visible = s.new_visible) as shows_sent,
+        -- the sent row hid it: hidden, or (variations) taken out of stock, which hides
+        coalesce(s.new_visible = false or (p.has_variations and s.new_quantity = 0), false)
+            as sent_hides
     from pulled_items as p
     left join ours as o on o.item_id = p.item_id
     left join latest_sent as s on s.item_id = p.item_id
@@ -75,9 +79,10 @@ final as (
         cast(item_id as varchar) as listing_key,
         case when known and shows_sent then sent_run_id end as sent_run_id,
         case when known and shows_sent then sent_change_id end as sent_change_id,
+        coalesce(known and shows_sent and sent_hides, false) as hidden_by_push,
         -- listed, now hidden, and not by us: the seller's choice, it leaves the sync
         coalesce(known and our_status = 'listed' and not visible and not our_hiding
-            and not shows_sent, false) as hidden_by_hand
+            and not (shows_sent and sent_hides), false) as hidden_by_hand
     from matched
 )
 

@@ -71,6 +71,7 @@ final as (
         sku as listing_key,
         case when known and shows_sent then sent_run_id end as sent_run_id,
         case when known and shows_sent then sent_change_id end as sent_change_id,
+        false as hidden_by_push,  -- eBay has no hidden state
         -- listed, now only a draft offer (withdrawn by hand): it leaves the sync
         coalesce(known and our_status = 'listed' and status = 'unlisted', false)
             as hidden_by_hand

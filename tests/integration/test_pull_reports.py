@@ -272,3 +272,47 @@ def test_migration_052_brings_back_the_items_a_confirmed_hide_left_unlisted():
     finally:
         con.close()
     assert rows == [(1, "listed", True), (2, "unlisted", False), (3, "unlisted", False)]
+
+
+def test_a_sent_hide_the_pull_settles_keeps_the_item_in_the_sync(start_sandbox, data_dir):
+    import polars as pl
+
+    sandbox = start_sandbox(time_scale=100.0, n_asins=120)
+    ws = loadkit.workspace(sandbox, data_dir)
+    with warehouse.opened(data_dir) as con:
+        listings_pull.run(ws, con, "base", account="shop1")
+        run_id = runs.start_run(con, ws, "load")
+        diff = loadkit.base_diff(con, run_id, 2, account="shop1", price_step=30)
+        first = pl.col("listing_key") == diff["listing_key"][0]
+        diff = diff.with_columns(  # the first row hides its item (out_of_stock_action hide)
+            pl.when(first).then(pl.col("old_price_minor")).otherwise(pl.col("new_price_minor"))
+            .alias("new_price_minor"),
+            pl.when(first).then(False).otherwise(pl.col("new_visible")).alias("new_visible"),
+        )  # fmt: skip
+        journal.record_pending(con, diff)
+        hide, price = journal.open_rows(con, run_id, "base")
+        journal.mark_sent(con, [hide, price], "crashed")
+        client = factory.base_client(ws, ws.settings.account("shop1"))
+        for row in (hide, price):  # both reached BASE before the "crash"
+            client.edit_item(
+                int(row["listing_key"]),
+                price=row["new_price_minor"],
+                stock=row["new_quantity"],
+                visible=row["new_visible"],
+            )
+        shop1 = sandbox.state.apis["base"].shops["shop1"]
+        with sandbox.state.lock:  # and the seller hid the second one by hand
+            shop1.items[int(price["listing_key"])].visible = 0
+
+        pulled = listings_pull.run(ws, con, "base", account="shop1").accounts[0]
+        states = {_journal_state(con, run_id, r["listing_key"]) for r in (hide, price)}
+        rows = con.execute(
+            "select item_id, status, visible, hidden_by_invsync from listings_base"
+            " where item_id in ($a, $b) order by item_id = $a desc",
+            {"a": int(hide["listing_key"]), "b": int(price["listing_key"])},
+        ).fetchall()
+    assert (pulled.settled, pulled.drifted, pulled.hidden_by_hand, states) == (2, 0, 1, {"ok"})
+    assert rows == [
+        (int(hide["listing_key"]), "listed", False, True),  # hidden by us: stays in the sync
+        (int(price["listing_key"]), "unlisted", False, False),  # hidden by hand: leaves it
+    ]
