@@ -307,13 +307,20 @@ def test_a_sent_hide_the_pull_settles_keeps_the_item_in_the_sync(start_sandbox, 
 
         pulled = listings_pull.run(ws, con, "base", account="shop1").accounts[0]
         states = {_journal_state(con, run_id, r["listing_key"]) for r in (hide, price)}
+        keys = {"a": int(hide["listing_key"]), "b": int(price["listing_key"])}
         rows = con.execute(
-            "select item_id, status, visible, hidden_by_invsync from listings_base"
+            "select item_id, status, visible from listings_base"
             " where item_id in ($a, $b) order by item_id = $a desc",
-            {"a": int(hide["listing_key"]), "b": int(price["listing_key"])},
+            keys,
         ).fetchall()
-    assert (pulled.settled, pulled.drifted, pulled.hidden_by_hand, states) == (2, 0, 1, {"ok"})
+        hidden_by_us = con.execute(
+            "select hidden_by_invsync from listings_base where item_id in ($a, $b)"
+            " order by item_id = $a desc",
+            keys,
+        ).fetchall()
     assert rows == [
-        (int(hide["listing_key"]), "listed", False, True),  # hidden by us: stays in the sync
-        (int(price["listing_key"]), "unlisted", False, False),  # hidden by hand: leaves it
+        (keys["a"], "listed", False),  # hidden by us: stays in the sync (before: unlisted)
+        (keys["b"], "unlisted", False),  # hidden by hand: leaves it
     ]
+    assert hidden_by_us == [(True,), (False,)]
+    assert (pulled.settled, pulled.drifted, pulled.hidden_by_hand, states) == (2, 0, 1, {"ok"})
