@@ -313,14 +313,14 @@ def test_a_sent_hide_the_pull_settles_keeps_the_item_in_the_sync(start_sandbox, 
             " where item_id in ($a, $b) order by item_id = $a desc",
             keys,
         ).fetchall()
+        assert rows == [
+            (keys["a"], "listed", False),  # hidden by us: stays in the sync (before: unlisted)
+            (keys["b"], "unlisted", False),  # hidden by hand: leaves it
+        ]
         hidden_by_us = con.execute(
             "select hidden_by_invsync from listings_base where item_id in ($a, $b)"
             " order by item_id = $a desc",
             keys,
         ).fetchall()
-    assert rows == [
-        (keys["a"], "listed", False),  # hidden by us: stays in the sync (before: unlisted)
-        (keys["b"], "unlisted", False),  # hidden by hand: leaves it
-    ]
     assert hidden_by_us == [(True,), (False,)]
     assert (pulled.settled, pulled.drifted, pulled.hidden_by_hand, states) == (2, 0, 1, {"ok"})
