@@ -6,6 +6,7 @@ Amazon can supply again a sync shows it again with stock. An item hidden by hand
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,11 @@ def test_an_item_invsync_hid_stays_in_the_sync_and_is_restocked(start_sandbox, d
     assert _query(
         data_dir, "select status from listings_base where item_id = $i", {"i": item_id}
     ) == [("unlisted",)]
+    # and the sync's log says so, with the run and the command that lists it
+    last_run = _query(data_dir, "select run_id from runs order by started_at desc limit 1")[0][0]
+    lines = [json.loads(x) for x in (data_dir / "logs" / "invsync.jsonl").read_text().splitlines()]
+    shop1 = [x for x in lines if x["logger"] == "invsync.listings" and x["run_id"] == last_run
+             and x["message"].startswith("BASE shop1:")]  # fmt: skip
+    assert len(shop1) == 1 and shop1[0]["level"] == "warning"
+    assert "1 hidden by hand (now unlisted)" in shop1[0]["message"]
+    assert "`invsync listings show --unlisted --account shop1`" in shop1[0]["message"]
