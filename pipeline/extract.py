@@ -1,6 +1,8 @@
 """Phase 1, extract: every ASIN of every platform and account, once.
 
-Stage: extract. Reads ``listings_base`` and ``listings_ebay`` (status ``listed``) with
+Stage: extract. Reads ``listings_base`` and ``listings_ebay`` (status ``listed``: shown, or a
+BASE item invsync hid, which is restocked when Amazon can supply; never ``unlisted`` — hidden
+by hand —, ``unmapped``, ``gone`` or ``quarantined``: docs/load.md) with
 ``sql/extract_accounts.sql`` and ``sql/extract_asins.sql`` (or, past 64 platform/account
 pairs, ``sql/extract_asins_lists.sql``); writes nothing but, given a run id, the run's extract counts in
 ``runs``. Returns one deduplicated, pandera-validated frame (:class:`pipeline.schemas.Asins`):

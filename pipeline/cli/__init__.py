@@ -27,6 +27,7 @@ from rich.console import Console
 from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.cli.auth import auth_app
+from pipeline.cli.listings import listings_show
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
 from pipeline.errors import (
     ConfigError,
@@ -223,7 +224,11 @@ def listings_pull(
 
     with _platform_apis(state(ctx).workspace()) as (ws, con):
         result = listings_pull.run(ws, con, platform, account)
-    _say_all(render.pull_lines(result))
+    sentence = listings_pull.summary_sentence([result])
+    _say_all(render.pull_lines(result) + ([sentence] if sentence else []))
+
+
+listings_app.command("show")(listings_show)  # pipeline/cli/listings.py
 
 
 # --- stages ----------------------------------------------------------------------------

@@ -12,6 +12,10 @@ the variations' stock (base_api_v1_items_edit.md). Where the row would take it o
 (Amazon cannot supply, or a protective pause) it is hidden (``visible`` 0) so nobody buys
 what cannot be sourced; a stock change alone is skipped (``base_variations``) with no call.
 An item found to have variations only in the edit's answer is treated the same way.
+
+A confirmed push that leaves an item hidden marks it hidden by invsync
+(``listings_base.hidden_by_invsync``, ``sql/load/listing_pushed_base.sql``): the next listing
+pull keeps it ``listed``, so a restock shows it again; one hidden by hand leaves the sync.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
--- A confirmed push becomes the local truth, so the next transform diffs against it.
+-- A confirmed push becomes the local truth, so the next transform diffs against it. A push
+-- that leaves the item hidden (visible 0) marks it hidden by invsync: the next pull keeps it
+-- `listed` (migration 052), so a later restock can show it again.
 update listings_base
 set price_jpy = $price,
     stock = $quantity,
     visible = coalesce($visible, visible),
+    hidden_by_invsync = not coalesce($visible, visible),
     updated_at = now(),
     source = 'push',
     drift_detected_at = null

@@ -1,5 +1,7 @@
 -- observed_listings: every listed listing of a priced account with what this run's snapshot
 -- says about its ASIN (source_says: in_stock / out_of_stock / ignore) and its account's rule.
+-- Listed includes a BASE item invsync hid (visible false, hidden_by_invsync): a restock shows
+-- it again. Unlisted (hidden by hand), unmapped, gone and quarantined listings are left out.
 -- One row per listing (platform, account_id, listing_key). priced_listings.sql prices these
 -- rows; platform_stats.sql counts all of them for the breaker. A view, so the join is
 -- written once and each reader computes only the columns it needs.
