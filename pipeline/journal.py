@@ -208,6 +208,7 @@ def record_results(
                             "price": row["new_price_minor"],
                             "quantity": row["new_quantity"],
                             "visible": row["new_visible"],
+                            "protect": row.get("action") == "protect",
                         },
                     )
                 else:
@@ -219,6 +220,7 @@ def record_results(
                             "price": row["new_price_minor"],
                             "quantity": row["new_quantity"],
                             "offer_id": result.offer_id,
+                            "protect": row.get("action") == "protect",
                         },
                     )
             elif result.state == "quarantined" or result.drifted:

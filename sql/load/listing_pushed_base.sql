@@ -8,6 +8,8 @@ set price_jpy = $price,
     hidden_by_invsync = not coalesce($visible, visible),
     updated_at = now(),
     source = 'push',
-    drift_detected_at = null
+    -- a protective pause or raise of a held listing is not the person's decision: a
+    -- listing changed by hand stays held for them (the chaos loop found the restock)
+    drift_detected_at = case when $protect then drift_detected_at end
 where account_id = $account_id
   and item_id = $item_id

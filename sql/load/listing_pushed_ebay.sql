@@ -5,6 +5,8 @@ set price_cents = $price,
     offer_id = coalesce($offer_id, offer_id),
     updated_at = now(),
     source = 'push',
-    drift_detected_at = null
+    -- a protective pause or raise of a held listing is not the person's decision: a
+    -- listing changed by hand stays held for them (the chaos loop found the restock)
+    drift_detected_at = case when $protect then drift_detected_at end
 where account_id = $account_id
   and sku = $sku
