@@ -605,10 +605,25 @@ def read_environment(
     environ = os.environ if environ is None else environ
     path = Path(".env") if dotenv_path is None else dotenv_path
     merged: dict[str, str] = {}
-    if path.is_file():
+    if path.is_file() and dotenv_problem(path) is None:  # open_workspace reports a bad .env
         merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     merged.update(environ)
     return merged
+
+
+def dotenv_problem(path: Path) -> str | None:
+    """Why ``.env`` cannot be read as UTF-8 text, as one sentence, or None. Never raises:
+    the CLI's error path reads the environment again to mask secrets."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8 "
+            "and run again."
+        )
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror}); check its permissions."
+    return None
 
 
 def resolve_config_path(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
@@ -634,6 +649,26 @@ def resolve_data_dir(explicit: Path | None, env: Mapping[str, str]) -> Path:
     if env.get(DATA_DIR_ENV):
         return Path(env[DATA_DIR_ENV])
     return Path("data")
+
+
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why invsync cannot write in ``data_dir`` (it need not exist yet: its nearest existing
+    folder must then let it be made), as one sentence, or None."""
+    existing = data_dir.absolute()
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link cannot be made into a folder
+            break
+        existing = existing.parent
+    hint = "; pass --data-dir (or set INVSYNC_DATA_DIR to) a folder invsync may write in."
+    if existing.exists() and not existing.is_dir():
+        where = "is" if existing == data_dir.absolute() else f"lies under {existing}, which is"
+        return f"The data directory {data_dir} {where} a file, not a folder{hint}"
+    if not existing.exists():
+        return f"The data directory {data_dir} cannot be made ({existing} is a broken link){hint}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == data_dir.absolute() else f" ({existing} does not let it be made)"
+        return f"The data directory {data_dir} is not writable{made}{hint}"
+    return None
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -683,6 +718,11 @@ def load_settings(path: Path | None) -> Settings:
         return Settings()
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be read; TOML files are "
+            "UTF-8); save it as UTF-8 in your editor and run again."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax there.") from None
     except OSError as exc:
@@ -696,6 +736,10 @@ def open_workspace(
     environ: Mapping[str, str] | None = None,
     dotenv_path: Path | None = None,
 ) -> Workspace:
+    dotenv = Path(".env") if dotenv_path is None else dotenv_path
+    problem = dotenv_problem(dotenv) if dotenv.is_file() else None
+    if problem:
+        raise ConfigError(problem)
     env = read_environment(environ, dotenv_path)
     path = resolve_config_path(config, env)
     settings = load_settings(path)
