@@ -203,12 +203,20 @@ def parse_exact_decimal(value: Any) -> Decimal:
 ExactDecimal = Annotated[Decimal, BeforeValidator(parse_exact_decimal)]
 
 
+# The pricing SQL multiplies a listing's price (at most 10^8 minor units: MAX_PRICE_JPY and
+# MAX_PRICE_CENTS in pipeline/schemas.py) by a percentage in basis points in BIGINT; 10,000 %
+# (10^6 bp) keeps that product at 10^14, far inside BIGINT, and is above any sensible limit.
+MAX_PERCENT = Decimal(10_000)
+
+
 def parse_percent(value: Any) -> Decimal:
     """A percentage (``30``, ``1.25``) with at most 2 decimal places, so that as a share it
-    still fits in whole basis points."""
+    still fits in whole basis points, and at most :data:`MAX_PERCENT`."""
     number = parse_exact_decimal(value)
     if number != number.quantize(Decimal("0.01")):
         raise ValueError(f"{number} % has more than 2 decimal places")
+    if number > MAX_PERCENT:
+        raise ValueError(f"{number} % is above {MAX_PERCENT:,} %, the most invsync accepts")
     return number
 
 

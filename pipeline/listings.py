@@ -21,9 +21,9 @@ import pandera.errors
 import polars as pl
 
 from pipeline import schemas, warehouse
-from pipeline.money import money
 from pipeline.config import Settings, Workspace
 from pipeline.errors import InputError, RowProblem, UsageError
+from pipeline.money import money
 from pipeline.platforms import PLATFORMS
 from pipeline.sql import run_sql
 
@@ -148,7 +148,9 @@ def _decoded(path: Path, encoding: str | None) -> tuple[str, str]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"{path} cannot be read ({exc.strerror}); check its permissions.") from None
+        raise InputError(
+            f"{path} cannot be read ({exc.strerror}); check its permissions."
+        ) from None
     if encoding is not None:
         used = check_encoding(encoding)
         try:
@@ -164,7 +166,7 @@ def _decoded(path: Path, encoding: str | None) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
     raise InputError(
-        f"{path} is neither UTF-8 nor CP932 (Shift_JIS) text; save it as \"CSV UTF-8\" or "
+        f'{path} is neither UTF-8 nor CP932 (Shift_JIS) text; save it as "CSV UTF-8" or '
         "pass --encoding NAME with the encoding it was written in."
     )
 
@@ -178,8 +180,7 @@ def _csv_frame(text: str, path: Path) -> pl.DataFrame:
         raise InputError(f"{path} is not a readable CSV ({exc}); export it again.") from None
     if not records or not any(cell.strip() for cell in records[0]):
         raise InputError(
-            f"{path} is empty; export the listings again with a header row and one row per "
-            "listing."
+            f"{path} is empty; export the listings again with a header row and one row per listing."
         )
     header = [name.strip() for name in records[0]]
     _check_header(header, path)

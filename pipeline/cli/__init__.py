@@ -248,7 +248,7 @@ def listings_import(
         typer.Option(
             "--encoding",
             help="The CSV's encoding (utf-8, utf-8-sig, cp932, shift_jis…); default: UTF-8, "
-            "else CP932 (Japanese Excel's \"CSV\").",
+            'else CP932 (Japanese Excel\'s "CSV").',
         ),
     ] = None,
 ) -> None:

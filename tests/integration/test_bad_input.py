@@ -236,7 +236,16 @@ EXCEL_ROWS = [
     ["account_id", "item_id", "asin", "price_jpy", "stock", "visible", "status", "title"],
     ["shop1", "501", "B0C1234567", "3980", "2", "1", "listed", "【新品】ワイヤレスイヤホン"],
     ["shop1", "502", "B0C7654321", "1280", "0", "0", "listed", "ケーブル 1m, 2本セット（白）"],
-    ["shop2", "503", "4061234567", "12800", "1", "1", "listed", "髙島屋ギフト・～№１"]  # as Windows types them,
+    [
+        "shop2",
+        "503",
+        "4061234567",
+        "12800",
+        "1",
+        "1",
+        "listed",
+        "髙島屋ギフト・～№１",
+    ],  # as Windows types them,
 ]
 
 
@@ -333,7 +342,9 @@ WRITING_COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("command", WRITING_COMMANDS, ids=[" ".join(c[:2]) for c in WRITING_COMMANDS])
+@pytest.mark.parametrize(
+    "command", WRITING_COMMANDS, ids=[" ".join(c[:2]) for c in WRITING_COMMANDS]
+)
 def test_a_data_directory_that_cannot_be_written_is_named(cli, command) -> None:
     """Tests run as root, which ignores file modes: the data directory lies under a regular
     file, which no user can make a folder in."""
