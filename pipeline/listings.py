@@ -219,7 +219,7 @@ def _check_header(header: list[str], path: Path) -> None:
 
 def _parquet_frame(path: Path, wanted: tuple[str, ...]) -> pl.DataFrame:
     try:
-        frame = pl.read_parquet(path)
+        frame = pl.read_parquet(path, glob=False)  # a name may hold [ or *: not a pattern
     except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
         raise InputError(
             f"{path} cannot be read as Parquet ({type(exc).__name__}); export it again."

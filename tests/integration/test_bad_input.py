@@ -380,3 +380,19 @@ def test_an_out_of_range_number_is_refused_before_anything_starts(cli, data_dir,
     result = cli(*argv)
     assert_one_sentence(result, says)
     assert not data_dir.exists()  # no run opened, no warehouse made
+
+
+@pytest.mark.parametrize("name", ["shop[1].parquet", "shop[1].csv", "在庫 *.csv"])
+def test_a_file_name_with_pattern_characters_imports(cli, data_dir: Path, name) -> None:
+    """A listing file's name is a name, not a glob pattern (`[1]`, `*`)."""
+    folder = Path.cwd() / "exports [2025]"
+    folder.mkdir()
+    row = {"account_id": ["shop1"], "item_id": [9], "asin": ["B0C1234567"], "price_jpy": [1500],
+           "stock": [2], "visible": [True], "status": ["listed"]}  # fmt: skip
+    if name.endswith(".parquet"):
+        pl.DataFrame(row).write_parquet(folder / name)
+    else:
+        pl.DataFrame(row).write_csv(folder / name)
+    result = cli("listings", "import", str(folder / name), "--platform", "base")
+    assert result.exit_code == 0, result.output
+    assert "1 inserted" in result.stdout
