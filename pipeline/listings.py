@@ -5,6 +5,12 @@ by row and reason, validates the typed frame with the pandera models of
 :mod:`pipeline.schemas`, and upserts it in one transaction. An invalid file is
 rejected whole (:class:`~pipeline.errors.InputError`, exit 2) and nothing is written.
 
+Stage: before Phase 1 (an operator's command). Reads: one CSV (UTF-8, else CP932 as
+Japanese Excel writes it, or ``--encoding``) or Parquet file. Writes: ``listings_base`` or
+``listings_ebay`` in the warehouse, only when every row is valid. Values beyond what the
+pricing SQL holds are refused here with their bound (``MAX_PRICE_JPY``, ``MAX_PRICE_CENTS``,
+``MAX_QUANTITY`` in :mod:`pipeline.schemas`), never later in ``transform``.
+
 Rows are numbered from 1 for the first data row (a CSV's header is not counted).
 """
 
