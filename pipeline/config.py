@@ -203,6 +203,16 @@ def parse_exact_decimal(value: Any) -> Decimal:
 ExactDecimal = Annotated[Decimal, BeforeValidator(parse_exact_decimal)]
 
 
+# Amounts in a price rule (yen or cents) and its restock quantity are bounded like imported
+# listings (MAX_PRICE_JPY = MAX_PRICE_CENTS = 10^8 and MAX_QUANTITY = 10^6 in
+# pipeline/schemas.py, which a unit test keeps equal): the pricing SQL adds them to costs
+# and multiplies them by 10,000 basis points in BIGINT, so an unbounded shipping_jpy or
+# add_jpy (TOML allows 9.2 × 10^18) would stop `transform` for every listing. A markup
+# multiplier above 100 (×100 the cost) is no rule anyone means.
+MAX_RULE_AMOUNT = 100_000_000
+MAX_RULE_QUANTITY = 1_000_000
+MAX_MULTIPLIER = Decimal(100)
+
 # The pricing SQL multiplies a listing's price (at most 10^8 minor units: MAX_PRICE_JPY and
 # MAX_PRICE_CENTS in pipeline/schemas.py) by a percentage in basis points in BIGINT; 10,000 %
 # (10^6 bp) keeps that product at 10^14, far inside BIGINT, and is above any sensible limit.
@@ -228,8 +238,8 @@ class MarkupBand(_Section):
     the last band) is multiplied by ``multiplier`` and ``add_jpy`` is added."""
 
     up_to_jpy: int | None = Field(default=None, gt=0)  # JPY, inclusive upper bound on cost
-    multiplier: ExactDecimal
-    add_jpy: int = Field(default=0, ge=0)  # JPY
+    multiplier: ExactDecimal = Field(le=MAX_MULTIPLIER)
+    add_jpy: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # JPY
 
 
 # The replaced system's tiers: ≤1,000 ×1.4, ≤5,000 ×1.3, ≤10,000 ×1.25, above ×1.2.
@@ -251,20 +261,20 @@ class PriceRule(_Section):
 
     method: Literal["markup", "cost_plus"] = "markup"
     bands: list[MarkupBand] = Field(default_factory=lambda: list(LEGACY_MARKUP_BANDS))
-    shipping_jpy: int = Field(default=0, ge=0)  # JPY per sale, a cost
-    packing_jpy: int = Field(default=0, ge=0)  # JPY per sale, a cost (fixed fees too)
+    shipping_jpy: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # JPY per sale, a cost
+    packing_jpy: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # JPY per sale (fixed fees too)
     fee_rate: ExactDecimal = Decimal(0)  # platform + payment fees, share of the price
     duty_rate: ExactDecimal = Decimal(0)  # share of the price
     margin_rate: ExactDecimal = Decimal(0)  # cost_plus only: the profit share of the price
     rounding: Literal["none", "up_to_unit", "up_to_ending"] = "up_to_unit"
-    round_unit: int = Field(default=10, gt=0)  # up_to_unit: multiple; up_to_ending: modulus
+    round_unit: int = Field(default=10, gt=0, le=MAX_RULE_AMOUNT)  # multiple, or modulus
     round_ending: int = Field(default=0, ge=0)  # up_to_ending: e.g. 99 with round_unit 100
-    min_price: int | None = Field(default=None, gt=0)
-    max_price: int | None = Field(default=None, gt=0)
-    min_change: int = Field(default=0, ge=0)  # a smaller price move is not pushed
+    min_price: int | None = Field(default=None, gt=0, le=MAX_RULE_AMOUNT)
+    max_price: int | None = Field(default=None, gt=0, le=MAX_RULE_AMOUNT)
+    min_change: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # a smaller move is not pushed
     min_change_pct: Percent = Decimal(0)  # percent of the old price, likewise
-    min_profit: int = 0  # a change earning less is held for review
-    restock_quantity: int = Field(default=1, ge=1)
+    min_profit: int = Field(default=0, ge=-MAX_RULE_AMOUNT, le=MAX_RULE_AMOUNT)  # less: held
+    restock_quantity: int = Field(default=1, ge=1, le=MAX_RULE_QUANTITY)
     # BASE: stock_zero | hide. eBay: quantity_zero (sent only while the account's
     # Out-of-Stock Control keeps a listing at 0 alive) | end_listing (quantity 0 is sent even
     # when it ends the listing: ending is only ever this explicit choice).
