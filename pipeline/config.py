@@ -203,12 +203,30 @@ def parse_exact_decimal(value: Any) -> Decimal:
 ExactDecimal = Annotated[Decimal, BeforeValidator(parse_exact_decimal)]
 
 
+# Amounts in a price rule (yen or cents) and its restock quantity are bounded like imported
+# listings (MAX_PRICE_JPY = MAX_PRICE_CENTS = 10^8 and MAX_QUANTITY = 10^6 in
+# pipeline/schemas.py, which a unit test keeps equal): the pricing SQL adds them to costs
+# and multiplies them by 10,000 basis points in BIGINT, so an unbounded shipping_jpy or
+# add_jpy (TOML allows 9.2 × 10^18) would stop `transform` for every listing. A markup
+# multiplier above 100 (×100 the cost) is no rule anyone means.
+MAX_RULE_AMOUNT = 100_000_000
+MAX_RULE_QUANTITY = 1_000_000
+MAX_MULTIPLIER = Decimal(100)
+
+# The pricing SQL multiplies a listing's price (at most 10^8 minor units: MAX_PRICE_JPY and
+# MAX_PRICE_CENTS in pipeline/schemas.py) by a percentage in basis points in BIGINT; 10,000 %
+# (10^6 bp) keeps that product at 10^14, far inside BIGINT, and is above any sensible limit.
+MAX_PERCENT = Decimal(10_000)
+
+
 def parse_percent(value: Any) -> Decimal:
     """A percentage (``30``, ``1.25``) with at most 2 decimal places, so that as a share it
-    still fits in whole basis points."""
+    still fits in whole basis points, and at most :data:`MAX_PERCENT`."""
     number = parse_exact_decimal(value)
     if number != number.quantize(Decimal("0.01")):
         raise ValueError(f"{number} % has more than 2 decimal places")
+    if number > MAX_PERCENT:
+        raise ValueError(f"{number} % is above {MAX_PERCENT:,} %, the most invsync accepts")
     return number
 
 
@@ -220,8 +238,8 @@ class MarkupBand(_Section):
     the last band) is multiplied by ``multiplier`` and ``add_jpy`` is added."""
 
     up_to_jpy: int | None = Field(default=None, gt=0)  # JPY, inclusive upper bound on cost
-    multiplier: ExactDecimal
-    add_jpy: int = Field(default=0, ge=0)  # JPY
+    multiplier: ExactDecimal = Field(le=MAX_MULTIPLIER)
+    add_jpy: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # JPY
 
 
 # The replaced system's tiers: ≤1,000 ×1.4, ≤5,000 ×1.3, ≤10,000 ×1.25, above ×1.2.
@@ -243,20 +261,20 @@ class PriceRule(_Section):
 
     method: Literal["markup", "cost_plus"] = "markup"
     bands: list[MarkupBand] = Field(default_factory=lambda: list(LEGACY_MARKUP_BANDS))
-    shipping_jpy: int = Field(default=0, ge=0)  # JPY per sale, a cost
-    packing_jpy: int = Field(default=0, ge=0)  # JPY per sale, a cost (fixed fees too)
+    shipping_jpy: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # JPY per sale, a cost
+    packing_jpy: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # JPY per sale (fixed fees too)
     fee_rate: ExactDecimal = Decimal(0)  # platform + payment fees, share of the price
     duty_rate: ExactDecimal = Decimal(0)  # share of the price
     margin_rate: ExactDecimal = Decimal(0)  # cost_plus only: the profit share of the price
     rounding: Literal["none", "up_to_unit", "up_to_ending"] = "up_to_unit"
-    round_unit: int = Field(default=10, gt=0)  # up_to_unit: multiple; up_to_ending: modulus
+    round_unit: int = Field(default=10, gt=0, le=MAX_RULE_AMOUNT)  # multiple, or modulus
     round_ending: int = Field(default=0, ge=0)  # up_to_ending: e.g. 99 with round_unit 100
-    min_price: int | None = Field(default=None, gt=0)
-    max_price: int | None = Field(default=None, gt=0)
-    min_change: int = Field(default=0, ge=0)  # a smaller price move is not pushed
+    min_price: int | None = Field(default=None, gt=0, le=MAX_RULE_AMOUNT)
+    max_price: int | None = Field(default=None, gt=0, le=MAX_RULE_AMOUNT)
+    min_change: int = Field(default=0, ge=0, le=MAX_RULE_AMOUNT)  # a smaller move is not pushed
     min_change_pct: Percent = Decimal(0)  # percent of the old price, likewise
-    min_profit: int = 0  # a change earning less is held for review
-    restock_quantity: int = Field(default=1, ge=1)
+    min_profit: int = Field(default=0, ge=-MAX_RULE_AMOUNT, le=MAX_RULE_AMOUNT)  # less: held
+    restock_quantity: int = Field(default=1, ge=1, le=MAX_RULE_QUANTITY)
     # BASE: stock_zero | hide. eBay: quantity_zero (sent only while the account's
     # Out-of-Stock Control keeps a listing at 0 alive) | end_listing (quantity 0 is sent even
     # when it ends the listing: ending is only ever this explicit choice).
@@ -605,10 +623,25 @@ def read_environment(
     environ = os.environ if environ is None else environ
     path = Path(".env") if dotenv_path is None else dotenv_path
     merged: dict[str, str] = {}
-    if path.is_file():
+    if path.is_file() and dotenv_problem(path) is None:  # open_workspace reports a bad .env
         merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     merged.update(environ)
     return merged
+
+
+def dotenv_problem(path: Path) -> str | None:
+    """Why ``.env`` cannot be read as UTF-8 text, as one sentence, or None. Never raises:
+    the CLI's error path reads the environment again to mask secrets."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8 "
+            "and run again."
+        )
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror}); check its permissions."
+    return None
 
 
 def resolve_config_path(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
@@ -634,6 +667,26 @@ def resolve_data_dir(explicit: Path | None, env: Mapping[str, str]) -> Path:
     if env.get(DATA_DIR_ENV):
         return Path(env[DATA_DIR_ENV])
     return Path("data")
+
+
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why invsync cannot write in ``data_dir`` (it need not exist yet: its nearest existing
+    folder must then let it be made), as one sentence, or None."""
+    existing = data_dir.absolute()
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link cannot be made into a folder
+            break
+        existing = existing.parent
+    hint = "; pass --data-dir (or set INVSYNC_DATA_DIR to) a folder invsync may write in."
+    if existing.exists() and not existing.is_dir():
+        where = "is" if existing == data_dir.absolute() else f"lies under {existing}, which is"
+        return f"The data directory {data_dir} {where} a file, not a folder{hint}"
+    if not existing.exists():
+        return f"The data directory {data_dir} cannot be made ({existing} is a broken link){hint}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == data_dir.absolute() else f" ({existing} does not let it be made)"
+        return f"The data directory {data_dir} is not writable{made}{hint}"
+    return None
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -683,6 +736,11 @@ def load_settings(path: Path | None) -> Settings:
         return Settings()
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be read; TOML files are "
+            "UTF-8); save it as UTF-8 in your editor and run again."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax there.") from None
     except OSError as exc:
@@ -696,6 +754,10 @@ def open_workspace(
     environ: Mapping[str, str] | None = None,
     dotenv_path: Path | None = None,
 ) -> Workspace:
+    dotenv = Path(".env") if dotenv_path is None else dotenv_path
+    problem = dotenv_problem(dotenv) if dotenv.is_file() else None
+    if problem:
+        raise ConfigError(problem)
     env = read_environment(environ, dotenv_path)
     path = resolve_config_path(config, env)
     settings = load_settings(path)

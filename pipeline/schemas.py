@@ -23,6 +23,19 @@ from pipeline.statuses import LISTING_STATUSES, SNAPSHOT_STATUSES
 ASIN_PATTERN = r"^(B[0-9A-Z]{9}|[0-9]{9}[0-9X])$"
 ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
+# The largest values an imported listing may hold. The pricing SQL
+# (sql/transform/priced_listings.sql) multiplies a listing's price in BIGINT by basis points:
+# ``abs(new - old) * 10000`` and ``old * max_move_bp`` (30 % = 3,000 bp by default), so a
+# price above about 9.2 × 10^14 overflows at once and one such row stops `transform` for
+# every listing. These bounds are far above any real listing and far below that limit:
+# ¥100,000,000 × 10,000 bp is 10^12, leaving room for a price-change limit of up to
+# 9 × 10^8 % (config caps percentages well below that). A quantity is a DuckDB INTEGER
+# (2^31 − 1) in the listing tables; 1,000,000 units is more than any shop holds of one item.
+MAX_PRICE_JPY = 100_000_000  # JPY: ¥100,000,000
+MAX_PRICE_CENTS = 100_000_000  # US cents: $1,000,000.00
+MAX_QUANTITY = 1_000_000  # units of stock (BASE) or quantity (eBay)
+MAX_ITEM_ID = 2**63 - 1  # BASE item ids are BIGINT
+
 EBAY_APIS = ["inventory", "trading"]
 EBAY_CURRENCIES = ["USD"]
 

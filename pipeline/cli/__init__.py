@@ -28,7 +28,13 @@ from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.cli.auth import auth_app
 from pipeline.cli.listings import listings_show
-from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
+from pipeline.config import (
+    Workspace,
+    data_dir_problem,
+    describe_settings,
+    open_workspace,
+    read_environment,
+)
 from pipeline.errors import (
     ConfigError,
     HeldForReviewError,
@@ -63,16 +69,25 @@ app.add_typer(config_app, name="config")
 app.add_typer(auth_app, name="auth")  # pipeline/cli/auth.py
 
 
+# Commands that only read the data directory (config check reports an unwritable one).
+READ_ONLY_COMMANDS = frozenset({"runs", "history", "config", "sandbox"})
+
+
 @dataclass
 class CliState:
     config: Path | None = None
     data_dir: Path | None = None
     debug: bool = False
+    writes: bool = False  # the command writes in the data directory: it must be writable
     _workspace: Workspace | None = field(default=None, repr=False)
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
-            self._workspace = open_workspace(self.config, self.data_dir)
+            ws = open_workspace(self.config, self.data_dir)
+            problem = data_dir_problem(ws.data_dir) if self.writes else None
+            if problem:  # before anything starts: no run opened, nothing half-written
+                raise ConfigError(problem)
+            self._workspace = ws
         return self._workspace
 
 
@@ -96,7 +111,8 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     """invsync: Amazon → BASE / eBay price and stock sync."""
-    ctx.obj = CliState(config=config, data_dir=data_dir, debug=debug)
+    writes = ctx.invoked_subcommand not in READ_ONLY_COMMANDS
+    ctx.obj = CliState(config=config, data_dir=data_dir, debug=debug, writes=writes)
 
 
 def _not_built(command: str, issue: int) -> UsageError:
@@ -104,6 +120,32 @@ def _not_built(command: str, issue: int) -> UsageError:
         f"`invsync {command}` is not built yet (issue {issue}); "
         "run `invsync --help` for the commands that work today."
     )
+
+
+# --- option bounds ---------------------------------------------------------------------
+# Every number a command takes is checked while the command line is read, before anything
+# starts (no run is opened, no file written): a callback raises one UsageError sentence.
+
+
+def _bounded(option: str, low: float, high: float | None = None, example: str = "") -> Any:
+    """A Typer option callback: the value (None when not given) must lie in [low, high]."""
+
+    def check(value: float | None) -> float | None:
+        if value is None or (value >= low and (high is None or value <= high)):
+            return value
+        limit = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
+        hint = f", e.g. {example}" if example else ""
+        raise UsageError(f"{option} must be {limit}, not {value:g}; give it again{hint}.")
+
+    return check
+
+
+_MAX_ITEMS = typer.Option(
+    "--max-items",
+    help="Limit a trial run to N ASINs (1 or more).",
+    callback=_bounded("--max-items", 1, example="--max-items 50"),
+)
+_PORT_RANGE = (0, 65535)
 
 
 # --- configuration -------------------------------------------------------------------
@@ -133,13 +175,14 @@ def config_check(
         for a in ws.settings.accounts
     }
     problem = checks.live_credentials_problem(ws)
+    folder_problem = data_dir_problem(ws.data_dir)
     warning = checks.dotenv_warning()
     probes: list[checks.Probe] = []
     if online and problem is None:
         with open_apis(ws, needs=ENDPOINT_VARS) as apis:
             probes = checks.probe_online(apis.ws)
     if as_json:
-        described["problems"] = [problem] if problem else []
+        described["problems"] = [p for p in (problem, folder_problem) if p]
         described["warnings"] = [warning] if warning else []
         if online:
             described["online"] = [dataclasses.asdict(p) for p in probes]
@@ -152,6 +195,8 @@ def config_check(
             _say(render.probe_line(probe))
     if problem:
         raise MissingCredentialError(problem)
+    if folder_problem:
+        raise ConfigError(folder_problem)
     if any(p.status == "refused" for p in probes):
         raise ConfigError(
             f"{sum(p.status == 'refused' for p in probes)} of {len(probes)} API checks were "
@@ -199,15 +244,26 @@ def listings_import(
         str | None,
         typer.Option("--account", help="Fills account_id when the file has no such column."),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="The CSV's encoding (utf-8, utf-8-sig, cp932, shift_jis…); default: UTF-8, "
+            'else CP932 (Japanese Excel\'s "CSV").',
+        ),
+    ] = None,
 ) -> None:
     """Import listings from CSV or Parquet; an invalid file is rejected whole."""
     from pipeline import listings
 
+    if encoding is not None:
+        listings.check_encoding(encoding)  # an unknown name stops before anything is read
     ws = state(ctx).workspace()
-    counts = listings.import_file(ws, file, platform=platform, account=account)
+    counts = listings.import_file(ws, file, platform=platform, account=account, encoding=encoding)
+    read_as = f" (read as {counts.encoding})" if counts.encoding else ""
     console.print(
-        f"Imported {render.plain(file.name)} into listings_{platform}: {counts.inserted} inserted, "
-        f"{counts.updated} updated, {counts.unchanged} unchanged."
+        f"Imported {render.plain(file.name)}{read_as} into listings_{platform}: "
+        f"{counts.inserted} inserted, {counts.updated} updated, {counts.unchanged} unchanged."
     )
     if counts.ignored_columns:
         console.print(f"Ignored columns: {render.plain(', '.join(counts.ignored_columns))}.")
@@ -237,9 +293,7 @@ listings_app.command("show")(listings_show)  # pipeline/cli/listings.py
 @app.command()
 def extract(
     ctx: typer.Context,
-    max_items: Annotated[
-        int | None, typer.Option("--max-items", help="Limit a trial run to N ASINs.")
-    ] = None,
+    max_items: Annotated[int | None, _MAX_ITEMS] = None,
 ) -> None:
     """Phase 1: collect every listed ASIN of every platform into one deduplicated frame."""
     from pipeline import extract as extract_stage
@@ -294,9 +348,7 @@ def fetch(
     resume: Annotated[
         bool, typer.Option("--resume", help="Fetch only the ASINs an interrupted run lacks.")
     ] = False,
-    max_items: Annotated[
-        int | None, typer.Option("--max-items", help="Limit a trial run to N ASINs.")
-    ] = None,
+    max_items: Annotated[int | None, _MAX_ITEMS] = None,
 ) -> None:
     """Phase 1: fetch Amazon price and stock once for every ASIN into a Parquet snapshot."""
     from pipeline import extract as extract_stage
@@ -381,7 +433,14 @@ def review(
     serve: Annotated[
         bool, typer.Option("--serve", help="Open the review workbench on 127.0.0.1.")
     ] = False,
-    port: Annotated[int, typer.Option("--port", help="Workbench port (0: a free one).")] = 0,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            help="Workbench port (0: a free one).",
+            callback=_bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
+        ),
+    ] = 0,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Print the workbench URL; open no browser.")
     ] = False,
@@ -570,7 +629,14 @@ def _fetch_progress() -> Any:
 @app.command()
 def runs(
     ctx: typer.Context,
-    last: Annotated[int, typer.Option("--last", help="How many runs to show.")] = 10,
+    last: Annotated[
+        int,
+        typer.Option(
+            "--last",
+            help="How many runs to show (1 or more).",
+            callback=_bounded("--last", 1, example="--last 10"),
+        ),
+    ] = 10,
 ) -> None:
     """A table of recent runs: outcome, calls, 429s, fetch time against the floor, pushes."""
     from rich.table import Table
@@ -669,7 +735,14 @@ def daemon(
 
 @sandbox_app.command("serve")
 def sandbox_serve(
-    port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 8765,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            help="0 picks a free port.",
+            callback=_bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
+        ),
+    ] = 8765,
     time_scale: Annotated[
         float, typer.Option("--time-scale", help="Every rate limit N times faster.")
     ] = 1.0,
