@@ -27,6 +27,7 @@ from rich.console import Console
 from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.cli.auth import auth_app
+from pipeline.cli.options import bounded
 from pipeline.cli.listings import listings_show
 from pipeline.config import (
     Workspace,
@@ -127,23 +128,10 @@ def _not_built(command: str, issue: int) -> UsageError:
 # starts (no run is opened, no file written): a callback raises one UsageError sentence.
 
 
-def _bounded(option: str, low: float, high: float | None = None, example: str = "") -> Any:
-    """A Typer option callback: the value (None when not given) must lie in [low, high]."""
-
-    def check(value: float | None) -> float | None:
-        if value is None or (value >= low and (high is None or value <= high)):
-            return value
-        limit = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
-        hint = f", e.g. {example}" if example else ""
-        raise UsageError(f"{option} must be {limit}, not {value:g}; give it again{hint}.")
-
-    return check
-
-
 _MAX_ITEMS = typer.Option(
     "--max-items",
     help="Limit a trial run to N ASINs (1 or more).",
-    callback=_bounded("--max-items", 1, example="--max-items 50"),
+    callback=bounded("--max-items", 1, example="--max-items 50"),
 )
 _PORT_RANGE = (0, 65535)
 
@@ -438,7 +426,7 @@ def review(
         typer.Option(
             "--port",
             help="Workbench port (0: a free one).",
-            callback=_bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
+            callback=bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
         ),
     ] = 0,
     no_browser: Annotated[
@@ -634,7 +622,7 @@ def runs(
         typer.Option(
             "--last",
             help="How many runs to show (1 or more).",
-            callback=_bounded("--last", 1, example="--last 10"),
+            callback=bounded("--last", 1, example="--last 10"),
         ),
     ] = 10,
 ) -> None:
@@ -740,7 +728,7 @@ def sandbox_serve(
         typer.Option(
             "--port",
             help="0 picks a free port.",
-            callback=_bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
+            callback=bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
         ),
     ] = 8765,
     time_scale: Annotated[

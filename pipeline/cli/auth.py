@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pipeline.cli.options import bounded
 from pipeline.errors import UsageError
 
 auth_app = typer.Typer(
@@ -28,7 +29,9 @@ _REDIRECT = typer.Option(
     "last started, without a prompt.",
 )
 _TIMEOUT = typer.Option(
-    "--timeout", help="Seconds to wait for the browser when invsync listens on 127.0.0.1."
+    "--timeout",
+    help="Seconds to wait for the browser when invsync listens on 127.0.0.1.",
+    callback=bounded("--timeout", 1, 86400, example="--timeout 300"),
 )
 
 
