@@ -33,14 +33,16 @@ def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con = warehouse.connect(data_dir, read_only=True, wait=0)
     except (WarehouseBusyError, duckdb.IOException):
         con = _analysts_copy(data_dir) or warehouse.connect(data_dir, read_only=True)
-    has_views = con.execute(
-        "select count(*) from information_schema.tables where table_name = 'price_history'"
-    ).fetchall()[0][0]
-    if not has_views:
-        con.close()
-        raise UsageError(f"The warehouse in {data_dir} has no runs yet; run `invsync sync` first.")
     try:
-        yield con
+        with warehouse.naming_damage(data_dir):
+            has_views = con.execute(
+                "select count(*) from information_schema.tables where table_name = 'price_history'"
+            ).fetchall()[0][0]
+            if not has_views:
+                raise UsageError(
+                    f"The warehouse in {data_dir} has no runs yet; run `invsync sync` first."
+                )
+            yield con
     finally:
         con.close()
 

@@ -6,7 +6,9 @@ Stage: fetch writes (one file per run), transform and the analysts' views read. 
 so DuckDB, Spark or Trino read them as one table. ``dt`` is the run's start date (UTC, from
 the run id), so a run that crosses midnight or is resumed the next day keeps one file.
 Every file is validated with :class:`pipeline.schemas.Snapshot` on write (atomically:
-temp file, then rename) and on read.
+temp file, then rename) and on read. The run's own snapshot, damaged, is a
+:class:`~pipeline.errors.DataError` naming it; an older one, damaged, is skipped with one
+warning by every reader of history (:func:`readable_snapshot_files`).
 """
 
 from __future__ import annotations
@@ -86,7 +88,11 @@ def read_snapshot(data_dir: Path, run_id: str) -> pl.DataFrame:
             f"Run {run_id} has no Amazon snapshot at {path}; run `invsync fetch` "
             "(or `invsync sync`) first."
         )
-    return warehouse.read_parquet_validated(path, Snapshot)
+    return warehouse.read_parquet_validated(
+        path,
+        Snapshot,
+        recovery=f"fetch run {run_id} again with `invsync fetch` (or `invsync sync`)",
+    )
 
 
 def snapshot_exists(data_dir: Path, run_id: str) -> bool:
@@ -108,6 +114,12 @@ def snapshot_files(data_dir: Path, *, since: datetime | None = None) -> list[Pat
     return files
 
 
+def readable_snapshot_files(data_dir: Path, *, since: datetime | None = None) -> list[Path]:
+    """:func:`snapshot_files` less the damaged ones (their footer does not read), each
+    named in one warning per process (:func:`pipeline.warehouse.readable_parquet`)."""
+    return warehouse.readable_parquet(snapshot_files(data_dir, since=since), "snapshot")
+
+
 def last_good_observations(
     data_dir: Path,
     asins: Sequence[str],
@@ -121,24 +133,33 @@ def last_good_observations(
     snapshot. A fallback row is never a source: a fallback of a fallback would hide its
     true age. Columns: the snapshot's, plus ``age_seconds``."""
     since = now - timedelta(seconds=max_age_seconds)
-    files = [str(p) for p in snapshot_files(data_dir, since=since)]
-    if not asins or not files:
+    files = readable_snapshot_files(data_dir, since=since) if asins else []
+    if not files:
         return empty_snapshot().with_columns(pl.lit(None, dtype=pl.Float64).alias("age_seconds"))
+    params = {
+        "exclude_run": exclude_run or "",
+        "now": now.astimezone(UTC),
+        "since": since.astimezone(UTC),
+        "good_statuses": list(GOOD_STATUSES),
+    }
+    try:
+        return _last_good(asins, files, params)
+    except duckdb.Error:  # a damaged page behind a sound footer: find the file, skip it
+        files = warehouse.fully_readable(files, "snapshot")
+        if not files:
+            return last_good_observations(data_dir, [], now=now, max_age_seconds=max_age_seconds)
+        return _last_good(asins, files, params)
+
+
+def _last_good(asins: Sequence[str], files: list[Path], params: dict[str, Any]) -> pl.DataFrame:
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
         con.register("wanted_asins", pl.DataFrame({"asin": list(asins)}).to_arrow())
-        found = query_frame(
+        return query_frame(
             con,
             "fetch_last_good",
-            {
-                "files": files,
-                "exclude_run": exclude_run or "",
-                "now": now.astimezone(UTC),
-                "since": since.astimezone(UTC),
-                "good_statuses": list(GOOD_STATUSES),
-            },
+            {**params, "files": [warehouse.duckdb_file(f) for f in files]},
         )
     finally:
         con.close()
-    return found

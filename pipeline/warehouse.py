@@ -13,6 +13,13 @@ locked by another process — retrying with a short backoff for up to ``wait`` s
 then raises :class:`~pipeline.errors.WarehouseBusyError` naming who holds it. A sync opens
 the warehouse per stage and never during the SP-API fetch (docs/operations.md, "While a
 sync runs").
+
+A damaged file is named, never a bug: a warehouse DuckDB cannot open, or a Parquet file that
+cannot be read, is a :class:`~pipeline.errors.DataError` (exit 2) naming the file and the
+recovery step (docs/operations.md, "A damaged file"); readers of many files of history keep
+only the readable ones (:func:`readable_parquet`), warning once per damaged file.
+Paths given to DuckDB's ``read_parquet`` pass through :func:`duckdb_file` so a data directory
+whose name holds ``[``, ``*`` or ``?`` is read as named, never as a glob.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError, DataError, WarehouseBusyError
 from pipeline.files import atomic_target
@@ -49,6 +58,12 @@ _LONGEST_RETRY_SECONDS = 1.0  # ... up to this
 _LOCK_CONFLICT = re.compile(r"Could not set lock on file")
 _LOCK_HOLDER = re.compile(r"held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 log = logging.getLogger("invsync.warehouse")
+DAMAGED_DOC = "docs/operations.md#a-damaged-file"
+# what DuckDB's glob treats as a pattern in a file path; each is matched literally as [c]
+_GLOB_CHARACTERS = frozenset("[*?")
+# (path, size, mtime_ns) → whether the Parquet footer reads; and the damaged files warned of
+_footer_readable: dict[tuple[str, int, int], bool] = {}
+_warned_damaged: set[tuple[str, int, int]] = set()
 _wait_notice: ContextVar[Callable[[str], None] | None] = ContextVar("wait_notice", default=None)
 
 
@@ -183,30 +198,85 @@ def _open_waiting(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyCo
             pause = min(pause * 2, _LONGEST_RETRY_SECONDS)
 
 
+def damaged_warehouse(path: Path, exc: BaseException) -> DataError:
+    """The sentence for a warehouse file DuckDB cannot use: the file, DuckDB's reason (its
+    first line: no secret is ever in it) and the recovery step."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(
+        f"The warehouse {path} is damaged or not a DuckDB database ({reason[:160]}); move it "
+        f"aside and rebuild it from the Parquet files with `invsync warehouse rebuild` "
+        f"({DAMAGED_DOC})."
+    )
+
+
+def _is_damage(path: Path, exc: BaseException) -> bool:
+    """True when ``exc``, raised opening or first using ``path``, says the file itself is
+    unusable (not a lock, not a folder we may not write)."""
+    if is_lock_conflict(exc) or not isinstance(exc, duckdb.Error):
+        return False
+    if isinstance(exc, duckdb.IOException) and "Permission denied" in str(exc):
+        return False
+    return path.is_file()
+
+
+def _names_damage(path: Path, exc: BaseException) -> bool:
+    """True when DuckDB's error, raised while using the warehouse, says its file is damaged:
+    a block it could not read from this file, or a block whose checksum does not match."""
+    if not isinstance(exc, duckdb.Error) or is_lock_conflict(exc):
+        return False
+    text = str(exc)
+    if "Corrupt database file" in text:
+        return True
+    return "Could not read enough bytes" in text and str(path.resolve()) in text
+
+
+def _check_length(con: duckdb.DuckDBPyConnection, path: Path, had_wal: bool) -> None:
+    """A warehouse shorter than the blocks its header counts was truncated: say so now,
+    before a stage starts (DuckDB itself reads a block only when a query needs it). Not
+    checked while a write-ahead log is being replayed (blocks may not be on disk yet)."""
+    if had_wal:
+        return
+    row = con.execute("pragma database_size").fetchall()
+    block_size, total_blocks = int(row[0][2]), int(row[0][3])
+    size = path.stat().st_size
+    if size < block_size * total_blocks:
+        raise damaged_warehouse(
+            path, ValueError(f"{size:,} bytes hold fewer than its {total_blocks} blocks")
+        )
+
+
 def connect(
     data_dir: Path, *, read_only: bool = False, wait: float | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (creating it and applying migrations unless ``read_only``).
 
     While another process holds the file, waits up to ``wait`` seconds (None:
-    :func:`default_wait`), then raises :class:`WarehouseBusyError`."""
+    :func:`default_wait`), then raises :class:`WarehouseBusyError`. A file DuckDB cannot
+    open (truncated, overwritten, not a database) is a :class:`DataError` naming it."""
     path = warehouse_path(data_dir)
     seconds = default_wait() if wait is None else wait
-    if read_only:
-        if not path.exists():
-            raise DataError(
-                f"No warehouse at {path}; run `invsync listings import` or `invsync sync` first."
-            )
-        con = _open_waiting(path, True, seconds)
-    else:
+    if read_only and not path.exists():
+        raise DataError(
+            f"No warehouse at {path}; run `invsync listings import` or `invsync sync` first."
+        )
+    if not read_only:
         data_dir.mkdir(parents=True, exist_ok=True)
-        con = _open_waiting(path, False, seconds)
+    had_wal = Path(f"{path}.wal").exists()
     try:
+        con = _open_waiting(path, read_only, seconds)
+    except duckdb.Error as exc:
+        if _is_damage(path, exc):
+            raise damaged_warehouse(path, exc) from None
+        raise
+    try:
+        _check_length(con, path, had_wal)
         con.execute("set TimeZone = 'UTC'")
         if not read_only:
             apply_migrations(con)
-    except BaseException:
+    except BaseException as exc:
         con.close()
+        if _is_damage(path, exc):
+            raise damaged_warehouse(path, exc) from None
         raise
     return con
 
@@ -215,12 +285,26 @@ def connect(
 def opened(
     data_dir: Path, *, read_only: bool = False, wait: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """:func:`connect` for the duration of the block, closed after it."""
+    """:func:`connect` for the duration of the block, closed after it. DuckDB reading a
+    damaged block of the warehouse inside the block is a :class:`DataError` naming it."""
     con = connect(data_dir, read_only=read_only, wait=wait)
     try:
-        yield con
+        with naming_damage(data_dir):
+            yield con
     finally:
         con.close()
+
+
+@contextmanager
+def naming_damage(data_dir: Path) -> Iterator[None]:
+    """Inside the block, DuckDB reading a damaged block of the warehouse is a
+    :class:`DataError` naming the file and the recovery step."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if _names_damage(warehouse_path(data_dir), exc):
+            raise damaged_warehouse(warehouse_path(data_dir), exc) from None
+        raise
 
 
 @contextmanager
@@ -247,11 +331,20 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path, schema: Any | None = N
     return path
 
 
-def read_parquet_validated(path: Path, schema: Any | None = None) -> pl.DataFrame:
-    """Read a Parquet file and validate it; a bad file is a :class:`DataError`."""
+def read_parquet_validated(
+    path: Path, schema: Any | None = None, *, recovery: str = "re-run the stage that wrote it"
+) -> pl.DataFrame:
+    """Read a Parquet file and validate it; a missing, unreadable or invalid file is a
+    :class:`DataError` naming it and ``recovery`` (the next step)."""
     if not path.is_file():
         raise DataError(f"Parquet file {path} does not exist; check the run id.")
-    frame = pl.read_parquet(path)
+    try:
+        frame = pl.read_parquet(path, glob=False)
+    except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
+        raise DataError(
+            f"The file {path} is damaged and cannot be read ({type(exc).__name__}); "
+            f"{recovery} ({DAMAGED_DOC})."
+        ) from None
     if schema is not None:
         from pipeline.schemas import validated
 
@@ -260,7 +353,79 @@ def read_parquet_validated(path: Path, schema: Any | None = None) -> pl.DataFram
             schema,
             lambda problems: DataError(
                 f"{path} failed validation ({problems}); it was not written by this version "
-                "of invsync or is damaged — re-run the stage."
+                f"of invsync or is damaged — {recovery} ({DAMAGED_DOC})."
             ),
         )
     return frame
+
+
+def duckdb_file(path: Path | str) -> str:
+    """``path`` as DuckDB's ``read_parquet`` must be given it to read exactly that file:
+    each glob character (``[``, ``*``, ``?``) in a folder's name enclosed as ``[c]``.
+    (Unescaped, ``/tmp/x[1]/data`` would silently read ``/tmp/x1/data``.)"""
+    return "".join(f"[{c}]" if c in _GLOB_CHARACTERS else c for c in str(path))
+
+
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _footer_reads(path: Path) -> bool:
+    """Whether the Parquet footer (schema, row groups) of ``path`` reads: a truncated file
+    or one that is not Parquet fails here, at the cost of one small read at the file's end."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
+
+
+def readable_parquet(paths: list[Path], what: str) -> list[Path]:
+    """``paths`` less those whose Parquet footer does not read, each of those warned about
+    once per process (``what`` names the kind, e.g. "snapshot"). Cached by path, size and
+    modification time, so every reader of a run checks a file once."""
+    kept = []
+    for path in paths:
+        key = _file_key(path)
+        if key is None:
+            continue  # gone since it was listed
+        ok = _footer_readable.get(key)
+        if ok is None:
+            ok = _footer_readable[key] = _footer_reads(path)
+        if ok:
+            kept.append(path)
+        else:
+            warn_damaged(path, what, key)
+    return kept
+
+
+def warn_damaged(path: Path, what: str, key: tuple[str, int, int] | None = None) -> None:
+    """One warning per damaged file per process: skipped, and how to clear it."""
+    key = key or _file_key(path) or (str(path), 0, 0)
+    _footer_readable[key] = False
+    if key in _warned_damaged:
+        return
+    _warned_damaged.add(key)
+    log.warning(
+        "Skipped the damaged %s file %s (it cannot be read; no decision uses it); move it "
+        "out of the data directory to silence this (%s).",
+        what, path, DAMAGED_DOC,
+    )  # fmt: skip
+
+
+def fully_readable(paths: list[Path], what: str) -> list[Path]:
+    """``paths`` less those that fail a full read (a damaged page behind a sound footer),
+    each warned about once: the slow check, for when a read of all of them failed."""
+    kept = []
+    for path in paths:
+        try:
+            pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            warn_damaged(path, what)
+            continue
+        kept.append(path)
+    return kept
