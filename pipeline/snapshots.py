@@ -1,7 +1,9 @@
 """Amazon snapshots: where they live, how they are written and read, and the last good
 observation of an ASIN for fallback.
 
-Stage: fetch writes (one file per run), transform and the analysts' views read. Files:
+Stage: fetch writes (one file per run, and while it runs a checkpoint: one small part per
+batch under ``<data_dir>/staging/fetch/run_id=<id>/``, read back by a resumed fetch and
+removed once the snapshot is written), transform and the analysts' views read. Files:
 ``<data_dir>/snapshots/amazon/dt=YYYY-MM-DD/run_id=<id>/part-0.parquet``, Hive-partitioned
 so DuckDB, Spark or Trino read them as one table. ``dt`` is the run's start date (UTC, from
 the run id), so a run that crosses midnight or is resumed the next day keeps one file.
@@ -13,6 +15,8 @@ warning by every reader of history (:func:`readable_snapshot_files`).
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +27,15 @@ import polars as pl
 
 from pipeline import warehouse
 from pipeline.errors import DataError
-from pipeline.layout import SNAPSHOT_FILE, snapshot_path, snapshots_root
+from pipeline.files import atomic_target, write_text_atomic
+from pipeline.layout import (
+    CHECKPOINT_COUNTERS,
+    CHECKPOINT_PARTS,
+    SNAPSHOT_FILE,
+    fetch_checkpoint_dir,
+    snapshot_path,
+    snapshots_root,
+)
 from pipeline.schemas import Snapshot
 from pipeline.sql import query_frame
 from pipeline.statuses import GOOD_STATUSES
@@ -163,3 +175,69 @@ def _last_good(asins: Sequence[str], files: list[Path], params: dict[str, Any]) 
         )
     finally:
         con.close()
+
+
+# --- a running fetch's checkpoint -----------------------------------------------------------
+
+
+def checkpoint_parts(data_dir: Path, run_id: str) -> list[Path]:
+    """The run's checkpoint parts, oldest first (their numbers are zero-padded)."""
+    return sorted(fetch_checkpoint_dir(data_dir, run_id).glob(CHECKPOINT_PARTS))
+
+
+def next_checkpoint_part(data_dir: Path, run_id: str) -> int:
+    """The number the next part of the run's checkpoint takes (after any earlier attempt's)."""
+    parts = checkpoint_parts(data_dir, run_id)
+    return int(parts[-1].stem.removeprefix("part-")) + 1 if parts else 0
+
+
+def write_checkpoint(
+    data_dir: Path, run_id: str, number: int, rows: list[dict[str, Any]], counters: dict[str, Any]
+) -> None:
+    """One batch's snapshot rows as part ``number`` of the run's checkpoint, then the calls
+    made so far; each file atomically, so a ``kill -9`` leaves whole parts only."""
+    folder = fetch_checkpoint_dir(data_dir, run_id)
+    frame = snapshot_frame(rows)
+    with atomic_target(folder / f"part-{number:06d}.parquet") as temporary:
+        frame.write_parquet(temporary)
+    write_text_atomic(folder / CHECKPOINT_COUNTERS, json.dumps(counters))
+
+
+def read_checkpoint(data_dir: Path, run_id: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """What the run's checkpoint holds: the latest row per ASIN over its readable parts (a
+    later part, e.g. of the retry pass, replaces an earlier one) and the calls they cost."""
+    parts = warehouse.readable_parquet(checkpoint_parts(data_dir, run_id), "checkpoint")
+    counters_path = fetch_checkpoint_dir(data_dir, run_id) / CHECKPOINT_COUNTERS
+    counters: dict[str, Any] = {}
+    if counters_path.is_file():
+        try:
+            counters = dict(json.loads(counters_path.read_text(encoding="utf-8")))
+        except ValueError:
+            warehouse.warn_damaged(counters_path, "checkpoint")
+    if not parts:
+        return empty_snapshot(), counters
+    try:  # one read of every part; the part's file name orders it (zero-padded numbers)
+        frame = pl.scan_parquet(parts, glob=False, include_file_paths="_part").collect()
+    except (pl.exceptions.PolarsError, OSError):  # a damaged page: read part by part
+        frame = _parts_one_by_one(parts)
+    if frame.is_empty():
+        return empty_snapshot(), counters
+    latest = frame.sort("_part").unique("asin", keep="last", maintain_order=True)
+    return conform(latest.drop("_part")), counters
+
+
+def _parts_one_by_one(parts: list[Path]) -> pl.DataFrame:
+    frames = [empty_snapshot().with_columns(pl.lit("").alias("_part"))]
+    for part in parts:
+        try:
+            frame = pl.read_parquet(part, glob=False)
+        except (pl.exceptions.PolarsError, OSError):
+            warehouse.warn_damaged(part, "checkpoint")  # its ASINs are fetched again
+            continue
+        frames.append(conform(frame).with_columns(pl.lit(str(part)).alias("_part")))
+    return pl.concat(frames)
+
+
+def remove_checkpoint(data_dir: Path, run_id: str) -> None:
+    """Drop the run's checkpoint (its snapshot now holds everything it held)."""
+    shutil.rmtree(fetch_checkpoint_dir(data_dir, run_id), ignore_errors=True)

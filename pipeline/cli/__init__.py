@@ -316,6 +316,11 @@ def fetch(
                 run_book.update_run(con, run_id, outcome="running", message=None)
                 console.print(f"Resuming run {run_id}.", markup=False, highlight=False)
             else:
+                for orphan in fetch_stage.close_orphans(con):  # we hold the lock: theirs died
+                    _say(
+                        f"Run {orphan} was left running by a fetch that was killed; it is now "
+                        "interrupted, and `invsync fetch --resume` continues it."
+                    )
                 run_id = run_book.start_run(con, ws, "fetch")
                 extracted = extract_stage.run(ws, con, max_items, run_id=run_id)
                 _print_extract(extracted)
