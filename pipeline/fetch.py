@@ -477,7 +477,7 @@ def _resumed_rows(data_dir: Path, run_id: str) -> tuple[pl.DataFrame, dict[str, 
         frames.append(snapshots.read_snapshot(data_dir, run_id))
     checkpoint, counters = snapshots.read_checkpoint(data_dir, run_id)
     frames.append(checkpoint)
-    rows = pl.concat(frames).filter(
+    rows = pl.concat([snapshots.conform(f) for f in frames]).filter(
         pl.col("status").is_in(FINAL_STATUSES) & pl.col("fetched_at").is_not_null()
     )
     latest = rows.unique("asin", keep="last", maintain_order=True)

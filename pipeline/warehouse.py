@@ -209,14 +209,29 @@ def damaged_warehouse(path: Path, exc: BaseException) -> DataError:
     )
 
 
+# DuckDB's words for a database file it cannot use
+_DAMAGE = re.compile(
+    r"not a valid DuckDB database|Corrupt database file|checksum|Could not read enough bytes"
+)
+
+
 def _is_damage(path: Path, exc: BaseException) -> bool:
     """True when ``exc``, raised opening or first using ``path``, says the file itself is
     unusable (not a lock, not a folder we may not write)."""
     if is_lock_conflict(exc) or not isinstance(exc, duckdb.Error):
         return False
-    if isinstance(exc, duckdb.IOException) and "Permission denied" in str(exc):
-        return False
-    return path.is_file()
+    return path.is_file() and bool(_DAMAGE.search(str(exc)))
+
+
+def _refuse_question_mark(path: Path) -> None:
+    """DuckDB cuts a database path at ``?`` when it names the write-ahead log (it writes
+    ``/a.wal?b/warehouse.duckdb``), so a warehouse under such a folder cannot commit."""
+    if "?" in str(path.absolute()):
+        raise ConfigError(
+            f"The data directory {path.parent.absolute()} has a '?' in its path, under which DuckDB "
+            "cannot keep its warehouse (it cuts file names at '?'); choose a folder without "
+            "'?' with --data-dir or INVSYNC_DATA_DIR."
+        )
 
 
 def _names_damage(path: Path, exc: BaseException) -> bool:
@@ -254,6 +269,7 @@ def connect(
     :func:`default_wait`), then raises :class:`WarehouseBusyError`. A file DuckDB cannot
     open (truncated, overwritten, not a database) is a :class:`DataError` naming it."""
     path = warehouse_path(data_dir)
+    _refuse_question_mark(path)
     seconds = default_wait() if wait is None else wait
     if read_only and not path.exists():
         raise DataError(
