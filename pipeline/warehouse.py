@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -445,3 +447,114 @@ def fully_readable(paths: list[Path], what: str) -> list[Path]:
             continue
         kept.append(path)
     return kept
+
+
+# --- rebuilding a damaged warehouse ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What :func:`rebuild` did: where the old file went, what came back from ``exports/``."""
+
+    moved_to: Path | None  # the damaged file, kept beside the new one
+    restored: dict[str, int]  # table → rows restored from exports/<table>.parquet
+    not_restored: dict[str, str]  # table → why its export could not be used
+    closed_runs: int  # runs left running or interrupted, now failed (their state is gone)
+    snapshots: int  # readable snapshot files the new views read
+    exported_at: datetime | None  # when the newest export used was written
+
+
+def is_damaged(data_dir: Path) -> bool:
+    """True when the warehouse cannot be opened or one of its tables cannot be read whole
+    (every block is read, so a damaged page anywhere is found)."""
+    path = warehouse_path(data_dir)
+    if not path.exists():
+        return False
+    try:
+        con = connect(data_dir, read_only=True, wait=0)
+    except DataError:
+        return True
+    try:
+        for (table,) in con.execute("select table_name from duckdb_tables()").fetchall():
+            con.sql(f'select * from "{table}"').to_arrow_table()
+    except duckdb.Error as exc:
+        if _DAMAGE.search(str(exc)):
+            return True
+        raise
+    finally:
+        con.close()
+    return False
+
+
+def rebuild(data_dir: Path, *, now: datetime) -> Rebuilt:
+    """Move the warehouse aside as ``warehouse.duckdb.damaged-<UTC time>``, create a new
+    one (migrations), restore the exported tables from ``exports/`` (as of the last
+    publish), close the runs whose working state is gone, and rebuild the views over the
+    snapshot and diff Parquet. The caller holds the run lock."""
+    from pipeline import views
+
+    path = warehouse_path(data_dir)
+    moved = None
+    if path.exists():
+        moved = path.with_name(f"{path.name}.damaged-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+        os.replace(path, moved)
+        wal = Path(f"{path}.wal")
+        if wal.exists():
+            os.replace(wal, Path(f"{moved}.wal"))
+    restored: dict[str, int] = {}
+    refused: dict[str, str] = {}
+    stamps: list[datetime] = []
+    with opened(data_dir, wait=0) as con:
+        for table in views.EXPORTED_TABLES:
+            source = data_dir / "exports" / f"{table}.parquet"
+            outcome = _restore(con, table, source)
+            if isinstance(outcome, int):
+                restored[table] = outcome
+                stamps.append(datetime.fromtimestamp(source.stat().st_mtime, UTC))
+            else:
+                refused[table] = outcome
+        closed = _close_stale_runs(con) if "runs" in restored else 0
+        views.publish(con, data_dir)
+    return Rebuilt(
+        moved_to=moved,
+        restored=restored,
+        not_restored=refused,
+        closed_runs=closed,
+        snapshots=len(readable_parquet(_snapshot_files(data_dir), "snapshot")),
+        exported_at=max(stamps) if stamps else None,
+    )
+
+
+def _snapshot_files(data_dir: Path) -> list[Path]:
+    from pipeline.snapshots import snapshot_files
+
+    return snapshot_files(data_dir)
+
+
+def _restore(con: duckdb.DuckDBPyConnection, table: str, source: Path) -> int | str:
+    """Rows of ``source`` inserted into ``table`` (by column name), or why not."""
+    if not source.is_file():
+        return "no export"
+    if not readable_parquet([source], "export"):
+        return "the export is damaged"
+    try:
+        with transaction(con):
+            con.execute(
+                f"insert into {table} by name select * from read_parquet($f)",
+                {"f": duckdb_file(source.resolve())},
+            )
+    except duckdb.Error as exc:
+        return f"the export does not fit the table ({type(exc).__name__})"
+    return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
+
+
+def _close_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Runs restored as running or interrupted cannot go on: their fetch plan and verdicts
+    were in the damaged file. They are failed with that reason."""
+    rows = con.execute(
+        "update runs set outcome = 'failed', finished_at = coalesce(finished_at, now()),"
+        " message = 'The warehouse was rebuilt from Parquet; this run''s working state "
+        "(fetch plan, verdicts) was lost with the damaged file.'"
+        " where outcome in ('running', 'interrupted') returning run_id"
+    ).fetchall()
+    return len(rows)

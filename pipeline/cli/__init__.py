@@ -27,6 +27,7 @@ from rich.console import Console
 from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.cli.auth import auth_app
+from pipeline.cli.warehouse import warehouse_app
 from pipeline.config import Workspace, describe_settings, open_workspace, read_environment
 from pipeline.errors import (
     ConfigError,
@@ -60,6 +61,7 @@ app.add_typer(listings_app, name="listings")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(config_app, name="config")
 app.add_typer(auth_app, name="auth")  # pipeline/cli/auth.py
+app.add_typer(warehouse_app, name="warehouse")  # pipeline/cli/warehouse.py
 
 
 @dataclass
