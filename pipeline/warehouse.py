@@ -247,21 +247,6 @@ def _names_damage(path: Path, exc: BaseException) -> bool:
     return "Could not read enough bytes" in text and str(path.resolve()) in text
 
 
-def _check_length(con: duckdb.DuckDBPyConnection, path: Path, had_wal: bool) -> None:
-    """A warehouse shorter than the blocks its header counts was truncated: say so now,
-    before a stage starts (DuckDB itself reads a block only when a query needs it). Not
-    checked while a write-ahead log is being replayed (blocks may not be on disk yet)."""
-    if had_wal:
-        return
-    row = con.execute("pragma database_size").fetchall()
-    block_size, total_blocks = int(row[0][2]), int(row[0][3])
-    size = path.stat().st_size
-    if size < block_size * total_blocks:
-        raise damaged_warehouse(
-            path, ValueError(f"{size:,} bytes hold fewer than its {total_blocks} blocks")
-        )
-
-
 def connect(
     data_dir: Path, *, read_only: bool = False, wait: float | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -279,7 +264,6 @@ def connect(
         )
     if not read_only:
         data_dir.mkdir(parents=True, exist_ok=True)
-    had_wal = Path(f"{path}.wal").exists()
     try:
         con = _open_waiting(path, read_only, seconds)
     except duckdb.Error as exc:
@@ -287,7 +271,6 @@ def connect(
             raise damaged_warehouse(path, exc) from None
         raise
     try:
-        _check_length(con, path, had_wal)
         con.execute("set TimeZone = 'UTC'")
         if not read_only:
             apply_migrations(con)
