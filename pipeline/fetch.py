@@ -26,7 +26,7 @@ SIGINT/SIGTERM finish the batch in flight (or abandon it if it is waiting to ret
 write what was fetched as a valid snapshot and mark the run ``interrupted``;
 ``invsync fetch --resume`` then fetches only what that run lacks. A ``kill -9`` (or a power
 cut) writes nothing more, so every answered batch is checkpointed as it comes (one small
-Parquet part, atomically, ~2 ms against a pace of one call per interval): a resume reads
+Parquet part, renamed into place, ~1.5 ms against one call per 10 s interval): a resume reads
 the checkpoint and asks again only for the batch that was in flight.
 """
 

@@ -16,6 +16,7 @@ warning by every reader of history (:func:`readable_snapshot_files`).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,6 @@ import polars as pl
 
 from pipeline import warehouse
 from pipeline.errors import DataError
-from pipeline.files import atomic_target, write_text_atomic
 from pipeline.layout import (
     CHECKPOINT_COUNTERS,
     CHECKPOINT_PARTS,
@@ -195,12 +195,19 @@ def write_checkpoint(
     data_dir: Path, run_id: str, number: int, rows: list[dict[str, Any]], counters: dict[str, Any]
 ) -> None:
     """One batch's snapshot rows as part ``number`` of the run's checkpoint, then the calls
-    made so far; each file atomically, so a ``kill -9`` leaves whole parts only."""
+    made so far. Each file is renamed into place whole, so a ``kill -9`` leaves whole parts
+    only; not fsynced, so a slow disk never holds the paced loop up (a killed process's
+    writes survive in the page cache; after a power cut a lost or empty part is skipped and
+    its ASINs are fetched again)."""
     folder = fetch_checkpoint_dir(data_dir, run_id)
-    frame = snapshot_frame(rows)
-    with atomic_target(folder / f"part-{number:06d}.parquet") as temporary:
-        frame.write_parquet(temporary)
-    write_text_atomic(folder / CHECKPOINT_COUNTERS, json.dumps(counters))
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f"part-{number:06d}.parquet"
+    temporary = folder / f".{part.name}.tmp"
+    snapshot_frame(rows).write_parquet(temporary)
+    os.replace(temporary, part)
+    temporary = folder / f".{CHECKPOINT_COUNTERS}.tmp"
+    temporary.write_text(json.dumps(counters), encoding="utf-8")
+    os.replace(temporary, folder / CHECKPOINT_COUNTERS)
 
 
 def read_checkpoint(data_dir: Path, run_id: str) -> tuple[pl.DataFrame, dict[str, Any]]:
