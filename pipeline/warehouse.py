@@ -65,7 +65,7 @@ DAMAGED_DOC = "docs/operations.md#a-damaged-file"
 _GLOB_CHARACTERS = frozenset("[*?")
 # (path, size, mtime_ns) → whether the Parquet footer reads; and the damaged files warned of
 _footer_readable: dict[tuple[str, int, int], bool] = {}
-_warned_damaged: set[tuple[str, int, int]] = set()
+_warned_damaged: set[tuple[str, int, int, str]] = set()  # + the run id
 _wait_notice: ContextVar[Callable[[str], None] | None] = ContextVar("wait_notice", default=None)
 
 
@@ -405,12 +405,16 @@ def readable_parquet(paths: list[Path], what: str) -> list[Path]:
 
 
 def warn_damaged(path: Path, what: str, key: tuple[str, int, int] | None = None) -> None:
-    """One warning per damaged file per process: skipped, and how to clear it."""
+    """One warning per damaged file per run (per process outside a run, so a daemon warns
+    again at each sync): skipped, and how to clear it."""
+    from pipeline.logs import current_run
+
     key = key or _file_key(path) or (str(path), 0, 0)
     _footer_readable[key] = False
-    if key in _warned_damaged:
+    seen = (*key, current_run.get() or "")
+    if seen in _warned_damaged:
         return
-    _warned_damaged.add(key)
+    _warned_damaged.add(seen)
     log.warning(
         "Skipped the damaged %s file %s (it cannot be read; no decision uses it); move it "
         "out of the data directory to silence this (%s).",
