@@ -141,26 +141,56 @@ def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
     """Refresh the warehouse views, the exports and ``analytics.duckdb``.
 
     Returns False when a reader holds ``analytics.duckdb`` open so its views could not be
-    rewritten; they still read the fresh exports and snapshots, so nothing is lost.
+    rewritten; they still read the fresh exports and snapshots, so nothing is lost. A
+    damaged ``analytics.duckdb`` (it holds views only) is removed and built anew, with a
+    warning naming it.
     """
     refresh_warehouse_views(con, data_dir)
     export_tables(con, data_dir)
-    try:
-        reader_db = duckdb.connect(str(data_dir / ANALYTICS_NAME))
-    except duckdb.IOException:
-        log.info("analytics.duckdb is open in another process; its views read the new files.")
-        return False
-    try:
-        for table in EXPORTED_TABLES:
-            source = data_dir / "exports" / f"{table}.parquet"
-            reader_db.execute(
-                f"create or replace view {table} as select * from read_parquet({_source(source)})"
-            )
-        create_source_views(reader_db, data_dir)
-        create_analyst_views(reader_db)
-    finally:
+    path = data_dir / ANALYTICS_NAME
+    for attempt in (1, 2):
+        try:
+            reader_db = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            if warehouse.is_lock_conflict(exc):
+                log.info(
+                    "analytics.duckdb is open in another process; its views read the new files."
+                )
+                return False
+            if attempt == 2 or not warehouse.is_damage(path, exc):
+                raise
+            _remove_damaged(path)
+            continue
+        try:
+            _write_reader_views(reader_db, data_dir)
+        except duckdb.Error as exc:
+            if attempt == 2 or not warehouse.is_damage(path, exc):
+                raise
+            reader_db.close()
+            _remove_damaged(path)
+            continue
         reader_db.close()
-    return True
+        return True
+    return False  # not reached: the second attempt returns or raises
+
+
+def _write_reader_views(reader_db: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    for table in EXPORTED_TABLES:
+        source = data_dir / "exports" / f"{table}.parquet"
+        reader_db.execute(
+            f"create or replace view {table} as select * from read_parquet({_source(source)})"
+        )
+    create_source_views(reader_db, data_dir)
+    create_analyst_views(reader_db)
+
+
+def _remove_damaged(path: Path) -> None:
+    """``analytics.duckdb`` holds only views over Parquet: a damaged one is rebuilt."""
+    log.warning(
+        "The analysts' database %s was damaged; it holds only views, so it is built anew.", path
+    )
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
 
 
 def open_for_reading(data_dir: Path) -> duckdb.DuckDBPyConnection:

@@ -217,7 +217,7 @@ _DAMAGE = re.compile(
 )
 
 
-def _is_damage(path: Path, exc: BaseException) -> bool:
+def is_damage(path: Path, exc: BaseException) -> bool:
     """True when ``exc``, raised opening or first using ``path``, says the file itself is
     unusable (not a lock, not a folder we may not write)."""
     if is_lock_conflict(exc) or not isinstance(exc, duckdb.Error):
@@ -267,7 +267,7 @@ def connect(
     try:
         con = _open_waiting(path, read_only, seconds)
     except duckdb.Error as exc:
-        if _is_damage(path, exc):
+        if is_damage(path, exc):
             raise damaged_warehouse(path, exc) from None
         raise
     try:
@@ -276,7 +276,7 @@ def connect(
             apply_migrations(con)
     except BaseException as exc:
         con.close()
-        if _is_damage(path, exc):
+        if is_damage(path, exc):
             raise damaged_warehouse(path, exc) from None
         raise
     return con

@@ -140,3 +140,36 @@ def test_rebuild_refuses_a_warehouse_that_reads_whole(cli, clean_environment: Pa
     forced = cli("warehouse", "rebuild", "--force")
     assert forced.exit_code == 0, forced.output
     assert "Not restored: runs (no export)" in forced.stdout
+
+
+def overwrite_all_but_the_first_block(path: Path) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.seek(4096)
+        handle.write(b"\xa5" * (size - 8192))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [overwrite_all_but_the_first_block, lambda p: p.write_text("not a database\n")],
+    ids=["overwritten", "not-duckdb"],
+)
+def test_a_damaged_analysts_database_is_built_anew_by_the_next_sync(
+    cli, clean_environment: Path, damage
+) -> None:
+    """analytics.duckdb holds only views: damaged, it is named and rebuilt, never blamed on
+    the warehouse and never left stale in silence."""
+    from pipeline import views
+
+    data = demo(clean_environment)
+    synced(cli)
+    damage(data / views.ANALYTICS_NAME)
+    second = cli("sync", timeout=300)
+    assert second.exit_code in (0, 3), second.output
+    assert "analysts' database data/analytics.duckdb was damaged" in second.stderr
+    con = views.open_for_reading(data)
+    try:
+        runs = con.execute("select count(distinct run_id) from price_history").fetchall()[0][0]
+    finally:
+        con.close()
+    assert runs == 2
