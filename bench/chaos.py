@@ -314,7 +314,12 @@ def check_round(
         change = changes[index]
         report.changes_checked += 1
         run_id = result.run_id or "?"
-        fingerprint = (change.platform, change.account, change.key, tuple(sorted(change.changes.items())))
+        fingerprint = (
+            change.platform,
+            change.account,
+            change.key,
+            tuple(sorted(change.changes.items())),
+        )
         seen = by_run.setdefault(run_id, Counter())
         seen[fingerprint] += 1
         if seen[fingerprint] == 2:
@@ -405,8 +410,7 @@ def _check_nothing_lost(server: Any, data: Path, report: ChaosReport, result: Ro
             ("base", account, str(item_id))
             for account, shop in state.apis["base"].shops.items()
             for item_id, item in shop.items.items()
-            if item.identifier
-            and (item.visible or ("base", account, str(item_id)) in hidden_by_us)
+            if item.identifier and (item.visible or ("base", account, str(item_id)) in hidden_by_us)
         } | {
             ("ebay", "ebay-main", sku)
             for sku, listing in state.apis["ebay"].listings.items()
@@ -432,7 +436,9 @@ def _check_nothing_lost(server: Any, data: Path, report: ChaosReport, result: Ro
                 " union all select 'ebay', account_id, sku, status from listings_ebay",
             )
         )
-        shown = ", ".join(f"{p} {a}:{k} ({statuses.get((p, a, k), 'absent')})" for p, a, k in lost[:5])
+        shown = ", ".join(
+            f"{p} {a}:{k} ({statuses.get((p, a, k), 'absent')})" for p, a, k in lost[:5]
+        )
         report.violations.append(
             Violation(result.number, "lost from the sync", f"{len(lost)} listing(s): {shown}")
         )
@@ -470,8 +476,10 @@ def run(
                 advance_world(server.state, 1)
             edits = [] if last else _hand_edits(server, data, rng, number)
             report.hand_edits.extend(edits)
-            faults = "" if last or rng.random() < 0.4 else ",".join(
-                sorted(set(rng.sample(FAULT_MENU, rng.randint(1, 3))))
+            faults = (
+                ""
+                if last or rng.random() < 0.4
+                else ",".join(sorted(set(rng.sample(FAULT_MENU, rng.randint(1, 3)))))
             )
             server.state.set_faults(faults or None)
             kill = "none" if last else rng.choice(KILLS)

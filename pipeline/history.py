@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from pipeline import views, warehouse
-from pipeline.errors import UsageError, WarehouseBusyError
+from pipeline.errors import DataError, UsageError, WarehouseBusyError
 from pipeline.schemas import ASIN_PATTERN
 from pipeline.sql import query_frame
 
@@ -31,28 +31,54 @@ def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     (:class:`~pipeline.errors.WarehouseBusyError`)."""
     try:
         con = warehouse.connect(data_dir, read_only=True, wait=0)
+        source = warehouse.warehouse_path(data_dir)
     except (WarehouseBusyError, duckdb.IOException):
-        con = _analysts_copy(data_dir) or warehouse.connect(data_dir, read_only=True)
-    has_views = con.execute(
-        "select count(*) from information_schema.tables where table_name = 'price_history'"
-    ).fetchall()[0][0]
-    if not has_views:
-        con.close()
-        raise UsageError(f"The warehouse in {data_dir} has no runs yet; run `invsync sync` first.")
+        copy = _analysts_copy(data_dir)
+        source = data_dir / views.ANALYTICS_NAME if copy else warehouse.warehouse_path(data_dir)
+        con = copy or warehouse.connect(data_dir, read_only=True)
     try:
-        yield con
+        with _naming_damage(data_dir, source):
+            has_views = con.execute(
+                "select count(*) from information_schema.tables where table_name = 'price_history'"
+            ).fetchall()[0][0]
+            if not has_views:
+                raise UsageError(
+                    f"The warehouse in {data_dir} has no runs yet; run `invsync sync` first."
+                )
+            yield con
     finally:
         con.close()
 
 
+@contextmanager
+def _naming_damage(data_dir: Path, source: Path) -> Iterator[None]:
+    """A damaged block of the database read is a sentence naming it: the warehouse (rebuild
+    it) or the analysts' copy (the next sync builds it anew)."""
+    if source == warehouse.warehouse_path(data_dir):
+        with warehouse.naming_damage(data_dir):
+            yield
+        return
+    try:
+        yield
+    except duckdb.Error as exc:
+        if warehouse.is_damage(source, exc):
+            raise DataError(
+                f"The analysts' database {source} is damaged; it holds only views, so delete "
+                "it and run the command again (the next sync builds it anew)."
+            ) from None
+        raise
+
+
 def _analysts_copy(data_dir: Path) -> duckdb.DuckDBPyConnection | None:
-    """``analytics.duckdb`` read-only, or None when there is none or a sync is rewriting it."""
-    if not (data_dir / views.ANALYTICS_NAME).exists():
+    """``analytics.duckdb`` read-only, or None when there is none, a sync is rewriting it
+    or it is damaged (then the warehouse is waited for)."""
+    path = data_dir / views.ANALYTICS_NAME
+    if not path.exists():
         return None
     try:
         return views.open_for_reading(data_dir)
-    except duckdb.IOException as exc:
-        if warehouse.is_lock_conflict(exc):
+    except duckdb.Error as exc:
+        if warehouse.is_lock_conflict(exc) or warehouse.is_damage(path, exc):
             return None
         raise
 

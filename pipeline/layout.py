@@ -7,6 +7,8 @@ Stage: none (every stage asks here for its paths). Nothing here reads or writes 
   warehouse.duckdb                       the master database (one writer at a time)
   analytics.duckdb                       the analysts' views (pipeline.views)
   snapshots/amazon/dt=YYYY-MM-DD/run_id=<run>/part-0.parquet    one per run (fetch)
+  staging/fetch/run_id=<run>/part-NNNNNN.parquet, counters.json  a fetch's checkpoint
+                                         (one part per batch), removed once the snapshot is written
   diffs/run_id=<run>/platform=<base|ebay>/diff.parquet          one per run and platform
   reviews/<run>/review.html, *.csv       the review report (review)
   loads/run_id=<run>/dry_run.parquet     what a dry-run load would send
@@ -33,6 +35,8 @@ _RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]+$")
 # (folder under the data directory, glob below it) for readers of every file of a kind
 SNAPSHOT_FILES = ("snapshots/amazon", f"dt=*/run_id=*/{SNAPSHOT_FILE}")
 DIFF_FILES = ("diffs", f"run_id=*/platform=*/{DIFF_FILE}")
+CHECKPOINT_PARTS = "part-*.parquet"  # a fetch checkpoint's batches, in order of their number
+CHECKPOINT_COUNTERS = "counters.json"  # the calls the checkpointed batches cost
 
 
 def run_date(run_id: str) -> str:
@@ -49,6 +53,12 @@ def snapshots_root(data_dir: Path) -> Path:
 
 def snapshot_path(data_dir: Path, run_id: str) -> Path:
     return snapshots_root(data_dir) / f"dt={run_date(run_id)}" / f"run_id={run_id}" / SNAPSHOT_FILE
+
+
+def fetch_checkpoint_dir(data_dir: Path, run_id: str) -> Path:
+    """Where a running fetch keeps what it has fetched so far (outside ``snapshots/``, so no
+    reader of snapshots ever sees it)."""
+    return data_dir / "staging" / "fetch" / f"run_id={run_id}"
 
 
 def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:

@@ -51,9 +51,9 @@ from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.pricing import BP, compile_guardrails
 from pipeline.runs import resolve_run, update_run
 from pipeline.schemas import CHANGE_KINDS, Diff, PricedDiff
-from pipeline.snapshots import snapshot_files
+from pipeline.snapshots import readable_snapshot_files
 from pipeline.transform import diff_path, with_path_keys
-from pipeline.warehouse import read_parquet_validated
+from pipeline.warehouse import fully_readable, read_parquet_validated
 from pipeline.workbench.exports import csv_safe
 from pipeline.workbench.render import page_from_frames, render_review
 
@@ -149,7 +149,10 @@ def read_diff(ws: Workspace, run_id: str, platform: str) -> pl.DataFrame:
             f"Run {run_id} has no {DISPLAY_NAMES.get(platform, platform)} diff at {path}; "
             f"run `invsync transform --run {run_id}` first."
         )
-    return with_path_keys(read_parquet_validated(path, PricedDiff), run_id, platform)
+    recovery = f"write it again with `invsync transform --run {run_id}`"
+    return with_path_keys(
+        read_parquet_validated(path, PricedDiff, recovery=recovery), run_id, platform
+    )
 
 
 def diffed_platforms(ws: Workspace, run_id: str) -> list[str]:
@@ -614,13 +617,25 @@ def run(
 
 
 def price_history(data_dir: Path, diffs: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
-    """Landed Amazon price (JPY) per ASIN over every snapshot, oldest first."""
+    """Landed Amazon price (JPY) per ASIN over every readable snapshot, oldest first (a
+    damaged one is skipped with a warning naming it; the sparklines only show)."""
     asins = sorted({a for d in diffs.values() for a in d["asin"].to_list()})
-    files = snapshot_files(data_dir)
-    if not asins or not files:
+    files = readable_snapshot_files(data_dir) if asins else []
+    if not files:
         return {}
-    frame = (
-        pl.scan_parquet(files)
+    try:
+        frame = _prices(files, asins)
+    except (pl.exceptions.PolarsError, OSError):  # a damaged page behind a sound footer
+        files = fully_readable(files, "snapshot")
+        if not files:
+            return {}
+        frame = _prices(files, asins)
+    return {row[0]: list(row[1]) for row in frame.iter_rows()}
+
+
+def _prices(files: list[Path], asins: list[str]) -> pl.DataFrame:
+    return (
+        pl.scan_parquet(files, glob=False)  # a folder named x[1] is a name, not a pattern
         .select("asin", "fetched_at", "price_jpy")
         .filter(pl.col("asin").is_in(asins) & pl.col("price_jpy").is_not_null())
         .sort("asin", "fetched_at")
@@ -628,4 +643,3 @@ def price_history(data_dir: Path, diffs: dict[str, pl.DataFrame]) -> dict[str, l
         .agg(pl.col("price_jpy"))
         .collect()
     )
-    return {row[0]: list(row[1]) for row in frame.iter_rows()}

@@ -1,16 +1,23 @@
 """Amazon snapshots: where they live, how they are written and read, and the last good
 observation of an ASIN for fallback.
 
-Stage: fetch writes (one file per run), transform and the analysts' views read. Files:
+Stage: fetch writes (one file per run, and while it runs a checkpoint: one small part per
+batch under ``<data_dir>/staging/fetch/run_id=<id>/``, read back by a resumed fetch and
+removed once the snapshot is written), transform and the analysts' views read. Files:
 ``<data_dir>/snapshots/amazon/dt=YYYY-MM-DD/run_id=<id>/part-0.parquet``, Hive-partitioned
 so DuckDB, Spark or Trino read them as one table. ``dt`` is the run's start date (UTC, from
 the run id), so a run that crosses midnight or is resumed the next day keeps one file.
 Every file is validated with :class:`pipeline.schemas.Snapshot` on write (atomically:
-temp file, then rename) and on read.
+temp file, then rename) and on read. The run's own snapshot, damaged, is a
+:class:`~pipeline.errors.DataError` naming it; an older one, damaged, is skipped with one
+warning by every reader of history (:func:`readable_snapshot_files`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +28,14 @@ import polars as pl
 
 from pipeline import warehouse
 from pipeline.errors import DataError
-from pipeline.layout import SNAPSHOT_FILE, snapshot_path, snapshots_root
+from pipeline.layout import (
+    CHECKPOINT_COUNTERS,
+    CHECKPOINT_PARTS,
+    SNAPSHOT_FILE,
+    fetch_checkpoint_dir,
+    snapshot_path,
+    snapshots_root,
+)
 from pipeline.schemas import Snapshot
 from pipeline.sql import query_frame
 from pipeline.statuses import GOOD_STATUSES
@@ -86,7 +100,11 @@ def read_snapshot(data_dir: Path, run_id: str) -> pl.DataFrame:
             f"Run {run_id} has no Amazon snapshot at {path}; run `invsync fetch` "
             "(or `invsync sync`) first."
         )
-    return warehouse.read_parquet_validated(path, Snapshot)
+    return warehouse.read_parquet_validated(
+        path,
+        Snapshot,
+        recovery=f"fetch run {run_id} again with `invsync fetch` (or `invsync sync`)",
+    )
 
 
 def snapshot_exists(data_dir: Path, run_id: str) -> bool:
@@ -108,6 +126,12 @@ def snapshot_files(data_dir: Path, *, since: datetime | None = None) -> list[Pat
     return files
 
 
+def readable_snapshot_files(data_dir: Path, *, since: datetime | None = None) -> list[Path]:
+    """:func:`snapshot_files` less the damaged ones (their footer does not read), each
+    named in one warning per process (:func:`pipeline.warehouse.readable_parquet`)."""
+    return warehouse.readable_parquet(snapshot_files(data_dir, since=since), "snapshot")
+
+
 def last_good_observations(
     data_dir: Path,
     asins: Sequence[str],
@@ -121,24 +145,106 @@ def last_good_observations(
     snapshot. A fallback row is never a source: a fallback of a fallback would hide its
     true age. Columns: the snapshot's, plus ``age_seconds``."""
     since = now - timedelta(seconds=max_age_seconds)
-    files = [str(p) for p in snapshot_files(data_dir, since=since)]
-    if not asins or not files:
+    files = readable_snapshot_files(data_dir, since=since) if asins else []
+    if not files:
         return empty_snapshot().with_columns(pl.lit(None, dtype=pl.Float64).alias("age_seconds"))
+    params = {
+        "exclude_run": exclude_run or "",
+        "now": now.astimezone(UTC),
+        "since": since.astimezone(UTC),
+        "good_statuses": list(GOOD_STATUSES),
+    }
+    try:
+        return _last_good(asins, files, params)
+    except duckdb.Error:  # a damaged page behind a sound footer: find the file, skip it
+        files = warehouse.fully_readable(files, "snapshot")
+        if not files:
+            return last_good_observations(data_dir, [], now=now, max_age_seconds=max_age_seconds)
+        return _last_good(asins, files, params)
+
+
+def _last_good(asins: Sequence[str], files: list[Path], params: dict[str, Any]) -> pl.DataFrame:
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
         con.register("wanted_asins", pl.DataFrame({"asin": list(asins)}).to_arrow())
-        found = query_frame(
+        return query_frame(
             con,
             "fetch_last_good",
-            {
-                "files": files,
-                "exclude_run": exclude_run or "",
-                "now": now.astimezone(UTC),
-                "since": since.astimezone(UTC),
-                "good_statuses": list(GOOD_STATUSES),
-            },
+            {**params, "files": [warehouse.duckdb_file(f) for f in files]},
         )
     finally:
         con.close()
-    return found
+
+
+# --- a running fetch's checkpoint -----------------------------------------------------------
+
+
+def checkpoint_parts(data_dir: Path, run_id: str) -> list[Path]:
+    """The run's checkpoint parts, oldest first (their numbers are zero-padded)."""
+    return sorted(fetch_checkpoint_dir(data_dir, run_id).glob(CHECKPOINT_PARTS))
+
+
+def next_checkpoint_part(data_dir: Path, run_id: str) -> int:
+    """The number the next part of the run's checkpoint takes (after any earlier attempt's)."""
+    parts = checkpoint_parts(data_dir, run_id)
+    return int(parts[-1].stem.removeprefix("part-")) + 1 if parts else 0
+
+
+def write_checkpoint(
+    data_dir: Path, run_id: str, number: int, rows: list[dict[str, Any]], counters: dict[str, Any]
+) -> None:
+    """One batch's snapshot rows as part ``number`` of the run's checkpoint, then the calls
+    made so far. Each file is renamed into place whole, so a ``kill -9`` leaves whole parts
+    only; not fsynced, so a slow disk never holds the paced loop up (a killed process's
+    writes survive in the page cache; after a power cut a lost or empty part is skipped and
+    its ASINs are fetched again)."""
+    folder = fetch_checkpoint_dir(data_dir, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f"part-{number:06d}.parquet"
+    temporary = folder / f".{part.name}.tmp"
+    snapshot_frame(rows).write_parquet(temporary)
+    os.replace(temporary, part)
+    temporary = folder / f".{CHECKPOINT_COUNTERS}.tmp"
+    temporary.write_text(json.dumps(counters), encoding="utf-8")
+    os.replace(temporary, folder / CHECKPOINT_COUNTERS)
+
+
+def read_checkpoint(data_dir: Path, run_id: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """What the run's checkpoint holds: the latest row per ASIN over its readable parts (a
+    later part, e.g. of the retry pass, replaces an earlier one) and the calls they cost."""
+    parts = warehouse.readable_parquet(checkpoint_parts(data_dir, run_id), "checkpoint")
+    counters_path = fetch_checkpoint_dir(data_dir, run_id) / CHECKPOINT_COUNTERS
+    counters: dict[str, Any] = {}
+    if counters_path.is_file():
+        try:
+            counters = dict(json.loads(counters_path.read_text(encoding="utf-8")))
+        except ValueError:
+            warehouse.warn_damaged(counters_path, "checkpoint")
+    if not parts:
+        return empty_snapshot(), counters
+    try:  # one read of every part; the part's file name orders it (zero-padded numbers)
+        frame = pl.scan_parquet(parts, glob=False, include_file_paths="_part").collect()
+    except (pl.exceptions.PolarsError, OSError):  # a damaged page: read part by part
+        frame = _parts_one_by_one(parts)
+    if frame.is_empty():
+        return empty_snapshot(), counters
+    latest = frame.sort("_part").unique("asin", keep="last", maintain_order=True)
+    return conform(latest.drop("_part")), counters
+
+
+def _parts_one_by_one(parts: list[Path]) -> pl.DataFrame:
+    frames = [empty_snapshot().with_columns(pl.lit("").alias("_part"))]
+    for part in parts:
+        try:
+            frame = pl.read_parquet(part, glob=False)
+        except (pl.exceptions.PolarsError, OSError):
+            warehouse.warn_damaged(part, "checkpoint")  # its ASINs are fetched again
+            continue
+        frames.append(conform(frame).with_columns(pl.lit(str(part)).alias("_part")))
+    return pl.concat(frames)
+
+
+def remove_checkpoint(data_dir: Path, run_id: str) -> None:
+    """Drop the run's checkpoint (its snapshot now holds everything it held)."""
+    shutil.rmtree(fetch_checkpoint_dir(data_dir, run_id), ignore_errors=True)

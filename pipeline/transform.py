@@ -128,7 +128,9 @@ def compute_diffs(
     file. Reads the listing tables through ``con``; writes nothing but a temp view, dropped
     again. eBay is priced only when ``fx`` is given.
     """
-    snapshot_frame = snapshot if isinstance(snapshot, pl.DataFrame) else pl.read_parquet(snapshot)
+    snapshot_frame = (
+        snapshot if isinstance(snapshot, pl.DataFrame) else pl.read_parquet(snapshot, glob=False)
+    )
     rules: list[pricing.AccountRule] = []
     for platform in platforms:
         rules += pricing.compile_rules(settings, platform, fx if platform == "ebay" else None)

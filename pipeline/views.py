@@ -10,6 +10,9 @@ each stage writes (the load for minutes), so analysts read ``analytics.duckdb`` 
 Parquet files (snapshots, diffs, and the exported ``runs``, ``push_journal`` and listing
 tables), so reading it never touches the sync's file, and the sync never needs it.
 Exports are replaced atomically; the views pick the new files up on their next query.
+A damaged snapshot or diff file is left out of the views (named in one warning): while one
+is, the views name the readable files one by one, and a file written later appears at the
+next publish; otherwise they read a glob, escaped so a folder named ``x[1]`` is a name.
 
 View bodies live in ``sql/views/<name>.sql`` and are written over four source names:
 ``snapshots``, ``diff_rows``, ``runs`` and ``push_journal``.
@@ -23,7 +26,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import schemas
+from pipeline import schemas, warehouse
 from pipeline.files import atomic_target
 from pipeline.layout import DIFF_FILES, SNAPSHOT_FILES, exports_dir
 from pipeline.sql import load_sql
@@ -48,10 +51,15 @@ _DUCKDB_TYPES = {
 DIFF_PATH_KEYS = ("run_id", "platform")  # a diff file's run and platform are in its path only
 
 
-def _literal(path: Path) -> str:
+def _literal(path: Path | str) -> str:
     """A path as an SQL string literal. View DDL cannot take parameters, so the
     absolute path is embedded, with quotes doubled."""
-    return "'" + str(path.resolve()).replace("'", "''") + "'"
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _source(path: Path) -> str:
+    """One file for ``read_parquet``: absolute, its glob characters escaped, as a literal."""
+    return _literal(warehouse.duckdb_file(path.resolve()))
 
 
 def _empty_relation(
@@ -84,16 +92,20 @@ def _glob_or_empty(
     (DuckDB binds a view when it is created, and an empty glob does not bind).
     ``path_keys``: Hive keys of the path that the files do not hold, read as text."""
     folder, pattern = files
-    if any((data_dir / folder).glob(pattern)):
-        hive = "hive_partitioning = false"
-        if path_keys:
-            types = ", ".join(f"'{key}': varchar" for key in path_keys)
-            hive = f"hive_partitioning = true, hive_types = {{{types}}}"
-        return (
-            f"select * from read_parquet({_literal(data_dir / folder / pattern)}, "
-            f"union_by_name = true, {hive})"
-        )
-    return _empty_relation(models, path_keys)
+    found = sorted((data_dir / folder).glob(pattern))
+    kind = "snapshot" if files == SNAPSHOT_FILES else "diff"
+    readable = warehouse.readable_parquet(found, kind)
+    if not readable:
+        return _empty_relation(models, path_keys)
+    if len(readable) == len(found):  # all sound: a glob, so later files appear by themselves
+        where = _literal(warehouse.duckdb_file((data_dir / folder).resolve()) + "/" + pattern)
+    else:
+        where = "[" + ", ".join(_source(path) for path in readable) + "]"
+    hive = "hive_partitioning = false"
+    if path_keys:
+        types = ", ".join(f"'{key}': varchar" for key in path_keys)
+        hive = f"hive_partitioning = true, hive_types = {{{types}}}"
+    return f"select * from read_parquet({where}, union_by_name = true, {hive})"
 
 
 def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
@@ -120,33 +132,65 @@ def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for table in EXPORTED_TABLES:
         with atomic_target(folder / f"{table}.parquet") as temporary:
-            con.execute(f"copy (select * from {table}) to {_literal(temporary)} (format parquet)")
+            con.execute(
+                f"copy (select * from {table}) to {_literal(temporary.resolve())} (format parquet)"
+            )
 
 
 def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
     """Refresh the warehouse views, the exports and ``analytics.duckdb``.
 
     Returns False when a reader holds ``analytics.duckdb`` open so its views could not be
-    rewritten; they still read the fresh exports and snapshots, so nothing is lost.
+    rewritten; they still read the fresh exports and snapshots, so nothing is lost. A
+    damaged ``analytics.duckdb`` (it holds views only) is removed and built anew, with a
+    warning naming it.
     """
     refresh_warehouse_views(con, data_dir)
     export_tables(con, data_dir)
-    try:
-        reader_db = duckdb.connect(str(data_dir / ANALYTICS_NAME))
-    except duckdb.IOException:
-        log.info("analytics.duckdb is open in another process; its views read the new files.")
-        return False
-    try:
-        for table in EXPORTED_TABLES:
-            source = data_dir / "exports" / f"{table}.parquet"
-            reader_db.execute(
-                f"create or replace view {table} as select * from read_parquet({_literal(source)})"
-            )
-        create_source_views(reader_db, data_dir)
-        create_analyst_views(reader_db)
-    finally:
+    path = data_dir / ANALYTICS_NAME
+    for attempt in (1, 2):
+        try:
+            reader_db = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            if warehouse.is_lock_conflict(exc):
+                log.info(
+                    "analytics.duckdb is open in another process; its views read the new files."
+                )
+                return False
+            if attempt == 2 or not warehouse.is_damage(path, exc):
+                raise
+            _remove_damaged(path)
+            continue
+        try:
+            _write_reader_views(reader_db, data_dir)
+        except duckdb.Error as exc:
+            if attempt == 2 or not warehouse.is_damage(path, exc):
+                raise
+            reader_db.close()
+            _remove_damaged(path)
+            continue
         reader_db.close()
-    return True
+        return True
+    return False  # not reached: the second attempt returns or raises
+
+
+def _write_reader_views(reader_db: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    for table in EXPORTED_TABLES:
+        source = data_dir / "exports" / f"{table}.parquet"
+        reader_db.execute(
+            f"create or replace view {table} as select * from read_parquet({_source(source)})"
+        )
+    create_source_views(reader_db, data_dir)
+    create_analyst_views(reader_db)
+
+
+def _remove_damaged(path: Path) -> None:
+    """``analytics.duckdb`` holds only views over Parquet: a damaged one is rebuilt."""
+    log.warning(
+        "The analysts' database %s was damaged; it holds only views, so it is built anew.", path
+    )
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
 
 
 def open_for_reading(data_dir: Path) -> duckdb.DuckDBPyConnection:

@@ -13,6 +13,13 @@ locked by another process — retrying with a short backoff for up to ``wait`` s
 then raises :class:`~pipeline.errors.WarehouseBusyError` naming who holds it. A sync opens
 the warehouse per stage and never during the SP-API fetch (docs/operations.md, "While a
 sync runs").
+
+A damaged file is named, never a bug: a warehouse DuckDB cannot open, or a Parquet file that
+cannot be read, is a :class:`~pipeline.errors.DataError` (exit 2) naming the file and the
+recovery step (docs/operations.md, "A damaged file"); readers of many files of history keep
+only the readable ones (:func:`readable_parquet`), warning once per damaged file.
+Paths given to DuckDB's ``read_parquet`` pass through :func:`duckdb_file` so a data directory
+whose name holds ``[``, ``*`` or ``?`` is read as named, never as a glob.
 """
 
 from __future__ import annotations
@@ -24,11 +31,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError, DataError, WarehouseBusyError
 from pipeline.files import atomic_target
@@ -49,6 +60,12 @@ _LONGEST_RETRY_SECONDS = 1.0  # ... up to this
 _LOCK_CONFLICT = re.compile(r"Could not set lock on file")
 _LOCK_HOLDER = re.compile(r"held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 log = logging.getLogger("invsync.warehouse")
+DAMAGED_DOC = "docs/operations.md#a-damaged-file"
+# what DuckDB's glob treats as a pattern in a file path; each is matched literally as [c]
+_GLOB_CHARACTERS = frozenset("[*?")
+# (path, size, mtime_ns) → whether the Parquet footer reads; and the damaged files warned of
+_footer_readable: dict[tuple[str, int, int], bool] = {}
+_warned_damaged: set[tuple[str, int, int, str]] = set()  # + the run id
 _wait_notice: ContextVar[Callable[[str], None] | None] = ContextVar("wait_notice", default=None)
 
 
@@ -183,30 +200,84 @@ def _open_waiting(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyCo
             pause = min(pause * 2, _LONGEST_RETRY_SECONDS)
 
 
+def damaged_warehouse(path: Path, exc: BaseException) -> DataError:
+    """The sentence for a warehouse file DuckDB cannot use: the file, DuckDB's reason (its
+    first line: no secret is ever in it) and the recovery step."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(
+        f"The warehouse {path} is damaged or not a DuckDB database ({reason[:160]}); move it "
+        f"aside and rebuild it from the Parquet files with `invsync warehouse rebuild` "
+        f"({DAMAGED_DOC})."
+    )
+
+
+# DuckDB's words for a database file it cannot use
+_DAMAGE = re.compile(
+    r"not a valid DuckDB database|Corrupt database file|checksum|Could not read enough bytes"
+)
+
+
+def is_damage(path: Path, exc: BaseException) -> bool:
+    """True when ``exc``, raised opening or first using ``path``, says the file itself is
+    unusable (not a lock, not a folder we may not write)."""
+    if is_lock_conflict(exc) or not isinstance(exc, duckdb.Error):
+        return False
+    return path.is_file() and bool(_DAMAGE.search(str(exc)))
+
+
+def _refuse_question_mark(path: Path) -> None:
+    """DuckDB cuts a database path at ``?`` when it names the write-ahead log (it writes
+    ``/a.wal?b/warehouse.duckdb``), so a warehouse under such a folder cannot commit."""
+    if "?" in str(path.absolute()):
+        raise ConfigError(
+            f"The data directory {path.parent.absolute()} has a '?' in its path, under which DuckDB "
+            "cannot keep its warehouse (it cuts file names at '?'); choose a folder without "
+            "'?' with --data-dir or INVSYNC_DATA_DIR."
+        )
+
+
+def _names_damage(path: Path, exc: BaseException) -> bool:
+    """True when DuckDB's error, raised while using the warehouse, says its file is damaged:
+    a block it could not read from this file, or a block whose checksum does not match."""
+    if not isinstance(exc, duckdb.Error) or is_lock_conflict(exc):
+        return False
+    text = str(exc)
+    if "Corrupt database file" in text:
+        return True
+    return "Could not read enough bytes" in text and str(path.resolve()) in text
+
+
 def connect(
     data_dir: Path, *, read_only: bool = False, wait: float | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (creating it and applying migrations unless ``read_only``).
 
     While another process holds the file, waits up to ``wait`` seconds (None:
-    :func:`default_wait`), then raises :class:`WarehouseBusyError`."""
+    :func:`default_wait`), then raises :class:`WarehouseBusyError`. A file DuckDB cannot
+    open (truncated, overwritten, not a database) is a :class:`DataError` naming it."""
     path = warehouse_path(data_dir)
+    _refuse_question_mark(path)
     seconds = default_wait() if wait is None else wait
-    if read_only:
-        if not path.exists():
-            raise DataError(
-                f"No warehouse at {path}; run `invsync listings import` or `invsync sync` first."
-            )
-        con = _open_waiting(path, True, seconds)
-    else:
+    if read_only and not path.exists():
+        raise DataError(
+            f"No warehouse at {path}; run `invsync listings import` or `invsync sync` first."
+        )
+    if not read_only:
         data_dir.mkdir(parents=True, exist_ok=True)
-        con = _open_waiting(path, False, seconds)
+    try:
+        con = _open_waiting(path, read_only, seconds)
+    except duckdb.Error as exc:
+        if is_damage(path, exc):
+            raise damaged_warehouse(path, exc) from None
+        raise
     try:
         con.execute("set TimeZone = 'UTC'")
         if not read_only:
             apply_migrations(con)
-    except BaseException:
+    except BaseException as exc:
         con.close()
+        if is_damage(path, exc):
+            raise damaged_warehouse(path, exc) from None
         raise
     return con
 
@@ -215,12 +286,26 @@ def connect(
 def opened(
     data_dir: Path, *, read_only: bool = False, wait: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """:func:`connect` for the duration of the block, closed after it."""
+    """:func:`connect` for the duration of the block, closed after it. DuckDB reading a
+    damaged block of the warehouse inside the block is a :class:`DataError` naming it."""
     con = connect(data_dir, read_only=read_only, wait=wait)
     try:
-        yield con
+        with naming_damage(data_dir):
+            yield con
     finally:
         con.close()
+
+
+@contextmanager
+def naming_damage(data_dir: Path) -> Iterator[None]:
+    """Inside the block, DuckDB reading a damaged block of the warehouse is a
+    :class:`DataError` naming the file and the recovery step."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if _names_damage(warehouse_path(data_dir), exc):
+            raise damaged_warehouse(warehouse_path(data_dir), exc) from None
+        raise
 
 
 @contextmanager
@@ -247,11 +332,20 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path, schema: Any | None = N
     return path
 
 
-def read_parquet_validated(path: Path, schema: Any | None = None) -> pl.DataFrame:
-    """Read a Parquet file and validate it; a bad file is a :class:`DataError`."""
+def read_parquet_validated(
+    path: Path, schema: Any | None = None, *, recovery: str = "re-run the stage that wrote it"
+) -> pl.DataFrame:
+    """Read a Parquet file and validate it; a missing, unreadable or invalid file is a
+    :class:`DataError` naming it and ``recovery`` (the next step)."""
     if not path.is_file():
         raise DataError(f"Parquet file {path} does not exist; check the run id.")
-    frame = pl.read_parquet(path)
+    try:
+        frame = pl.read_parquet(path, glob=False)
+    except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
+        raise DataError(
+            f"The file {path} is damaged and cannot be read ({type(exc).__name__}); "
+            f"{recovery} ({DAMAGED_DOC})."
+        ) from None
     if schema is not None:
         from pipeline.schemas import validated
 
@@ -260,7 +354,194 @@ def read_parquet_validated(path: Path, schema: Any | None = None) -> pl.DataFram
             schema,
             lambda problems: DataError(
                 f"{path} failed validation ({problems}); it was not written by this version "
-                "of invsync or is damaged — re-run the stage."
+                f"of invsync or is damaged — {recovery} ({DAMAGED_DOC})."
             ),
         )
     return frame
+
+
+def duckdb_file(path: Path | str) -> str:
+    """``path`` as DuckDB's ``read_parquet`` must be given it to read exactly that file:
+    each glob character (``[``, ``*``, ``?``) in a folder's name enclosed as ``[c]``.
+    (Unescaped, ``/tmp/x[1]/data`` would silently read ``/tmp/x1/data``.)"""
+    return "".join(f"[{c}]" if c in _GLOB_CHARACTERS else c for c in str(path))
+
+
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _footer_reads(path: Path) -> bool:
+    """Whether the Parquet footer (schema, row groups) of ``path`` reads: a truncated file
+    or one that is not Parquet fails here, at the cost of one small read at the file's end."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
+
+
+def readable_parquet(paths: list[Path], what: str) -> list[Path]:
+    """``paths`` less those whose Parquet footer does not read, each of those warned about
+    once per process (``what`` names the kind, e.g. "snapshot"). Cached by path, size and
+    modification time, so every reader of a run checks a file once."""
+    kept = []
+    for path in paths:
+        key = _file_key(path)
+        if key is None:
+            continue  # gone since it was listed
+        ok = _footer_readable.get(key)
+        if ok is None:
+            ok = _footer_readable[key] = _footer_reads(path)
+        if ok:
+            kept.append(path)
+        else:
+            warn_damaged(path, what, key)
+    return kept
+
+
+def warn_damaged(path: Path, what: str, key: tuple[str, int, int] | None = None) -> None:
+    """One warning per damaged file per run (per process outside a run, so a daemon warns
+    again at each sync): skipped, and how to clear it."""
+    from pipeline.logs import current_run
+
+    key = key or _file_key(path) or (str(path), 0, 0)
+    _footer_readable[key] = False
+    seen = (*key, current_run.get() or "")
+    if seen in _warned_damaged:
+        return
+    _warned_damaged.add(seen)
+    log.warning(
+        "Skipped the damaged %s file %s (it cannot be read; no decision uses it); move it "
+        "out of the data directory to silence this (%s).",
+        what, path, DAMAGED_DOC,
+    )  # fmt: skip
+
+
+def fully_readable(paths: list[Path], what: str) -> list[Path]:
+    """``paths`` less those that fail a full read (a damaged page behind a sound footer),
+    each warned about once: the slow check, for when a read of all of them failed."""
+    kept = []
+    for path in paths:
+        try:
+            pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            warn_damaged(path, what)
+            continue
+        kept.append(path)
+    return kept
+
+
+# --- rebuilding a damaged warehouse ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What :func:`rebuild` did: where the old file went, what came back from ``exports/``."""
+
+    moved_to: Path | None  # the damaged file, kept beside the new one
+    restored: dict[str, int]  # table → rows restored from exports/<table>.parquet
+    not_restored: dict[str, str]  # table → why its export could not be used
+    closed_runs: int  # runs left running or interrupted, now failed (their state is gone)
+    snapshots: int  # readable snapshot files the new views read
+    exported_at: datetime | None  # when the newest export used was written
+
+
+def is_damaged(data_dir: Path) -> bool:
+    """True when the warehouse cannot be opened or one of its tables cannot be read whole
+    (every block is read, so a damaged page anywhere is found)."""
+    path = warehouse_path(data_dir)
+    if not path.exists():
+        return False
+    try:
+        con = connect(data_dir, read_only=True, wait=0)
+    except DataError:
+        return True
+    try:
+        for (table,) in con.execute("select table_name from duckdb_tables()").fetchall():
+            con.sql(f'select * from "{table}"').to_arrow_table()
+    except duckdb.Error as exc:
+        if _DAMAGE.search(str(exc)):
+            return True
+        raise
+    finally:
+        con.close()
+    return False
+
+
+def rebuild(data_dir: Path, *, now: datetime) -> Rebuilt:
+    """Move the warehouse aside as ``warehouse.duckdb.damaged-<UTC time>``, create a new
+    one (migrations), restore the exported tables from ``exports/`` (as of the last
+    publish), close the runs whose working state is gone, and rebuild the views over the
+    snapshot and diff Parquet. The caller holds the run lock."""
+    from pipeline import views
+
+    path = warehouse_path(data_dir)
+    moved = None
+    if path.exists():
+        moved = path.with_name(f"{path.name}.damaged-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+        os.replace(path, moved)
+        wal = Path(f"{path}.wal")
+        if wal.exists():
+            os.replace(wal, Path(f"{moved}.wal"))
+    restored: dict[str, int] = {}
+    refused: dict[str, str] = {}
+    stamps: list[datetime] = []
+    with opened(data_dir, wait=0) as con:
+        for table in views.EXPORTED_TABLES:
+            source = data_dir / "exports" / f"{table}.parquet"
+            outcome = _restore(con, table, source)
+            if isinstance(outcome, int):
+                restored[table] = outcome
+                stamps.append(datetime.fromtimestamp(source.stat().st_mtime, UTC))
+            else:
+                refused[table] = outcome
+        closed = _close_stale_runs(con) if "runs" in restored else 0
+        views.publish(con, data_dir)
+    return Rebuilt(
+        moved_to=moved,
+        restored=restored,
+        not_restored=refused,
+        closed_runs=closed,
+        snapshots=len(readable_parquet(_snapshot_files(data_dir), "snapshot")),
+        exported_at=max(stamps) if stamps else None,
+    )
+
+
+def _snapshot_files(data_dir: Path) -> list[Path]:
+    from pipeline.snapshots import snapshot_files
+
+    return snapshot_files(data_dir)
+
+
+def _restore(con: duckdb.DuckDBPyConnection, table: str, source: Path) -> int | str:
+    """Rows of ``source`` inserted into ``table`` (by column name), or why not."""
+    if not source.is_file():
+        return "no export"
+    if not readable_parquet([source], "export"):
+        return "the export is damaged"
+    try:
+        with transaction(con):
+            con.execute(
+                f"insert into {table} by name select * from read_parquet($f)",
+                {"f": duckdb_file(source.resolve())},
+            )
+    except duckdb.Error as exc:
+        return f"the export does not fit the table ({type(exc).__name__})"
+    return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
+
+
+def _close_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Runs restored as running or interrupted cannot go on: their fetch plan and verdicts
+    were in the damaged file. They are failed with that reason."""
+    rows = con.execute(
+        "update runs set outcome = 'failed', finished_at = coalesce(finished_at, now()),"
+        " message = 'The warehouse was rebuilt from Parquet; this run''s working state "
+        "(fetch plan, verdicts) was lost with the damaged file.'"
+        " where outcome in ('running', 'interrupted') returning run_id"
+    ).fetchall()
+    return len(rows)

@@ -27,8 +27,9 @@ from rich.console import Console
 from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.cli.auth import auth_app
-from pipeline.cli.options import bounded
 from pipeline.cli.listings import listings_show
+from pipeline.cli.options import bounded
+from pipeline.cli.warehouse import warehouse_app
 from pipeline.config import (
     Workspace,
     data_dir_problem,
@@ -68,6 +69,7 @@ app.add_typer(listings_app, name="listings")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(config_app, name="config")
 app.add_typer(auth_app, name="auth")  # pipeline/cli/auth.py
+app.add_typer(warehouse_app, name="warehouse")  # pipeline/cli/warehouse.py
 
 
 # Commands that only read the data directory (config check reports an unwritable one).
@@ -361,6 +363,11 @@ def fetch(
                 run_book.update_run(con, run_id, outcome="running", message=None)
                 console.print(f"Resuming run {run_id}.", markup=False, highlight=False)
             else:
+                for orphan in fetch_stage.close_orphans(con):  # we hold the lock: theirs died
+                    _say(
+                        f"Run {orphan} was left running by a fetch that was killed; it is now "
+                        "interrupted, and `invsync fetch --resume` continues it."
+                    )
                 run_id = run_book.start_run(con, ws, "fetch")
                 extracted = extract_stage.run(ws, con, max_items, run_id=run_id)
                 _print_extract(extracted)

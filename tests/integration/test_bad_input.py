@@ -372,8 +372,10 @@ BAD_NUMBERS = [
     (["review", "--port", "70000"], "--port must be between 0 and 65535, not 70000"),
     (["review", "--port", "-1"], "--port must be between 0 and 65535, not -1"),
     (["sandbox", "serve", "--port", "70000"], "--port must be between 0 and 65535, not 70000"),
-    (["auth", "base", "--account", "shop1", "--timeout", "-5"],
-     "--timeout must be between 1 and 86400, not -5"),  # fmt: skip
+    (
+        ["auth", "base", "--account", "shop1", "--timeout", "-5"],
+        "--timeout must be between 1 and 86400, not -5",
+    ),
 ]
 
 
