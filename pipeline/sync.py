@@ -364,7 +364,14 @@ def _timed(stage: str, work: Callable[[], T], counts: Callable[[T], dict[str, An
 
 
 def _stage_end(stage: str, seconds: float, **counts: Any) -> None:
-    event("stage_end", stage=stage, seconds=round(seconds, 3), **counts)
+    where = f" ({counts['platform']})" if "platform" in counts else ""
+    event(
+        "stage_end",
+        stage=stage,
+        seconds=round(seconds, 3),
+        **counts,
+        message=f"Stage {stage}{where} ended after {seconds:.1f} s.",
+    )
 
 
 def _settled_counts(settled: Any) -> dict[str, Any]:
