@@ -91,6 +91,10 @@ class SyncSummary:
     protected: int = 0  # held rows whose listing was raised or paused while they wait
     paused: int = 0  # of those, paused at quantity 0 (the rest raised to a profit)
     interrupted: bool = False
+    # a resumed run: its dead process's unconfirmed pushes as read back, and the listings
+    # its pull found changed by hand since the stop (held as drift)
+    settled: dict[str, int] = field(default_factory=dict)
+    drifted_since_stop: int = 0
     outcome: str = "running"
     message: str | None = None
 
@@ -238,9 +242,12 @@ def _stages(
     with _writing(ws) as con:
         if summary.resumed:
             log.info("Resuming run %s: its listings are pulled again before it loads.", run_id)
-            _timed("settle", lambda: settle_unconfirmed(ws, con, run_id), _settled_counts)
+            settled = _timed("settle", lambda: settle_unconfirmed(ws, con, run_id), _settled_counts)
+            summary.settled = _settled_counts(settled)
         started = time.monotonic()
-        _pull_listings(ws, con)
+        pulled = _pull_listings(ws, con)
+        if summary.resumed:
+            summary.drifted_since_stop = sum(p.total("drifted") for p in pulled)
         if not summary.resumed or not _has_fetch_plan(con, run_id):
             extracted = _timed(
                 "extract",

@@ -124,6 +124,7 @@ def test_a_sync_stopped_in_its_load_and_hand_edited_meanwhile_resumes_without_pu
     assert resumed.exit_code == 3, resumed.output  # held: the hand edits are drift
     assert f"Run {run_id} (sandbox, resumed)" in resumed.stdout
     assert [r for r, _ in sync_runs(data)] == [run_id]
+    assert f"{len(pending)} changed by hand since the stop (held as drift" in resumed.stdout
 
     after = all_changes(sandbox)[mark:]
     pushed_over = [c for c in after if (c.platform, c.key) in edited]
