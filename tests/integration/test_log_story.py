@@ -91,6 +91,20 @@ def test_a_held_sync_tells_its_story_stage_by_stage_and_the_documented_jq_lines_
             assert rows == [f"pid {lock_holder.pid} (sync"]
         assert fields  # the filter names the fields it reads
 
+    loaded = cli("load")  # a load and a fetch by hand end in the log as well
+    fetched = cli("fetch", "--max-items", "20")
+    assert fetched.exit_code == 0, fetched.output
+    load_end, fetch_end = events(data, "run_outcome")[-2:]
+    assert (load_end["command"], load_end["run_id"]) == ("load", run_id)
+    assert load_end["exit_code"] == loaded.exit_code
+    fetch_run = events(data, "run_start")[-1]["run_id"]
+    assert fetch_run != run_id and events(data, "run_start")[-1]["command"] == "fetch"
+    assert (fetch_end["command"], fetch_end["run_id"], fetch_end["outcome"]) == (
+        "fetch",
+        fetch_run,
+        "ok",
+    )
+
 
 def _documented_one_liners() -> list[tuple[str, set[str]]]:
     """The ``jq`` lines of docs/operations.md "Reading the log", by what they answer, with

@@ -138,7 +138,7 @@ def test_a_sync_stopped_in_its_load_and_hand_edited_meanwhile_resumes_without_pu
     assert applied_twice(all_changes(sandbox), edited) == []
 
 
-@pytest.mark.parametrize("moment", ["fetch", "load"])
+@pytest.mark.parametrize("moment", ["pull", "fetch", "load"])
 def test_a_sync_killed_anywhere_is_resumed_by_the_next_sync_and_nothing_is_applied_twice(
     moment: str, start_sandbox, cli, clean_environment: Path
 ) -> None:
@@ -149,7 +149,14 @@ def test_a_sync_killed_anywhere_is_resumed_by_the_next_sync_and_nothing_is_appli
         with sandbox.state.lock:
             return sum(1 for c in sandbox.state.ledger.calls if c.api == "spapi" and c.items)
 
-    if moment == "fetch":
+    def base_calls() -> int:
+        with sandbox.state.lock:
+            return sum(1 for c in sandbox.state.ledger.calls if c.api == "base")
+
+    if moment == "pull":  # before its fetch was planned: the resumed run extracts again
+        set_slow(sandbox, 400)
+        ready = lambda: base_calls() >= 2  # noqa: E731
+    elif moment == "fetch":
         set_slow(sandbox, 400)  # 15 batches, ~2.5 a second
         ready = lambda: offers_calls() >= 3  # noqa: E731
     else:
