@@ -166,7 +166,7 @@ def event(name: str, **fields: Any) -> None:
     if name == "run_outcome":
         _outcomes += 1
     failed = name == "lock_refused" or (
-        name == "run_outcome" and fields.get("outcome") not in ("ok", "interrupted")
+        name == "run_outcome" and fields.get("outcome") not in ("ok", "interrupted", "stopped")
     )
     extra: dict[str, Any] = {"event": name, "event_fields": fields}
     if fields.get("run_id"):

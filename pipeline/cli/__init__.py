@@ -558,7 +558,7 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str
         started = run_book.opened_here()[opened:]
         _log_outcome("sync", summary.run_id if summary else _last_id(started), exc)
         raise
-    _log_outcome("sync", summary.run_id, None, summary.outcome)
+    _log_outcome("sync", summary.run_id, None, summary.outcome, summary.message)
     return summary.outcome
 
 
@@ -591,12 +591,18 @@ def _outcome_of(code: int, exc: BaseException | None) -> str:
 
 
 def _log_outcome(
-    command: str, run_id: str | None, exc: BaseException | None, outcome: str | None = None
+    command: str,
+    run_id: str | None,
+    exc: BaseException | None,
+    outcome: str | None = None,
+    said: str | None = None,
 ) -> None:
-    """The ``run_outcome`` line of one run (or command) in the JSON-lines log."""
+    """The ``run_outcome`` line of one run (or command) in the JSON-lines log; ``said``:
+    the sentence the terminal showed, when no error carries one."""
     from pipeline.logs import event
 
     code, exit_class, message = _exit_of(exc)
+    message = message or said
     outcome = outcome if exc is None and outcome else _outcome_of(code, exc)
     event(
         "run_outcome",
@@ -723,7 +729,9 @@ def daemon(
 
     result = run_daemon(once, interval, spread)
     _say(result.sentence())
-    _log_outcome("daemon", None, None, "stopped" if result.stopped_by_signal else "ok")
+    _log_outcome(
+        "daemon", None, None, "stopped" if result.stopped_by_signal else "ok", result.sentence()
+    )
 
 
 @sandbox_app.command("serve")

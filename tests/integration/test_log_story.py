@@ -179,13 +179,13 @@ def test_a_failed_live_run_leaves_its_final_error_in_the_log_and_no_secret(
             assert value not in written, name
 
 
-def test_a_stopped_then_resumed_run_tells_both_halves(cli, clean_environment: Path) -> None:
+def test_a_daemon_run_stopped_then_resumed_tells_both_halves(cli, clean_environment: Path) -> None:
     data = clean_environment / "data"
     small_demo(1)  # a slow fetch, stopped in its middle
-    out = clean_environment / "sync.out"
+    out = clean_environment / "daemon.out"
     with out.open("wb") as sink:
         first = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "sync"],
+            [sys.executable, "-m", "pipeline", "daemon", "--every", "1h"],
             stdout=sink, stderr=subprocess.STDOUT, env=_environment(None),
         )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -197,13 +197,16 @@ def test_a_stopped_then_resumed_run_tells_both_halves(cli, clean_environment: Pa
     small_demo(400)
     resumed = cli("sync", timeout=300)
     assert resumed.exit_code in (0, 3), resumed.output
-    (stopped, finished) = events(data, "run_outcome")
+    (stopped, daemon, finished) = events(data, "run_outcome")
     run_id = stopped["run_id"]
-    assert (stopped["outcome"], stopped["exit_code"], stopped["level"]) == (
+    assert (stopped["command"], stopped["outcome"], stopped["exit_code"], stopped["level"]) == (
+        "sync",
         "interrupted",
         0,
         "info",
     )
+    assert (daemon["command"], daemon["outcome"], daemon["level"]) == ("daemon", "stopped", "info")
+    assert daemon["message"].startswith("Daemon stopped after 1 run(s)")
     assert finished["run_id"] == run_id and finished["outcome"] in ("ok", "held")
     starts = events(data, "run_start")
     assert [(s["run_id"], s["resumed"]) for s in starts] == [(run_id, False), (run_id, True)]
