@@ -530,36 +530,43 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str
     exit class. Returns the outcome of a run that was ok or interrupted; a held run raises
     :class:`HeldForReviewError` marked ``shown`` (exit 3, its sentence already in the
     summary), a failed one its error. An alert (``[notify]``) goes out for every held or failed run; sending it never
-    changes the exit code."""
-    from pipeline import notify
+    changes the exit code. Every way it ends is one ``run_outcome`` line in the log."""
     from pipeline import runs as run_book
-    from pipeline import sync as sync_stage
 
     opened = len(run_book.opened_here())
-    summary = None
     try:
-        if ws.is_sandbox:
-            _say(render.sandbox_banner(ws))
-        try:
-            summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
-        except (UsageError, ConfigError):
-            raise  # nothing ran (a bad option or setting, another sync holds the lock)
-        except Exception as exc:  # the run stopped on an error: it was recorded failed
-            notify.after_failed_sync(ws, exc)
-            raise
-        _say_all(render.sync_summary_lines(summary))
-        notify.after_sync(ws, summary)
-        try:
-            sync_stage.raise_for_outcome(summary)
-        except HeldForReviewError as exc:
-            exc.shown = True  # the summary's last line: main() prints nothing more
-            raise
-    except BaseException as exc:
-        started = run_book.opened_here()[opened:]
-        _log_outcome("sync", summary.run_id if summary else _last_id(started), exc)
+        summary = _sync_shown(ws, dry_run=dry_run, stop=stop)
+    except BaseException as exc:  # the run this call started or resumed, if it got that far
+        _log_outcome("sync", _last_id(run_book.opened_here()[opened:]), exc)
         raise
     _log_outcome("sync", summary.run_id, None, summary.outcome, summary.message)
     return summary.outcome
+
+
+def _sync_shown(ws: Workspace, *, dry_run: bool, stop: Any) -> Any:
+    """The sync with its banner, summary and alert; raises its exit class (a held run's
+    :class:`HeldForReviewError` marked ``shown``). Returns the summary of an ok or
+    interrupted run."""
+    from pipeline import notify
+    from pipeline import sync as sync_stage
+
+    if ws.is_sandbox:
+        _say(render.sandbox_banner(ws))
+    try:
+        summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
+    except (UsageError, ConfigError):
+        raise  # nothing ran (a bad option or setting, another sync holds the lock)
+    except Exception as exc:  # the run stopped on an error: it was recorded failed
+        notify.after_failed_sync(ws, exc)
+        raise
+    _say_all(render.sync_summary_lines(summary))
+    notify.after_sync(ws, summary)
+    try:
+        sync_stage.raise_for_outcome(summary)
+    except HeldForReviewError as exc:
+        exc.shown = True  # the summary's last line: main() prints nothing more
+        raise
+    return summary
 
 
 def _last_id(opened: list[tuple[Path, str]]) -> str | None:
