@@ -197,3 +197,39 @@ def test_a_fetch_stopped_by_an_error_after_its_run_started_is_recorded_failed(
     result = cli("fetch", "--max-items", "-1")
     assert result.exit_code != 0
     assert query(data, "select count(*) from runs where outcome = 'running'") == [(0,)]
+
+
+def test_dead_runs_that_cannot_be_resumed_safely_are_closed_with_their_reason(
+    cli, clean_environment: Path
+) -> None:
+    data = clean_environment / "data"
+    Path("invsync.toml").write_text(f"[sandbox]\nn_asins = {SMALL_WORLD}\ntime_scale = 400\n")
+    assert cli("sync", timeout=300).exit_code in (0, 3)
+    con = duckdb.connect(str(data / "warehouse.duckdb"))
+    try:  # two syncs whose processes died: an old one, and a newer one run in live mode
+        con.execute(
+            "insert into runs (run_id, command, mode, operation, started_at, outcome) values"
+            " ('20261101T000000Z-old000', 'sync', 'sandbox', 'item_offers',"
+            "  now() - interval 30 hours, 'running'),"
+            " ('20261101T000000Z-live00', 'sync', 'live', 'item_offers',"
+            "  now(), 'running')"
+        )
+    finally:
+        con.close()
+    result = cli("sync", timeout=300)
+    assert result.exit_code in (0, 3), result.output
+    assert "Run 20261101T000000Z-live00 is not resumed: it ran in live mode" in result.stderr
+    closed = dict(
+        query(
+            data,
+            "select run_id, message from runs where run_id like '20261101T000000Z-%'"
+            " and outcome = 'failed'",
+        )
+    )
+    assert (
+        "it ran in live mode and this sync runs in sandbox mode"
+        in closed["20261101T000000Z-live00"]
+    )
+    assert "its process is gone" in closed["20261101T000000Z-old000"]
+    assert query(data, "select count(*) from runs where outcome = 'running'") == [(0,)]
+    assert len(sync_runs(data)) == 4  # the sync started a run of its own
