@@ -233,3 +233,63 @@ def test_dead_runs_that_cannot_be_resumed_safely_are_closed_with_their_reason(
     assert "its process is gone" in closed["20261101T000000Z-old000"]
     assert query(data, "select count(*) from runs where outcome = 'running'") == [(0,)]
     assert len(sync_runs(data)) == 4  # the sync started a run of its own
+
+
+def test_a_push_the_killed_process_applied_but_never_confirmed_is_ok_not_drift(
+    start_sandbox, cli, clean_environment: Path
+) -> None:
+    data = clean_environment / "data"
+    sandbox = start_sandbox(time_scale=100.0, n_asins=SMALL_WORLD)
+    set_slow(sandbox, 60)
+    out = clean_environment / "killed.out"
+    victim = start_sync(sandbox, out)
+    try:
+        wait_until(victim, out, lambda: len(base_changes(sandbox)) >= 5, seconds=180)
+    finally:
+        victim.kill()
+        victim.wait(timeout=60)
+    set_slow(sandbox, 0)
+    ((run_id, _),) = sync_runs(data)
+    # the state kill -9 leaves when it lands between BASE's answer and the journal's commit:
+    # the row is `sent` and its change is on BASE
+    account_id, item_id, change_id, price, stock = query(
+        data,
+        "select account_id, listing_key, change_id, new_price_minor, new_quantity"
+        " from push_journal as j where run_id = $r and platform = 'base' and state = 'pending'"
+        " and new_quantity > 0 and new_quantity <> old_quantity and action = 'change'"
+        " and (new_visible is null or new_visible = old_visible)"
+        " and not exists (select 1 from listings_base as l where l.item_id = j.listing_key::bigint"
+        "  and l.has_variations)"
+        " order by listing_key limit 1",
+        {"r": run_id},
+    )[0]
+    ws = open_workspace(data_dir=data, environ=sandbox.env())
+    base_client(ws, ws.settings.account(account_id)).edit_item(
+        int(item_id), price=int(price), stock=int(stock)
+    )
+    con = duckdb.connect(str(data / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "update push_journal set state = 'sent', attempts = attempts + 1, sent_at = now()"
+            " where run_id = $r and change_id = $c",
+            {"r": run_id, "c": change_id},
+        )
+    finally:
+        con.close()
+    mark = len(all_changes(sandbox))
+
+    result = cli("sync", env=sandbox.env(), timeout=300)
+    assert result.exit_code in (0, 3), result.output
+    assert [r for r, _ in sync_runs(data)] == [run_id]
+    assert query(
+        data,
+        "select state from push_journal where run_id = $r and change_id = $c",
+        {"r": run_id, "c": change_id},
+    ) == [("ok",)]
+    assert query(
+        data,
+        "select drift_detected_at is null, stock from listings_base where item_id = $i",
+        {"i": int(item_id)},
+    ) == [(True, int(stock))]  # our own change, not a hand edit
+    assert [c for c in all_changes(sandbox)[mark:] if c.key == str(item_id)] == []
+    assert applied_twice(all_changes(sandbox)) == []
