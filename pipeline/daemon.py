@@ -5,7 +5,9 @@ lets the stage finish the batch or row in flight; the run is recorded as
 ``interrupted`` and the daemon exits 0, so the next run (daemon, cron or by hand)
 resumes it. A run held for review (exit class 3) is a notice: logged as a warning and
 counted apart from failures. A run that fails is logged as an error with its exit class,
-and the daemon goes on either way.
+and the daemon goes on either way. Each run writes its own ``run_outcome`` line to the
+JSON-lines log (through the command line's one sync), and the daemon's end writes one more
+(``command`` ``daemon``), so the log tells every scheduled run apart.
 """
 
 from __future__ import annotations

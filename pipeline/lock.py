@@ -3,7 +3,8 @@
 The lock is an ``fcntl.flock`` on the file, so the kernel releases it the moment the
 holder dies, ``kill -9`` included. The file also records who holds it (pid, start time,
 command) so a second run can say whom it is waiting for, and so a lock file left by a
-dead process is recognised and recovered with a warning.
+dead process is recognised and recovered with a warning. A refusal is a ``lock_refused``
+line in the JSON-lines log, naming who holds the lock (:func:`pipeline.logs.event`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.errors import RunLockedError
+from pipeline.logs import ensure_file_log, event
 
 LOCK_NAME = "sync.lock"
 log = logging.getLogger("invsync.lock")
@@ -84,10 +86,21 @@ def run_lock(data_dir: Path, command: str = "sync") -> Iterator[LockHolder]:
                 if holder
                 else "another process"
             )
-            raise RunLockedError(
+            error = RunLockedError(
                 f"Another invsync run holds {path}: {who}; wait for it to finish "
                 "or stop that process, then run again."
-            ) from None
+            )
+            ensure_file_log(data_dir, os.environ)
+            event(
+                "lock_refused",
+                command=command,
+                lock=str(path),
+                holder_pid=holder.pid if holder else None,
+                holder_command=holder.command if holder else None,
+                holder_started_at=holder.started_at if holder else None,
+                message=error.message,
+            )
+            raise error from None
         previous = _read_holder(handle)
         if previous is not None and previous.pid != os.getpid():
             state = "was still running" if _pid_alive(previous.pid) else "is gone"

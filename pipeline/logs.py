@@ -4,6 +4,12 @@ Every record carries the current run id (set with :func:`run_context`), and ever
 record's text passes through :func:`pipeline.redact.redact` on both handlers, so a
 secret that slipped into a message still never reaches a terminal or a file.
 The JSON file rotates at 5 MB and keeps 10 old files.
+
+:func:`event` writes the story of the runs into the same file, one JSON line per event with
+an ``event`` key and its fields at the top level (never on the terminal): ``run_start``,
+``stage_end``, ``lock_refused`` and ``run_outcome`` (docs/operations.md, "Reading the log",
+has the ``jq`` one-liners that read them). Stage: every command. Reads nothing; writes
+``<data_dir>/logs/invsync.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,13 +18,18 @@ import contextvars
 import json
 import logging
 import logging.handlers
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.redact import redact, secret_values
 
+EVENTS = (  # every structured event :func:`event` writes, named once
+    "run_start", "stage_end", "lock_refused", "run_outcome",
+)  # fmt: skip
 LOG_FILE = "invsync.jsonl"
 _MAX_BYTES = 5 * 1024 * 1024  # bytes per file before rotation
 _BACKUPS = 10
@@ -35,7 +46,10 @@ class RunIdFilter(logging.Filter):
         self.secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id = current_run.get()
+        record.run_id = getattr(record, "run_id", None) or current_run.get()
+        fields = getattr(record, "event_fields", None)
+        if fields is not None:
+            record.event_fields = {k: _redacted(v, self.secrets) for k, v in fields.items()}
         message = redact(record.getMessage(), self.secrets)
         record.msg, record.args = message, None
         if record.exc_info:
@@ -56,7 +70,18 @@ class JsonLinesFormatter(logging.Formatter):
         }
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False)
+        name = getattr(record, "event", None)
+        if name is not None:
+            entry["event"] = name
+            entry.update(getattr(record, "event_fields", {}))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class NoEvents(logging.Filter):
+    """Keeps structured events off the terminal: they are for the JSON-lines file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "event", None) is None
 
 
 class TerminalFormatter(logging.Formatter):
@@ -83,21 +108,85 @@ def configure_logging(
     if terminal:
         stream = logging.StreamHandler()
         stream.setLevel(logging.DEBUG if verbose else logging.INFO)
+        stream.addFilter(NoEvents())
         stream.addFilter(RunIdFilter(secrets))
         stream.setFormatter(TerminalFormatter())
         logger.addHandler(stream)
     if data_dir is not None:
-        folder = data_dir / "logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            folder / LOG_FILE, maxBytes=_MAX_BYTES, backupCount=_BACKUPS, encoding="utf-8"
-        )
-        file_handler.setLevel(logging.DEBUG)
-        file_handler.addFilter(RunIdFilter(secrets))
-        file_handler.setFormatter(JsonLinesFormatter())
-        logger.addHandler(file_handler)
+        logger.addHandler(_file_handler(data_dir, secrets))
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _file_handler(data_dir: Path, secrets: list[str]) -> logging.Handler:
+    folder = data_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(
+        folder / LOG_FILE, maxBytes=_MAX_BYTES, backupCount=_BACKUPS, encoding="utf-8"
+    )
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.addFilter(RunIdFilter(secrets))
+    file_handler.setFormatter(JsonLinesFormatter())
+    return file_handler
+
+
+def log_file(data_dir: Path) -> Path:
+    """Where the JSON-lines log of a data directory is."""
+    return data_dir / "logs" / LOG_FILE
+
+
+def ensure_file_log(data_dir: Path, env: Mapping[str, str]) -> None:
+    """The JSON-lines file of ``data_dir`` on the ``invsync`` logger, for a command that set
+    no logging up (its terminal stays as it was): added when missing, and replacing the file
+    of another data directory, so a run's events always land in its own data directory."""
+    logger = logging.getLogger("invsync")
+    target = os.path.abspath(log_file(data_dir))
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            if handler.baseFilename == target:
+                return
+            logger.removeHandler(handler)
+            handler.close()
+    logger.addHandler(_file_handler(data_dir, secret_values(env)))
+
+
+_events = logging.getLogger("invsync.events")
+_events.setLevel(logging.INFO)  # events are written whatever level the rest logs at
+_outcomes = 0  # run_outcome lines written by this process (main() writes one when none was)
+
+
+def event(name: str, **fields: Any) -> None:
+    """One JSON line ``{"event": name, ...fields}`` in ``invsync.jsonl`` (with ``ts``, ``level``
+    and ``run_id`` like every record; string fields redacted). ``name`` is one of
+    :data:`EVENTS`; an unknown name is a bug. A warning-level event is a refusal or a
+    failure, so ``jq 'select(.level != "info")'`` finds the runs that need a person."""
+    global _outcomes
+    if name not in EVENTS:
+        raise ValueError(f"unknown log event {name!r}")
+    if name == "run_outcome":
+        _outcomes += 1
+    failed = name == "lock_refused" or (
+        name == "run_outcome" and fields.get("outcome") not in ("ok", "interrupted", "stopped")
+    )
+    extra: dict[str, Any] = {"event": name, "event_fields": fields}
+    if fields.get("run_id"):
+        extra["run_id"] = fields["run_id"]
+    _events.log(logging.WARNING if failed else logging.INFO, name, extra=extra)
+
+
+def outcomes_written() -> int:
+    """How many ``run_outcome`` lines this process has written (see :func:`event`)."""
+    return _outcomes
+
+
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v, secrets) for v in value]
+    return value
 
 
 @contextmanager

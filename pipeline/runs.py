@@ -2,18 +2,27 @@
 
 A run id is ``YYYYMMDDTHHMMSSZ-xxxxxx`` (UTC start time and 6 random hex digits), so
 ids sort by start time and two runs started in the same second still differ.
+
+Stage: every recorded command. Reads and writes ``runs``; writes a ``run_start`` event
+(:func:`pipeline.logs.event`) for every run started or resumed. The runs this process
+opened are remembered (:func:`opened_here`) so that :func:`close_left_running` records any
+of them an error left ``running`` as failed, with the error as its reason: no run stays
+``running`` unless its process died (and then the next sync finds it, docs/operations.md
+"Resuming").
 """
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from pipeline.config import Workspace
 from pipeline.errors import UsageError
+from pipeline.logs import ensure_file_log, event
 from pipeline.redact import redact
 
 _RUN_COLUMNS = {
@@ -30,8 +39,34 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+_opened: list[tuple[Path, str]] = []  # (data_dir, run_id) this process started or resumed
+
+
+def opened_here() -> list[tuple[Path, str]]:
+    """The runs this process started or resumed, oldest first."""
+    return list(_opened)
+
+
+def forget_opened() -> None:
+    """Start a new command's list of runs (``main`` calls it first)."""
+    _opened.clear()
+
+
+def _remember(ws: Workspace, run_id: str, command: str, *, resumed: bool) -> None:
+    _opened.append((ws.data_dir, run_id))
+    ensure_file_log(ws.data_dir, ws.env)
+    event(
+        "run_start",
+        run_id=run_id,
+        command=command,
+        mode=ws.settings.mode,
+        resumed=resumed,
+        message=f"{'Resumed' if resumed else 'Started'} {command} run {run_id}.",
+    )
+
+
 def start_run(con: duckdb.DuckDBPyConnection, ws: Workspace, command: str) -> str:
-    """Insert a ``running`` row and return its id."""
+    """Insert a ``running`` row and return its id (a ``run_start`` line in the log)."""
     run_id = new_run_id()
     con.execute(
         "insert into runs (run_id, command, mode, config_hash, operation, started_at, outcome)"
@@ -44,7 +79,46 @@ def start_run(con: duckdb.DuckDBPyConnection, ws: Workspace, command: str) -> st
             "operation": ws.settings.amazon.operation,
         },
     )
+    _remember(ws, run_id, command, resumed=False)
     return run_id
+
+
+def resume_run(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str) -> None:
+    """Set an interrupted (or crashed) run ``running`` again under this process, with a
+    ``run_start`` line saying it was resumed."""
+    update_run(con, run_id, outcome="running", message=None)
+    rows = con.execute("select command from runs where run_id = $r", {"r": run_id}).fetchall()
+    _remember(ws, run_id, str(rows[0][0]) if rows else "?", resumed=True)
+
+
+def outcome_of(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    """The run's recorded outcome; None when there is no such run."""
+    rows = con.execute("select outcome from runs where run_id = $r", {"r": run_id}).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
+def close_left_running(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, reason: str, outcome: str = "failed"
+) -> list[str]:
+    """Record with ``outcome`` (failed; interrupted for a signal) and ``reason`` every run
+    of ``data_dir`` this process opened that is still ``running`` (the command stopped
+    before its stage recorded an outcome). Returns their ids."""
+    closed = []
+    for where, run_id in _opened:
+        if where == data_dir and outcome_of(con, run_id) == "running":
+            finish_run(con, run_id, outcome, reason)
+            closed.append(run_id)
+    return closed
+
+
+def running_syncs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The ids of every sync run still recorded ``running``, newest first. Called under the
+    run lock, so none of them has a live process."""
+    rows = con.execute(
+        "select run_id from runs where command = 'sync' and outcome = 'running'"
+        " order by started_at desc, run_id desc"
+    ).fetchall()
+    return [str(r) for (r,) in rows]
 
 
 def update_run(con: duckdb.DuckDBPyConnection, run_id: str, **fields: Any) -> None:

@@ -15,8 +15,21 @@ changes. Live mode checks every credential before anything else and never falls 
 the sandbox. The summary this returns is shown by :mod:`pipeline.cli.render`.
 
 A run interrupted by SIGTERM or SIGINT is recorded as ``interrupted``; the next sync
-resumes it (fetching only the ASINs it lacks, then the later stages under the same
-run id).
+resumes it under the same run id. A sync run still ``running`` when a new sync takes the run
+lock belongs to a process that is gone (``kill -9``, a crash, a reboot): the lock is held
+for a sync's whole life and the kernel drops it with its holder. The newest such run is
+resumed with a warning naming it; one that cannot be resumed safely (older than
+:data:`MAX_RESUME_AGE_HOURS`, or started in another mode or SP-API operation) and any older
+one are closed as failed with the reason, and this sync starts a new run.
+
+A resumed run (docs/operations.md, "Resuming") first settles the pushes its dead process
+left unconfirmed (:mod:`pipeline.load.settle`: read back, never sent), then pulls every
+platform's listings again exactly as a new run does, so hand edits made meanwhile are
+drift the review gate holds; it keeps its fetch plan (only the ASINs it lacks are fetched)
+and transforms, reviews and loads from the fresh listings, so a change planned before the
+stop is sent only if the fresh diff still has it.
+
+Every stage writes a ``stage_end`` line to the JSON-lines log (:func:`pipeline.logs.event`).
 """
 
 from __future__ import annotations
@@ -24,9 +37,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -34,13 +48,21 @@ from pipeline import extract, fetch, listings_pull, load, review, transform, vie
 from pipeline import runs as run_book
 from pipeline.apis import Apis, open_apis
 from pipeline.config import Workspace
-from pipeline.errors import ExternalApiError, HeldForReviewError, WarehouseBusyError
+from pipeline.errors import (
+    ExternalApiError,
+    HeldForReviewError,
+    InvsyncError,
+    WarehouseBusyError,
+)
 from pipeline.interrupt import StopRequest, stopping_on_signals
+from pipeline.load.settle import settle_unconfirmed
 from pipeline.lock import run_lock
-from pipeline.logs import run_context
+from pipeline.logs import event, run_context
 from pipeline.platforms import PLATFORMS
 
 log = logging.getLogger("invsync.sync")
+T = TypeVar("T")
+MAX_RESUME_AGE_HOURS = 24  # older: its fetch plan and Amazon observations are stale; closed
 
 
 @dataclass
@@ -69,6 +91,10 @@ class SyncSummary:
     protected: int = 0  # held rows whose listing was raised or paused while they wait
     paused: int = 0  # of those, paused at quantity 0 (the rest raised to a profit)
     interrupted: bool = False
+    # a resumed run: its dead process's unconfirmed pushes as read back, and the listings
+    # its pull found changed by hand since the stop (held as drift)
+    settled: dict[str, int] = field(default_factory=dict)
+    drifted_since_stop: int = 0
     outcome: str = "running"
     message: str | None = None
 
@@ -79,9 +105,53 @@ class SyncSummary:
         return self.fetch_seconds / self.quota_floor_seconds
 
 
-def _interrupted_run(con: duckdb.DuckDBPyConnection) -> str | None:
+def _run_to_resume(ws: Workspace, con: duckdb.DuckDBPyConnection) -> str | None:
+    """The sync run this one continues, if any: the newest sync when it was interrupted or
+    left ``running`` by a process that is gone. Called under the run lock, so every sync
+    still ``running`` has lost its process: each one not resumed is closed with a reason."""
     latest = run_book.latest_sync(con)
-    return latest[0] if latest and latest[1] == "interrupted" else None
+    candidate = latest[0] if latest and latest[1] in ("interrupted", "running") else None
+    for run_id in run_book.running_syncs(con):
+        if run_id != candidate:
+            newer = f"run {candidate}" if candidate else "this sync"
+            _close(con, run_id, f"its process is gone and {newer} supersedes it")
+    if candidate is None:
+        return None
+    why_not = _why_not_resumable(ws, con, candidate)
+    if why_not:
+        _close(con, candidate, why_not)
+        return None
+    if latest and latest[1] == "running":
+        log.warning(
+            "Run %s was left running by a process that is gone (killed or crashed); resuming it.",
+            candidate,
+        )
+    return candidate
+
+
+def _why_not_resumable(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    """Why ``run_id`` must not be resumed (a reason for its record), or None."""
+    mode, operation, too_old = con.execute(
+        "select mode, operation, started_at < now() - to_hours(cast($h as bigint))"
+        " from runs where run_id = $r",
+        {"r": run_id, "h": MAX_RESUME_AGE_HOURS},
+    ).fetchall()[0]
+    if mode != ws.settings.mode:
+        return f"it ran in {mode} mode and this sync runs in {ws.settings.mode} mode"
+    if operation and operation != ws.settings.amazon.operation:
+        return (
+            f"it fetched with SP-API operation {operation} and the configuration now says "
+            f"{ws.settings.amazon.operation}"
+        )
+    if too_old:
+        return f"it started more than {MAX_RESUME_AGE_HOURS} hours ago"
+    return None
+
+
+def _close(con: duckdb.DuckDBPyConnection, run_id: str, why: str) -> None:
+    sentence = f"Closed without resuming: {why}; a new sync run starts instead."
+    log.warning("Run %s is not resumed: %s; a new sync run starts instead.", run_id, why)
+    run_book.finish_run(con, run_id, "failed", sentence)
 
 
 def run(
@@ -130,14 +200,20 @@ def _run_stages(
 ) -> SyncSummary:
     ws = apis.ws
     with _writing(ws) as con:
-        resumed_id = _interrupted_run(con)
+        resumed_id = _run_to_resume(ws, con)
+        if resumed_id:
+            run_book.resume_run(con, ws, resumed_id)
         run_id = resumed_id or run_book.start_run(con, ws, "sync")
     summary = SyncSummary(run_id=run_id, mode=ws.settings.mode, resumed=resumed_id is not None)
     with run_context(run_id):
         try:
             _stages(apis, summary, dry_run=dry_run, progress=progress, stop=stop)
         except BaseException as exc:
-            reason = exc.message if isinstance(exc, ExternalApiError) else type(exc).__name__
+            reason = (
+                f"{type(exc).__name__}: {exc.message}"
+                if isinstance(exc, InvsyncError)
+                else type(exc).__name__
+            )
             try:
                 with _writing(ws) as con:
                     run_book.finish_run(con, run_id, "failed", f"Stopped by {reason}.")
@@ -165,23 +241,38 @@ def _stages(
     asins = None
     with _writing(ws) as con:
         if summary.resumed:
-            log.info("Resuming interrupted run %s.", run_id)
-            run_book.update_run(con, run_id, outcome="running", message=None)
-        else:
-            started = time.monotonic()
-            for platform in PLATFORMS:
-                if ws.settings.accounts_on(platform):
-                    pulled = listings_pull.run(ws, con, platform)
-                    log.info("Pulled %s listings in %.1f s.", platform, pulled.seconds)
-            extracted = extract.run(ws, con, None, run_id=run_id)
+            log.info("Resuming run %s: its listings are pulled again before it loads.", run_id)
+            settled = _timed("settle", lambda: settle_unconfirmed(ws, con, run_id), _settled_counts)
+            summary.settled = _settled_counts(settled)
+        started = time.monotonic()
+        pulled = _pull_listings(ws, con)
+        if summary.resumed:
+            summary.drifted_since_stop = sum(p.total("drifted") for p in pulled)
+        if not summary.resumed or not _has_fetch_plan(con, run_id):
+            extracted = _timed(
+                "extract",
+                lambda: extract.run(ws, con, None, run_id=run_id),
+                lambda e: {"listings": e.listings, "unique_asins": e.unique_asins},
+            )
             run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
             asins = extracted.asins
+    resume_fetch = asins is None
     with _writing(ws) as con:
-        prepared = fetch.prepare(ws, con, run_id, asins, resume=summary.resumed)
+        prepared = fetch.prepare(ws, con, run_id, asins, resume=resume_fetch)
+    fetch_started = time.monotonic()
     collected = fetch.collect(ws, prepared, progress=progress, stop=stop)  # no connection
     with _writing(ws) as con:
         fetched = fetch.record(con, prepared, collected)
         _note_fetch(con, summary, fetched)
+    _stage_end(
+        "fetch",
+        time.monotonic() - fetch_started,
+        asins=summary.valid_asins,
+        calls=summary.spapi_calls,
+        throttled=summary.spapi_429s,
+        statuses=summary.statuses,
+        interrupted=bool(fetched.interrupted),
+    )
     if fetched.interrupted or stop.is_set():
         summary.interrupted = True
         summary.outcome = "interrupted"
@@ -190,16 +281,28 @@ def _stages(
     calls_after_fetch = apis.spapi_calls()
 
     with _writing(ws) as con:
-        transformed = transform.run(ws, con, run_id)
+        transformed = _timed(
+            "transform",
+            lambda: transform.run(ws, con, run_id),
+            lambda t: {"rows": t.rows, "held": t.held, "stopped": dict(t.stopped)},
+        )
     for platform_name, diff in transformed.platforms.items():
         summary.diffs[platform_name] = dict(diff.kinds)
         summary.held_rows[platform_name] = diff.held
     with _writing(ws) as con:
-        reviewed = review.run(ws, con, run_id)
+        reviewed = _timed(
+            "review",
+            lambda: review.run(ws, con, run_id),
+            lambda r: {"held": r.held, "waiting": r.waiting},
+        )
     # the load writes the push journal row by row, so it keeps its connection throughout
     # (minutes, against the fetch's hour); a command meanwhile waits, then says so
     with _writing(ws) as con:
-        loaded = load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop)
+        loaded = _timed(
+            "load",
+            lambda: load.run(ws, con, run_id, dry_run=dry_run, raise_on_failure=False, stop=stop),
+            _load_counts,
+        )
     summary.held_platforms = dict(loaded.held)
     summary.protected = loaded.protected
     summary.paused = loaded.paused
@@ -226,6 +329,74 @@ def _stages(
         summary.message = reviewed.hold_message()
     else:
         summary.outcome = "ok"
+
+
+def _pull_listings(ws: Workspace, con: duckdb.DuckDBPyConnection) -> list[listings_pull.PullResult]:
+    """Every configured platform's listings pulled (a new run's and a resumed run's first
+    stage alike), each with a log line and a ``stage_end`` event of its counts."""
+    pulled = []
+    for platform in PLATFORMS:
+        if not ws.settings.accounts_on(platform):
+            continue
+        result = listings_pull.run(ws, con, platform)
+        log.info("Pulled %s listings in %.1f s.", platform, result.seconds)
+        _stage_end(
+            "pull",
+            result.seconds,
+            platform=platform,
+            **{
+                name: result.total(name)
+                for name in ("seen", "inserted", "updated", "drifted", "gone", "unmapped")
+            },
+        )
+        pulled.append(result)
+    return pulled
+
+
+def _has_fetch_plan(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    """Whether the run got as far as planning its fetch (a run killed in its pull or extract
+    did not: resuming it extracts again under the same id)."""
+    rows = con.execute(
+        "select count(*) from fetch_plan where run_id = $r", {"r": run_id}
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def _timed(stage: str, work: Callable[[], T], counts: Callable[[T], dict[str, Any]]) -> T:
+    """``work()``, then its ``stage_end`` event with the seconds it took and ``counts``."""
+    started = time.monotonic()
+    result = work()
+    _stage_end(stage, time.monotonic() - started, **counts(result))
+    return result
+
+
+def _stage_end(stage: str, seconds: float, **counts: Any) -> None:
+    where = f" ({counts['platform']})" if "platform" in counts else ""
+    event(
+        "stage_end",
+        stage=stage,
+        seconds=round(seconds, 3),
+        **counts,
+        message=f"Stage {stage}{where} ended after {seconds:.1f} s.",
+    )
+
+
+def _settled_counts(settled: Any) -> dict[str, Any]:
+    return {
+        "already_applied": settled.ok,
+        "not_applied": settled.pending,
+        "drifted": settled.drifted,
+        "gone": settled.quarantined,
+        "unread": settled.unread,
+    }
+
+
+def _load_counts(loaded: load.LoadResult) -> dict[str, Any]:
+    states: dict[str, int] = {}
+    for account in loaded.accounts:
+        for state in ("ok", "failed", "quarantined", "skipped", "pending", "reconciled"):
+            states[state] = states.get(state, 0) + int(getattr(account, state))
+    return {**states, "calls": sum(a.calls for a in loaded.accounts), "held": dict(loaded.held)}
 
 
 def _note_fetch(

@@ -558,10 +558,17 @@ def load(
     """Push only the approved changed rows to BASE and eBay through the journal."""
     from pipeline import load as load_stage
 
-    with _platform_apis(state(ctx).workspace()) as (ws, con):
-        result = load_stage.run(ws, con, run, dry_run=dry_run, raise_on_failure=False)
-    _say_all(render.load_lines(result))
-    load_stage.raise_for_outcome(result)
+    run_id = run
+    try:
+        with _platform_apis(state(ctx).workspace()) as (ws, con):
+            result = load_stage.run(ws, con, run, dry_run=dry_run, raise_on_failure=False)
+        run_id = result.run_id
+        _say_all(render.load_lines(result))
+        load_stage.raise_for_outcome(result)
+    except BaseException as exc:
+        _log_outcome("load", run_id, exc)
+        raise
+    _log_outcome("load", run_id, None)
 
 
 @app.command()
@@ -582,7 +589,23 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str
     exit class. Returns the outcome of a run that was ok or interrupted; a held run raises
     :class:`HeldForReviewError` marked ``shown`` (exit 3, its sentence already in the
     summary), a failed one its error. An alert (``[notify]``) goes out for every held or failed run; sending it never
-    changes the exit code."""
+    changes the exit code. Every way it ends is one ``run_outcome`` line in the log."""
+    from pipeline import runs as run_book
+
+    opened = len(run_book.opened_here())
+    try:
+        summary = _sync_shown(ws, dry_run=dry_run, stop=stop)
+    except BaseException as exc:  # the run this call started or resumed, if it got that far
+        _log_outcome("sync", _last_id(run_book.opened_here()[opened:]), exc)
+        raise
+    _log_outcome("sync", summary.run_id, None, summary.outcome, summary.message)
+    return summary.outcome
+
+
+def _sync_shown(ws: Workspace, *, dry_run: bool, stop: Any) -> Any:
+    """The sync with its banner, summary and alert; raises its exit class (a held run's
+    :class:`HeldForReviewError` marked ``shown``). Returns the summary of an ok or
+    interrupted run."""
     from pipeline import notify
     from pipeline import sync as sync_stage
 
@@ -602,7 +625,60 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str
     except HeldForReviewError as exc:
         exc.shown = True  # the summary's last line: main() prints nothing more
         raise
-    return summary.outcome
+    return summary
+
+
+def _last_id(opened: list[tuple[Path, str]]) -> str | None:
+    return opened[-1][1] if opened else None
+
+
+def _exit_of(exc: BaseException | None) -> tuple[int, str | None, str | None]:
+    """The exit code, exit class name and message a command ending with ``exc`` has."""
+    if exc is None:
+        return 0, None, None
+    if isinstance(exc, InvsyncError):
+        return exc.exit_code, type(exc).__name__, exc.message
+    if isinstance(exc, typer.Exit | SystemExit):
+        code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
+        number = code if isinstance(code, int) else (0 if code is None else 1)
+        return number, None if number == 0 else type(exc).__name__, None
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, type(exc).__name__, "Stopped by Ctrl-C."
+    name = type(exc).__name__
+    return 1, name, f"invsync hit a bug ({name}); run again with --debug for the traceback."
+
+
+def _outcome_of(code: int, exc: BaseException | None) -> str:
+    if isinstance(exc, HeldForReviewError):
+        return "held"
+    if code == 0:
+        return "ok"
+    return "interrupted" if code >= 128 else "failed"
+
+
+def _log_outcome(
+    command: str,
+    run_id: str | None,
+    exc: BaseException | None,
+    outcome: str | None = None,
+    said: str | None = None,
+) -> None:
+    """The ``run_outcome`` line of one run (or command) in the JSON-lines log; ``said``:
+    the sentence the terminal showed, when no error carries one."""
+    from pipeline.logs import event
+
+    code, exit_class, message = _exit_of(exc)
+    message = message or said
+    outcome = outcome if exc is None and outcome else _outcome_of(code, exc)
+    event(
+        "run_outcome",
+        run_id=run_id,
+        command=command,
+        outcome=outcome,
+        exit_code=code,
+        exit_class=exit_class,
+        message=message or f"{command} run {run_id or ''} ended {outcome}.".replace("  ", " "),
+    )
 
 
 def _say(line: str) -> None:
@@ -726,6 +802,9 @@ def daemon(
 
     result = run_daemon(once, interval, spread)
     _say(result.sentence())
+    _log_outcome(
+        "daemon", None, None, "stopped" if result.stopped_by_signal else "ok", result.sentence()
+    )
 
 
 @sandbox_app.command("serve")
@@ -782,6 +861,76 @@ def _print_error(exc: InvsyncError, secrets: list[str]) -> None:
             err_console.print(f"  … and {len(exc.problems) - 50} more", markup=False)
 
 
+_RECORDED = ("sync", "fetch", "load", "daemon")  # commands whose outcome the log tells
+
+
+def _command_of(args: list[str]) -> str | None:
+    """The command word of ``args`` (after the root options), e.g. ``sync``."""
+    words = iter(args)
+    for word in words:
+        if word in ("--config", "--data-dir"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _run_app(args: list[str], wait_notices: Any) -> None:
+    with wait_notices(_notice):
+        app(args=args, prog_name="invsync")
+
+
+def _recorded(command: str | None, work: Any) -> None:
+    """Run the command; whatever way it ends, no run it opened stays ``running`` (an error
+    records it failed with the error as reason), and a recorded command whose run wrote no
+    ``run_outcome`` line (``fetch``; any command stopped before its run) gets one; the
+    daemon always writes its own."""
+    from pipeline import runs as run_book
+    from pipeline.logs import outcomes_written
+
+    run_book.forget_opened()
+    written = outcomes_written()
+    try:
+        work()
+    except BaseException as exc:
+        _after(command, exc, written)
+        raise
+    _after(command, None, written)
+
+
+def _after(command: str | None, exc: BaseException | None, written: int) -> None:
+    from pipeline import runs as run_book
+    from pipeline.logs import outcomes_written
+
+    code, exit_class, message = _exit_of(exc)
+    opened = run_book.opened_here()
+    if code != 0 and not isinstance(exc, HeldForReviewError):
+        reason = f"Stopped by {exit_class}: {message}" if message else f"Stopped by {exit_class}."
+        _close_left_running(opened, _outcome_of(code, exc), reason)
+    if command in _RECORDED and outcomes_written() == written:
+        _log_outcome(command, _last_id(opened), exc)
+
+
+def _close_left_running(opened: list[tuple[Path, str]], outcome: str, reason: str) -> None:
+    """Record every run this process opened and left ``running`` with ``outcome``."""
+    import logging
+
+    from pipeline import runs as run_book
+    from pipeline import warehouse
+
+    for data_dir in dict.fromkeys(where for where, _ in opened):
+        try:
+            with warehouse.opened(data_dir) as con:
+                run_book.close_left_running(con, data_dir, reason, outcome)
+        except Exception as problem:  # never hide the command's own error behind this one
+            logging.getLogger("invsync").warning(
+                "A run in %s could not be recorded as %s (%s); the next sync finds it.",
+                data_dir,
+                outcome,
+                type(problem).__name__,
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point. Typer handles usage errors itself (exit 2); our errors are caught here."""
     from pipeline.warehouse import wait_notices
@@ -789,8 +938,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        with wait_notices(_notice):
-            app(args=args, prog_name="invsync")
+        _recorded(_command_of(args), lambda: _run_app(args, wait_notices))
     except HeldForReviewError as exc:  # a notice, not an error: exit 3, shown once, no prefix
         if not exc.shown:
             secrets = secret_values(read_environment())

@@ -119,11 +119,32 @@ def _clock_text(seconds: float) -> str:
 # --- sync ------------------------------------------------------------------------------------
 
 
+def resume_line(summary: SyncSummary) -> str:
+    """What a resumed run found before it loaded: listings changed by hand since the stop
+    (held, never pushed over) and the pushes its stopped process left unconfirmed."""
+    drifted = summary.drifted_since_stop
+    text = (
+        f"  resumed           listings pulled again: {drifted:,} changed by hand since the "
+        f"stop{' (held as drift, not pushed over)' if drifted else ''}"
+    )
+    settled = summary.settled
+    unconfirmed = sum(settled.values())
+    if unconfirmed:
+        text += (
+            f"; {unconfirmed:,} unconfirmed push(es) read back: "
+            f"{settled.get('already_applied', 0):,} already applied, "
+            f"{settled.get('not_applied', 0):,} not applied"
+        )
+    return text
+
+
 def sync_summary_lines(summary: SyncSummary) -> list[str]:
     """The closing summary, one fact per line."""
     out = [
         f"Run {summary.run_id} ({summary.mode}{', resumed' if summary.resumed else ''}): {summary.outcome}"
     ]
+    if summary.resumed:
+        out.append(resume_line(summary))
     out.append(
         f"  listings          {summary.listings:,} listed, {summary.unique_asins:,} unique ASINs"
     )

@@ -24,6 +24,7 @@ The package, one job a module::
     plan        the dry run's calls
     budget      calls per BASE shop and window (api_call_windows)
     outcome     what a load did for one account
+    settle      a resumed run's unconfirmed pushes read back before its pull, none sent
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def push_ebay(
                 to_send.append(row)
                 continue
             try:
-                state = _read_listing(client, row)
+                state = read_listing(client, row)
             except ebay_api.EbayRequestRejected as exc:
                 refused.append(_refused(row, exc))
                 continue
@@ -338,7 +338,7 @@ def _drop(remaining: list[dict[str, Any]], batch: list[dict[str, Any]]) -> None:
     remaining[:] = [r for r in remaining if r["listing_key"] not in keys]
 
 
-def _read_listing(client: ebay_api.EbayClient, row: dict[str, Any]) -> SeenListing | None:
+def read_listing(client: ebay_api.EbayClient, row: dict[str, Any]) -> SeenListing | None:
     """The listing's state on eBay now (None when eBay no longer has it, or it has ended).
     A Trading row is read by its ItemID only (never through the Inventory API); an Inventory
     row through its PUBLISHED FIXED_PRICE offer."""
