@@ -36,15 +36,27 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 
-from pipeline import extract, fetch, listings_pull, load, review, transform, views, warehouse
+from pipeline import (
+    extract,
+    fetch,
+    layout,
+    listings_pull,
+    load,
+    review,
+    transform,
+    views,
+    warehouse,
+)
 from pipeline import runs as run_book
 from pipeline.apis import Apis, open_apis
 from pipeline.config import Workspace
@@ -95,6 +107,7 @@ class SyncSummary:
     # its pull found changed by hand since the stop (held as drift)
     settled: dict[str, int] = field(default_factory=dict)
     drifted_since_stop: int = 0
+    pulled: str | None = None  # gone / unmapped / drifted listings and the command listing them
     outcome: str = "running"
     message: str | None = None
 
@@ -114,12 +127,12 @@ def _run_to_resume(ws: Workspace, con: duckdb.DuckDBPyConnection) -> str | None:
     for run_id in run_book.running_syncs(con):
         if run_id != candidate:
             newer = f"run {candidate}" if candidate else "this sync"
-            _close(con, run_id, f"its process is gone and {newer} supersedes it")
+            _close(con, ws.data_dir, run_id, f"its process is gone and {newer} supersedes it")
     if candidate is None:
         return None
     why_not = _why_not_resumable(ws, con, candidate)
     if why_not:
-        _close(con, candidate, why_not)
+        _close(con, ws.data_dir, candidate, why_not)
         return None
     if latest and latest[1] == "running":
         log.warning(
@@ -148,10 +161,12 @@ def _why_not_resumable(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: st
     return None
 
 
-def _close(con: duckdb.DuckDBPyConnection, run_id: str, why: str) -> None:
+def _close(con: duckdb.DuckDBPyConnection, data_dir: Path, run_id: str, why: str) -> None:
     sentence = f"Closed without resuming: {why}; a new sync run starts instead."
     log.warning("Run %s is not resumed: %s; a new sync run starts instead.", run_id, why)
     run_book.finish_run(con, run_id, "failed", sentence)
+    # its fetch checkpoint serves no resume now
+    shutil.rmtree(layout.fetch_checkpoint_dir(data_dir, run_id), ignore_errors=True)
 
 
 def run(
@@ -216,7 +231,7 @@ def _run_stages(
             )
             try:
                 with _writing(ws) as con:
-                    run_book.finish_run(con, run_id, "failed", f"Stopped by {reason}.")
+                    run_book.finish_run(con, run_id, "failed", f"Stopped by {reason.rstrip('.')}.")
             except WarehouseBusyError as busy:  # the next sync finds the run still "running"
                 log.warning("Run %s could not be recorded as failed: %s", run_id, busy.message)
             raise
@@ -246,6 +261,7 @@ def _stages(
             summary.settled = _settled_counts(settled)
         started = time.monotonic()
         pulled = _pull_listings(ws, con)
+        summary.pulled = listings_pull.summary_sentence(pulled)
         if summary.resumed:
             summary.drifted_since_stop = sum(p.total("drifted") for p in pulled)
         if not summary.resumed or not _has_fetch_plan(con, run_id):

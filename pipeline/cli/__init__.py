@@ -360,7 +360,7 @@ def fetch(
             asins = None
             if resume:
                 run_id = fetch_stage.resumable_run(con)
-                run_book.update_run(con, run_id, outcome="running", message=None)
+                run_book.resume_run(con, ws, run_id)
                 console.print(f"Resuming run {run_id}.", markup=False, highlight=False)
             else:
                 for orphan in fetch_stage.close_orphans(con):  # we hold the lock: theirs died

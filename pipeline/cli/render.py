@@ -148,6 +148,8 @@ def sync_summary_lines(summary: SyncSummary) -> list[str]:
     out.append(
         f"  listings          {summary.listings:,} listed, {summary.unique_asins:,} unique ASINs"
     )
+    if summary.pulled:  # gone, unmapped and drifted listings, and the command listing them
+        out.append(f"  pulled            {summary.pulled}")
     out.append(
         f"  SP-API calls      {summary.spapi_calls:,} (ceil({summary.valid_asins:,}/20) = "
         f"{summary.spapi_expected_calls:,}; retries {summary.spapi_retries}, 429s {summary.spapi_429s})"

@@ -64,6 +64,10 @@ def test_two_demo_syncs_the_second_pushes_only_what_changed(cli) -> None:
     assert made == calls + retried and valid > 250
     assert "SP-API in Phase 2 0" in summary
     assert re.search(r"fetch time .* against a quota floor of", summary)
+    # what the pull found, with the counts of what left the sync or changed by hand
+    assert re.search(
+        r"pulled +Listings pulled from 3 account\(s\): 0 gone, 0 unmapped, 0 drifted", summary
+    )
     for platform in ("base", "ebay"):
         assert re.search(rf"{platform} +diffs +.*price_up \d+", summary)
         assert re.search(rf"{platform} +pushes +ok \d+ in \d+ calls", summary)
