@@ -31,7 +31,7 @@ _REDIRECT = typer.Option(
 _TIMEOUT = typer.Option(
     "--timeout",
     help="Seconds to wait for the browser when invsync listens on 127.0.0.1.",
-    callback=bounded("--timeout", 1, 86400, example="--timeout 300"),
+    callback=bounded("--timeout", 0.1, 86400, example="--timeout 300"),
 )
 
 

@@ -374,7 +374,7 @@ BAD_NUMBERS = [
     (["sandbox", "serve", "--port", "70000"], "--port must be between 0 and 65535, not 70000"),
     (
         ["auth", "base", "--account", "shop1", "--timeout", "-5"],
-        "--timeout must be between 1 and 86400, not -5",
+        "--timeout must be between 0.1 and 86400, not -5",
     ),
 ]
 
