@@ -28,7 +28,7 @@ from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.cli.auth import auth_app
 from pipeline.cli.listings import listings_show
-from pipeline.cli.options import bounded
+from pipeline.cli.options import bounded, port_option
 from pipeline.cli.warehouse import warehouse_app
 from pipeline.config import (
     Workspace,
@@ -135,7 +135,6 @@ _MAX_ITEMS = typer.Option(
     help="Limit a trial run to N ASINs (1 or more).",
     callback=bounded("--max-items", 1, example="--max-items 50"),
 )
-_PORT_RANGE = (0, 65535)
 
 
 # --- configuration -------------------------------------------------------------------
@@ -428,14 +427,7 @@ def review(
     serve: Annotated[
         bool, typer.Option("--serve", help="Open the review workbench on 127.0.0.1.")
     ] = False,
-    port: Annotated[
-        int,
-        typer.Option(
-            "--port",
-            help="Workbench port (0: a free one).",
-            callback=bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
-        ),
-    ] = 0,
+    port: Annotated[int, port_option("Workbench port (0: a free one).")] = 0,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Print the workbench URL; open no browser.")
     ] = False,
@@ -809,14 +801,7 @@ def daemon(
 
 @sandbox_app.command("serve")
 def sandbox_serve(
-    port: Annotated[
-        int,
-        typer.Option(
-            "--port",
-            help="0 picks a free port.",
-            callback=bounded("--port", *_PORT_RANGE, example="--port 0 (a free one)"),
-        ),
-    ] = 8765,
+    port: Annotated[int, port_option("0 picks a free port.")] = 8765,
     time_scale: Annotated[
         float, typer.Option("--time-scale", help="Every rate limit N times faster.")
     ] = 1.0,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
+
 from pipeline.errors import UsageError
 
 
@@ -20,3 +22,12 @@ def bounded(option: str, low: float, high: float | None = None, example: str = "
         raise UsageError(f"{option} must be {limit}, not {value:g}; give it again{hint}.")
 
     return check
+
+
+def port_option(help_text: str) -> Any:
+    """``--port``: 0 (a free port) to 65535."""
+    return typer.Option(
+        "--port",
+        help=help_text,
+        callback=bounded("--port", 0, 65535, example="--port 0 (a free one)"),
+    )

@@ -82,6 +82,36 @@ def seen_item(item: dict[str, Any] | None) -> SeenListing | None:
     )
 
 
+def open_shop(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account
+) -> tuple[thebase.BaseShopClient, Any, set[int]]:
+    """A shop's client, spending the shop's call budget (flush it when done), and the items
+    the listing table knows have variations."""
+    budget = base_budget(ws, con, account.id)
+    client = base_client(ws, account, before_call=budget.spend)
+    with_variations = {
+        int(r[0])
+        for r in run_sql(
+            con, "listings/base_variation_items", {"account_id": account.id}
+        ).fetchall()
+    }
+    return client, budget, with_variations
+
+
+def read_back(
+    client: thebase.BaseShopClient, row: dict[str, Any], with_variations: set[int]
+) -> RowResult | None:
+    """What BASE shows of a row whose push may have landed (``sent``): its result, or None
+    when BASE does not show the change (it was not applied; send it). An item with
+    variations is compared on price and visibility only."""
+    item_id = int(row["listing_key"])
+    detail = client.item_detail(item_id)
+    seen = seen_item(detail)
+    if has_variations(detail) or item_id in with_variations:
+        row = variation_row(row, seen.quantity if seen else None)
+    return read_back_result(row, seen, platform_name="BASE", gone=GONE)
+
+
 def push_base(
     ws: Workspace,
     con: duckdb.DuckDBPyConnection,
@@ -92,14 +122,7 @@ def push_base(
     stop: StopRequest | None = None,
 ) -> None:
     """Push one shop's rows, in order, tallying into ``outcome``."""
-    budget = base_budget(ws, con, account.id)
-    client = base_client(ws, account, before_call=budget.spend)
-    with_variations = {
-        int(r[0])
-        for r in run_sql(
-            con, "listings/base_variation_items", {"account_id": account.id}
-        ).fetchall()
-    }
+    client, budget, with_variations = open_shop(ws, con, account)
     queue = list(rows)
     # Outcomes not yet written: each is committed together with the next row's `sent`
     # mark (or on the way out). A crash in between leaves that row `sent`, which the next
@@ -120,11 +143,7 @@ def push_base(
             row = queue[0]
             item_id = int(row["listing_key"])
             if needs_reading_back(row):
-                detail = client.item_detail(item_id)
-                seen = seen_item(detail)
-                if has_variations(detail) or item_id in with_variations:
-                    row = variation_row(row, seen.quantity if seen else None)
-                result = read_back_result(row, seen, platform_name="BASE", gone=GONE)
+                result = read_back(client, row, with_variations)
                 if result is None:
                     queue[0] = {**queue[0], "state": "pending"}  # not applied: send it now
                     continue

@@ -30,16 +30,15 @@ from typing import Any
 import duckdb
 
 from pipeline import journal
-from pipeline.clients.factory import base_client, ebay_client
+from pipeline.clients.factory import ebay_client
 from pipeline.config import Account, Workspace
 from pipeline.errors import ExternalApiError
 from pipeline.journal import RowResult
 from pipeline.load import base_push, ebay_push
-from pipeline.load.budget import BudgetSpent, base_budget
+from pipeline.load.budget import BudgetSpent
 from pipeline.load.readback import SeenListing, needs_reading_back, read_back_result
 from pipeline.platforms import PLATFORMS
 from pipeline.redact import redact, secret_values
-from pipeline.sql import run_sql
 
 log = logging.getLogger("invsync.load")
 
@@ -109,7 +108,11 @@ def _count(settled: Settled, result: RowResult) -> None:
 def _decide(
     row: dict[str, Any], seen: SeenListing | None, platform_name: str, gone: Any
 ) -> RowResult:
-    result = read_back_result(row, seen, platform_name=platform_name, gone=gone)
+    return _or_pending(read_back_result(row, seen, platform_name=platform_name, gone=gone), row)
+
+
+def _or_pending(result: RowResult | None, row: dict[str, Any]) -> RowResult:
+    """The platform does not show the change: not applied, so the fresh diff decides."""
     return result if result is not None else RowResult(row, "pending", 200, None, None)
 
 
@@ -120,30 +123,14 @@ def _read_base(
     rows: list[dict[str, Any]],
     settled: Settled,
 ) -> list[RowResult]:
-    budget = base_budget(ws, con, account.id)
-    client = base_client(ws, account, before_call=budget.spend)
-    with_variations = {
-        int(r[0])
-        for r in run_sql(
-            con, "listings/base_variation_items", {"account_id": account.id}
-        ).fetchall()
-    }
+    client, budget, with_variations = base_push.open_shop(ws, con, account)
     return _each(
         rows,
         settled,
         f"BASE shop {account.id}",
-        lambda row: _base_row(client, row, with_variations),
+        lambda row: _or_pending(base_push.read_back(client, row, with_variations), row),
         finish=budget.flush,
     )
-
-
-def _base_row(client: Any, row: dict[str, Any], with_variations: set[int]) -> RowResult:
-    item_id = int(row["listing_key"])
-    detail = client.item_detail(item_id)
-    seen = base_push.seen_item(detail)
-    if base_push.has_variations(detail) or item_id in with_variations:
-        row = base_push.variation_row(row, seen.quantity if seen else None)
-    return _decide(row, seen, "BASE", base_push.GONE)
 
 
 def _read_ebay(

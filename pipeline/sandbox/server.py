@@ -1,7 +1,8 @@
 """The sandbox HTTP server: one Flask app on 127.0.0.1 speaking SP-API, BASE and eBay.
 
 Stage: sandbox. Reads an optional persisted world (``persist_path``, JSON); writes it back at
-stop and after each tick. Everything else lives in memory in one
+stop, after each tick, within a second of any change a call applied, and before answering a
+BASE token grant (the rotated refresh token the client keeps). Everything else lives in memory in one
 :class:`~pipeline.sandbox.state.SandboxState`.
 
 * :func:`create_app` wires the LWA and SP-API routes (``spapi``), the ``/_sandbox`` control
@@ -92,6 +93,9 @@ def read_world(path: Path | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+SAVE_EVERY = 1.0  # seconds between writes of a persisted world that changed
+
+
 class SandboxServer:
     """A real HTTP server on 127.0.0.1 in a background thread.
 
@@ -142,19 +146,32 @@ class SandboxServer:
             others = {k: v for k, v in world.get("apis", {}).items() if k != "catalogue"}
             self.state.load({"apis": others})
         self._loopback: LoopbackServer | None = None
+        self._saving = threading.Event()
 
     def start(self) -> SandboxServer:
         if self._loopback is not None:
             return self
         self._loopback = LoopbackServer(self.app, self.port, name="sandbox", poll_interval=0.02)
         self.port = self._loopback.port
+        if self.state.persist_path is not None:
+            self._saving = threading.Event()
+            threading.Thread(target=self._save_changes, name="sandbox-save", daemon=True).start()
         self.url = f"http://{HOST}:{self.port}"
         return self
+
+    def _save_changes(self) -> None:
+        """A persisted world is written within :data:`SAVE_EVERY` seconds of a change, so a
+        process killed outright (the demo's sync runs its sandbox in-process) loses at most
+        that much of what the platforms applied, as a live platform loses nothing."""
+        while not self._saving.wait(SAVE_EVERY):
+            if self.state.unsaved_changes:
+                self.state.save()
 
     def stop(self) -> None:
         loopback, self._loopback = self._loopback, None
         if loopback is None:
             return
+        self._saving.set()
         loopback.stop()
         with self.state.lock:
             self.state.save()

@@ -341,6 +341,8 @@ class SandboxState:
     documented_rates: dict[str, float] = field(default_factory=dict)  # op -> unscaled req/s
     apis: dict[str, Any] = field(default_factory=dict)  # per-API private state
     persist_path: Path | None = None  # where save() writes the world (JSON), if anywhere
+    unsaved_changes: bool = False  # the world changed since the last save()
+    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     calls_since_faults: int = 0  # API requests since the knobs were set (``*_calls`` windows)
 
     def __post_init__(self) -> None:
@@ -461,8 +463,21 @@ class SandboxState:
         """Write :meth:`dump` to ``persist_path`` atomically (temp file, then rename)."""
         if self.persist_path is None:
             return
-        data = self.dump()
-        write_text_atomic(Path(self.persist_path), json.dumps(data, ensure_ascii=False, indent=1))
+        # the world is read under the state lock and written outside it (a request waits for
+        # the read only); the write lock is taken before the state lock is let go, so writes
+        # land in the order the world was read and an older read never overwrites a newer one
+        self.lock.acquire()
+        try:
+            data = self.dump()
+            self.unsaved_changes = False
+            self._write_lock.acquire()
+        finally:
+            self.lock.release()
+        try:
+            text = json.dumps(data, ensure_ascii=False, indent=1)
+            write_text_atomic(Path(self.persist_path), text)
+        finally:
+            self._write_lock.release()
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore what :meth:`dump` wrote; modules without ``load`` keep their fresh state.
