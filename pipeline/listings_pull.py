@@ -57,7 +57,7 @@ from pipeline.errors import UsageError
 from pipeline.load.budget import BudgetSpent, base_budget
 from pipeline.platforms import DISPLAY_NAMES as DISPLAY
 from pipeline.platforms import PLATFORMS
-from pipeline.schemas import ASIN_PATTERN
+from pipeline.schemas import ASIN_PATTERN, MAX_PRICE_CENTS, MAX_PRICE_JPY, MAX_QUANTITY
 from pipeline.sql import run_sql
 from pipeline.warehouse import transaction
 
@@ -157,6 +157,14 @@ def base_reason(item: dict[str, Any], asin: str | None) -> str | None:
         return "no_price"
     if not isinstance(stock, int) or stock < 0:
         return "no_stock"
+    return out_of_range(price, stock, MAX_PRICE_JPY)
+
+
+def out_of_range(price: int, quantity: int | None, max_price: int) -> str | None:
+    """``out_of_range`` when a price or quantity is beyond what the pricing SQL holds (the
+    import's bounds, :mod:`pipeline.schemas`): one such listing would stop every transform."""
+    if price > max_price or (quantity is not None and quantity > MAX_QUANTITY):
+        return "out_of_range"
     return None
 
 
@@ -203,7 +211,7 @@ def trading_reason(listing: Any, asin: str | None) -> str | None:
         return "no_quantity"
     if (listing.currency or "USD") != "USD":
         return "not_usd"
-    return None
+    return out_of_range(listing.price_cents, listing.quantity, MAX_PRICE_CENTS)
 
 
 def trading_rows(
@@ -422,6 +430,11 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
                 )
                 continue
             quantities = [q for q in (offer.quantity, ship) if isinstance(q, int)]
+            quantity = min(quantities) if quantities else 0
+            beyond = out_of_range(offer.price_cents, quantity, MAX_PRICE_CENTS)
+            if beyond is not None:
+                unmapped.append(unmapped_row(sku, beyond, title))
+                continue
             rows.append(
                 {
                     "account_id": account.id,
@@ -432,7 +445,7 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
                     "price_cents": offer.price_cents,  # US cents
                     "currency": offer.currency or "USD",
                     # what a buyer can buy: the smaller of the offer's and the item's quantity
-                    "quantity": min(quantities) if quantities else 0,
+                    "quantity": quantity,
                     "api": "inventory",
                     "status": "listed" if offer is live else "unlisted",
                 }

@@ -324,3 +324,33 @@ def test_a_sent_hide_the_pull_settles_keeps_the_item_in_the_sync(start_sandbox, 
         ).fetchall()
     assert hidden_by_us == [(True,), (False,)]
     assert (pulled.settled, pulled.drifted, pulled.hidden_by_hand, states) == (2, 0, 1, {"ok"})
+
+
+def test_a_platform_price_beyond_the_bounds_is_unmapped_and_the_sync_runs(
+    start_sandbox, data_dir, cli
+):
+    """The import refuses a price the pricing SQL cannot hold (9×10^18 yen); a platform can
+    still hold one. The pull leaves such a listing out as `out_of_range` (unmapped, with its
+    id), so the transform of every other listing runs."""
+    sandbox = start_sandbox(time_scale=400.0, n_asins=60)
+    ws = loadkit.workspace(sandbox, data_dir)
+    with warehouse.opened(data_dir) as con:
+        listings_pull.run(ws, con, "base", account="shop1")  # the world exists once asked
+    shop1 = sandbox.state.apis["base"].shops["shop1"]
+    item_id = sorted(shop1.items)[0]
+    listing = next(x for x in sandbox.state.apis["ebay"].listings.values() if x.api == "inventory")
+    with sandbox.state.lock:
+        shop1.items[item_id].price = 9 * 10**18  # typed by hand into BASE's admin
+        listing.price_cents = 9 * 10**18
+
+    result = cli("--data-dir", str(data_dir), "sync", env=sandbox.env(), timeout=300)
+
+    assert result.exit_code in (0, 3), result.output  # before: the transform overflowed
+    with warehouse.opened(data_dir) as con:
+        unmapped = con.execute(
+            "select platform, listing_key, reason from listings_unmapped order by platform"
+        ).fetchall()
+    assert unmapped == [
+        ("base", str(item_id), "out_of_range"),
+        ("ebay", listing.sku, "out_of_range"),
+    ]
