@@ -66,7 +66,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix pipeline tests
 	$(BIN)/ruff format pipeline tests
 
-bench: $(STAMP) ## Measure fetch, transform and load; writes docs/benchmarks.md
+bench: $(STAMP) ## Measure fetch, transform and load, run 300 chaos rounds; writes docs/benchmarks.md
 	$(BIN)/python -m bench
 
 test-browser: $(STAMP) ## Only the browser tests (installs Debian's chromium and chromium-driver if missing)

@@ -381,7 +381,7 @@ def _check_hand_edits(
         pause = values.get("visible") == 0 or values.get("stock", values.get("quantity")) == 0
         raise_ = "price" in values and values["price"] > edit.fields.get("price", values["price"])
         protective = (result.run_id or "?", change.platform, change.account, change.key) in protects
-        if protective and (pause or raise_ or set(values) <= {"currency"}):
+        if protective and (pause or raise_):
             continue
         report.violations.append(
             Violation(

@@ -1,11 +1,12 @@
-"""``make bench``: measure fetch, transform and load; write docs/benchmarks.md.
+"""``make bench``: measure fetch, transform and load, run the chaos loop; write
+docs/benchmarks.md.
 
 Stage: bench. Reads nothing but the code it measures; writes the document (``--out``) and,
 while it runs, temp directories under ``--work`` (a fresh temp dir by default, removed at
 the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real bench
-takes a few minutes on 2 cores.
+takes about 22 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``).
 
-Each section (fetch, transform, load) is measured on its own; one that fails is written
+Each section (fetch, transform, load, chaos) is measured on its own; one that fails is written
 into the document as failed, the others still run, and the exit status is 1.
 """
 
