@@ -53,7 +53,7 @@ from pipeline.runs import resolve_run, update_run
 from pipeline.schemas import CHANGE_KINDS, Diff, PricedDiff
 from pipeline.snapshots import readable_snapshot_files
 from pipeline.transform import diff_path, with_path_keys
-from pipeline.warehouse import fully_readable, read_parquet_validated
+from pipeline.warehouse import read_parquet_validated, read_skipping_damaged
 from pipeline.workbench.exports import csv_safe
 from pipeline.workbench.render import page_from_frames, render_review
 
@@ -623,14 +623,10 @@ def price_history(data_dir: Path, diffs: dict[str, pl.DataFrame]) -> dict[str, l
     files = readable_snapshot_files(data_dir) if asins else []
     if not files:
         return {}
-    try:
-        frame = _prices(files, asins)
-    except (pl.exceptions.PolarsError, OSError):  # a damaged page behind a sound footer
-        files = fully_readable(files, "snapshot")
-        if not files:
-            return {}
-        frame = _prices(files, asins)
-    return {row[0]: list(row[1]) for row in frame.iter_rows()}
+    frame = read_skipping_damaged(
+        files, "snapshot", lambda kept: _prices(kept, asins), (pl.exceptions.PolarsError, OSError)
+    )
+    return {row[0]: list(row[1]) for row in frame.iter_rows()} if frame is not None else {}
 
 
 def _prices(files: list[Path], asins: list[str]) -> pl.DataFrame:

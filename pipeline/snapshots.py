@@ -154,13 +154,12 @@ def last_good_observations(
         "since": since.astimezone(UTC),
         "good_statuses": list(GOOD_STATUSES),
     }
-    try:
-        return _last_good(asins, files, params)
-    except duckdb.Error:  # a damaged page behind a sound footer: find the file, skip it
-        files = warehouse.fully_readable(files, "snapshot")
-        if not files:
-            return last_good_observations(data_dir, [], now=now, max_age_seconds=max_age_seconds)
-        return _last_good(asins, files, params)
+    found = warehouse.read_skipping_damaged(
+        files, "snapshot", lambda kept: _last_good(asins, kept, params), (duckdb.Error,)
+    )
+    if found is None:
+        return last_good_observations(data_dir, [], now=now, max_age_seconds=max_age_seconds)
+    return found
 
 
 def _last_good(asins: Sequence[str], files: list[Path], params: dict[str, Any]) -> pl.DataFrame:

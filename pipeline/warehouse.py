@@ -34,7 +34,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -60,6 +60,7 @@ _LONGEST_RETRY_SECONDS = 1.0  # ... up to this
 _LOCK_CONFLICT = re.compile(r"Could not set lock on file")
 _LOCK_HOLDER = re.compile(r"held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 log = logging.getLogger("invsync.warehouse")
+T = TypeVar("T")
 DAMAGED_DOC = "docs/operations.md#a-damaged-file"
 # what DuckDB's glob treats as a pattern in a file path; each is matched literally as [c]
 _GLOB_CHARACTERS = frozenset("[*?")
@@ -420,6 +421,22 @@ def warn_damaged(path: Path, what: str, key: tuple[str, int, int] | None = None)
         "out of the data directory to silence this (%s).",
         what, path, DAMAGED_DOC,
     )  # fmt: skip
+
+
+def read_skipping_damaged(
+    paths: list[Path],
+    what: str,
+    read: Callable[[list[Path]], T],
+    errors: tuple[type[BaseException], ...],
+) -> T | None:
+    """``read(paths)``; when it fails with one of ``errors`` (a damaged page behind a sound
+    footer), the damaged files are found by :func:`fully_readable`, warned of and left out,
+    and the rest read again. None when no file is left."""
+    try:
+        return read(paths)
+    except errors:
+        kept = fully_readable(paths, what)
+        return read(kept) if kept else None
 
 
 def fully_readable(paths: list[Path], what: str) -> list[Path]:
