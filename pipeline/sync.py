@@ -74,6 +74,7 @@ from pipeline.platforms import PLATFORMS
 
 log = logging.getLogger("invsync.sync")
 T = TypeVar("T")
+PUSH_STATES = ("ok", "failed", "quarantined", "skipped", "pending")  # the summary's columns
 MAX_RESUME_AGE_HOURS = 24  # older: its fetch plan and Amazon observations are stale; closed
 
 
@@ -322,13 +323,10 @@ def _stages(
     summary.held_platforms = dict(loaded.held)
     summary.protected = loaded.protected
     summary.paused = loaded.paused
-    for account in loaded.accounts:
-        states = summary.pushes.setdefault(account.platform, {})
-        for state in ("ok", "failed", "quarantined", "skipped", "pending"):
-            states[state] = states.get(state, 0) + int(getattr(account, state))
-        summary.push_calls[account.platform] = (
-            summary.push_calls.get(account.platform, 0) + account.calls
-        )
+    for platform in dict.fromkeys(a.platform for a in loaded.accounts):
+        accounts = [a for a in loaded.accounts if a.platform == platform]
+        summary.pushes[platform] = _tally(accounts, PUSH_STATES)
+        summary.push_calls[platform] = sum(a.calls for a in accounts)
     calls_after_load = apis.spapi_calls()
     if calls_after_fetch is not None and calls_after_load is not None:  # None: not measurable
         summary.phase2_spapi_calls = calls_after_load - calls_after_fetch
@@ -407,12 +405,17 @@ def _settled_counts(settled: Any) -> dict[str, Any]:
     }
 
 
+def _tally(accounts: list[Any], states: tuple[str, ...]) -> dict[str, int]:
+    """Rows per journal state over ``accounts`` (each a :class:`load.AccountLoad`)."""
+    return {state: sum(int(getattr(a, state)) for a in accounts) for state in states}
+
+
 def _load_counts(loaded: load.LoadResult) -> dict[str, Any]:
-    states: dict[str, int] = {}
-    for account in loaded.accounts:
-        for state in ("ok", "failed", "quarantined", "skipped", "pending", "reconciled"):
-            states[state] = states.get(state, 0) + int(getattr(account, state))
-    return {**states, "calls": sum(a.calls for a in loaded.accounts), "held": dict(loaded.held)}
+    return {
+        **_tally(loaded.accounts, (*PUSH_STATES, "reconciled")),
+        "calls": sum(a.calls for a in loaded.accounts),
+        "held": dict(loaded.held),
+    }
 
 
 def _note_fetch(
