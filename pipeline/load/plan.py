@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from pipeline import journal, layout
-from pipeline.config import Workspace
+from pipeline.config import LoadSettings, Workspace
 from pipeline.load.base_push import variation_edit_changes_anything, variation_row
 from pipeline.load.outcome import AccountLoad
 from pipeline.load.readback import needs_reading_back
@@ -81,10 +81,7 @@ def plan(
                     calls.append({"operation": read, "keys": [row["listing_key"]]})
                 elif row["api"] == "inventory" and not row["offer_id"]:
                     calls.append({"operation": "getOffers", "keys": [row["listing_key"]]})
-            for api, size, operation in (
-                ("inventory", knobs.ebay_batch_size, "bulk_update_price_quantity"),
-                ("trading", knobs.trading_batch_size, "ReviseInventoryStatus"),
-            ):
+            for api, size, operation in ebay_batches(knobs):
                 group = [r for r in rows if r["api"] == api]
                 for i in range(0, len(group), size):
                     chunk = group[i : i + size]
@@ -98,6 +95,24 @@ def plan(
         outcome.planned = calls
         outcome.calls = len(calls)
     return list(outcomes.values())
+
+
+def ebay_batches(knobs: LoadSettings) -> tuple[tuple[str, int, str], ...]:
+    """eBay's two ways of sending rows: (api, rows per call, operation)."""
+    return (
+        ("inventory", knobs.ebay_batch_size, "bulk_update_price_quantity"),
+        ("trading", knobs.trading_batch_size, "ReviseInventoryStatus"),
+    )
+
+
+def push_calls(platform: str, api: str | None, rows: int, knobs: LoadSettings) -> int:
+    """The push calls ``rows`` sent rows of one account and api cost, as :func:`plan` counts
+    them (without read-backs and tokens): one ``items/edit`` per BASE row; eBay rows in
+    batches of the api's size (rounded up)."""
+    if platform == "base" or rows == 0:
+        return rows
+    size = next(size for name, size, _ in ebay_batches(knobs) if name == api)
+    return (rows + size - 1) // size
 
 
 def _variation_items(con: duckdb.DuckDBPyConnection, account_id: str) -> set[int]:
