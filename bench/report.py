@@ -18,12 +18,14 @@ from bench.fetch_bench import FetchRun, ReplacedRun
 from bench.load_bench import LoadRun
 from bench.machine import Machine
 from bench.transform_bench import Measurement
+from bench.whatif_bench import WhatifRun
 
 T = TypeVar("T")
 
 FETCH_TARGET = 1.02  # × the quota floor (design §2, invariant 2)
 TRANSFORM_SECONDS_TARGET = 3.0  # seconds for 1,000,000 listings (issue 5)
 TRANSFORM_MEMORY_TARGET_MIB = 2e9 / 2**20  # 2 GB (issue 5) = 1,907 MiB
+WHATIF_SECONDS_TARGET = 10.0  # seconds for 30 days × 8 runs × 10,000 listings, both rule sets
 BASE_HOURLY_BUDGET = 4900  # calls per hour per shop invsync allows itself (LoadSettings)
 
 
@@ -52,6 +54,8 @@ class Results:
     naive: dict[int, list[Measurement]] = field(default_factory=dict)
     load: list[LoadRun] = field(default_factory=list)
     chaos: ChaosReport | None = None
+    whatif: list[WhatifRun] = field(default_factory=list)
+    whatif_size: tuple[int, int, int] = (0, 0, 0)  # days, runs per day, listings
     settings: dict[str, Any] = field(default_factory=dict)
     total_seconds: float = 0.0
 
@@ -163,6 +167,15 @@ lives in `bench/report.py` and the figures are measured afresh on each run.
   the Amazon cost the run knew** on a buyable listing, and, after a sync that finished,
   **no listing lost from the sync** (every platform listing naming an ASIN is `listed`,
   hidden-by-invsync ones included). An exit 1 ("hit a bug") counts as a violation.
+* **What-if** (`bench/whatif_bench.py`). A synthetic history written straight into the
+  real layout: days × runs per day runs, each with its Amazon snapshot (one row per ASIN,
+  the transform bench's statuses and prices drawn afresh per run), the listings as they
+  stood at it (the transform bench's listings, 35 % shop1, 35 % shop2, 30 % eBay, over half
+  as many ASINs; 3 % of them moved in price and stock between two runs) and its row of
+  `exports/runs.parquet`. Each measurement runs in a **fresh subprocess**:
+  `whatif.find_history` + `whatif.replay` of **both** rule sets (the demo defaults in force,
+  a candidate with a higher BASE markup) over every run, as `invsync whatif` does before it
+  draws its report (imports excluded).
 """
 
 
@@ -189,6 +202,7 @@ def render(results: Results) -> str:
     out += _transform(results)
     out += _load_section(results)
     out += _chaos_section(results)
+    out += _whatif_section(results)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -284,6 +298,17 @@ def _targets(results: Results) -> list[str]:
                     r.calls_base == r.lower_bound_base and r.calls_ebay == r.lower_bound_ebay
                     for r in results.load
                 ),
+            )
+        )
+    if results.whatif:
+        days, per_day, listings = results.whatif_size
+        secs = median(results.whatif, lambda r: r.seconds)
+        rows.append(
+            (
+                f"whatif {days} days × {per_day} runs × {listings:,} listings, both rule sets: "
+                f"< {WHATIF_SECONDS_TARGET:g} s",
+                f"{secs:.2f} s",
+                secs < WHATIF_SECONDS_TARGET,
             )
         )
     lines = ["## Targets (issue 8)", ""]
@@ -597,4 +622,32 @@ def _chaos_section(results: Results) -> list[str]:
         lines += ["Violations (the first 20):", ""]
         lines += [f"* {v}" for v in report.violations[:20]]
         lines.append("")
+    return lines
+
+
+def _whatif_section(results: Results) -> list[str]:
+    lines = ["## What-if", ""]
+    section = results.sections.get("whatif")
+    if section and section.error:
+        lines += [f"The what-if section failed: {section.error}", ""]
+    if not results.whatif:
+        return lines
+    days, per_day, listings = results.whatif_size
+    runs = results.whatif
+    first = runs[0].detail
+    lines += [
+        "| days × runs per day | listings | rows priced (both rule sets) | replay, s | peak RSS | "
+        "changes: in force / candidate | below cost: in force / candidate |",
+        "|---|---|---|---|---|---|---|",
+        f"| {days} × {per_day} = {first['replayed_runs']:,} runs | {listings:,} | "
+        f"{first['priced_rows']:,} | {median(runs, lambda r: r.seconds):.2f} | "
+        f"{median(runs, lambda r: r.peak_rss_mib):,.0f} MiB | "
+        f"{first['changes'].get('in force', 0):,} / {first['changes'].get('candidate', 0):,} | "
+        f"{first['below_cost'].get('in force', 0):,} / "
+        f"{first['below_cost'].get('candidate', 0):,} |",
+        "",
+        "Each run (seconds, peak RSS MiB): "
+        + "; ".join(f"{r.seconds:.2f} s, {r.peak_rss_mib:,.0f}" for r in runs),
+        "",
+    ]
     return lines

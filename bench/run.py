@@ -1,12 +1,12 @@
-"""``make bench``: measure fetch, transform and load, run the chaos loop; write
-docs/benchmarks.md.
+"""``make bench``: measure fetch, transform, load and the what-if replay, run the chaos loop;
+write docs/benchmarks.md.
 
 Stage: bench. Reads nothing but the code it measures; writes the document (``--out``) and,
 while it runs, temp directories under ``--work`` (a fresh temp dir by default, removed at
 the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real bench
 takes about 22 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``).
 
-Each section (fetch, transform, load, chaos) is measured on its own; one that fails is written
+Each section (fetch, transform, load, chaos, whatif) is measured on its own; one that fails is written
 into the document as failed, the others still run, and the exit status is 1.
 """
 
@@ -21,13 +21,13 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import chaos, fetch_bench, load_bench, replaced_design, transform_bench
+from bench import chaos, fetch_bench, load_bench, replaced_design, transform_bench, whatif_bench
 from bench.machine import describe_machine, load_average
 from bench.report import Results, Section, render
 from bench.sandbox_process import sandbox_process
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("fetch", "transform", "load", "chaos")
+SECTIONS = ("fetch", "transform", "load", "chaos", "whatif")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Plan:
     load_asins: int
     scale_load: float
     chaos_rounds: int  # kill / hand-edit / fault rounds against one small sandbox world
+    whatif_size: tuple[int, int, int]  # (days, runs per day, listings) of the replayed history
 
 
 FULL = Plan(
@@ -66,6 +67,7 @@ FULL = Plan(
     load_asins=1_000,
     scale_load=1000.0,
     chaos_rounds=300,
+    whatif_size=(30, 8, 10_000),
 )
 QUICK = Plan(
     fetch_asins=192,  # + 8 invalid = 200 unique ASINs, 10 calls
@@ -80,6 +82,7 @@ QUICK = Plan(
     load_asins=60,
     scale_load=1000.0,
     chaos_rounds=3,
+    whatif_size=(2, 2, 200),
 )
 
 
@@ -126,12 +129,22 @@ def measure_chaos(results: Results, plan: Plan, work: Path, runs: int) -> None:
     results.chaos = chaos.run(plan.chaos_rounds, seed=CHAOS_SEED, work=work)
 
 
+def measure_whatif(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    """Both rule sets over a synthetic history of ``plan.whatif_size``, in fresh processes."""
+    days, per_day, listings = plan.whatif_size
+    history = whatif_bench.generate(work / "whatif", days, per_day, listings)
+    results.whatif_size = plan.whatif_size
+    results.whatif = [whatif_bench.measure(history) for _ in range(runs)]
+    shutil.rmtree(history.root, ignore_errors=True)
+
+
 CHAOS_SEED = 14
 MEASURES = {
     "fetch": measure_fetch,
     "transform": measure_transform,
     "load": measure_load,
     "chaos": measure_chaos,
+    "whatif": measure_whatif,
 }
 
 
@@ -188,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
     parser.add_argument(
-        "--sections", default=",".join(SECTIONS), help="comma list of fetch,transform,load,chaos"
+        "--sections", default=",".join(SECTIONS), help="comma list of " + ",".join(SECTIONS)
     )
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())

@@ -30,6 +30,7 @@ from pipeline.cli.auth import auth_app
 from pipeline.cli.listings import listings_show
 from pipeline.cli.options import bounded, port_option
 from pipeline.cli.warehouse import warehouse_app
+from pipeline.cli.whatif import whatif_command
 from pipeline.config import (
     Workspace,
     data_dir_problem,
@@ -274,6 +275,7 @@ def listings_pull(
 
 
 listings_app.command("show")(listings_show)  # pipeline/cli/listings.py
+app.command("whatif")(whatif_command)  # pipeline/cli/whatif.py
 
 
 # --- stages ----------------------------------------------------------------------------

@@ -417,3 +417,9 @@ def render_review(model: ReviewPage, *, interactive: bool, token: str | None = N
             plan_listed=PLAN_LISTED,
         )
     )
+
+
+def render_page(template: str, **context: Any) -> str:
+    """Another page of the same template system (``templates/<template>``, autoescaped,
+    the ``money`` filter): the what-if report's ``whatif.html.j2``."""
+    return _environment().get_template(template).render(**context)
