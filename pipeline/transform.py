@@ -149,11 +149,18 @@ def compute_diffs(
         rules += pricing.compile_rules(settings, platform, fx if platform == "ebay" else None)
     guard = pricing.compile_guardrails(settings)
     con.execute("set TimeZone = 'UTC'")  # as every invsync connection: timestamps are UTC
-    con.register("run_snapshot", _arrow_view(snapshot_frame))
-    con.register("pricing_rules", pricing.rules_frame(rules))
+    # the SQL is keyed by replay_run (one run here: ''); the rules hold the run's moment
+    one_run = pl.lit("").alias("replay_run")
+    con.register("run_snapshot", _arrow_view(snapshot_frame.with_columns(one_run)))
+    con.register(
+        "pricing_rules",
+        pricing.rules_frame(rules).with_columns(
+            one_run, pl.lit(as_of).dt.cast_time_unit("us").alias("as_of")
+        ),
+    )
     con.register("markup_bands", pricing.bands_frame(rules))
     if stored_listings is not None:
-        con.register("stored_listings", _arrow_view(stored_listings))
+        con.register("stored_listings", _arrow_view(stored_listings.with_columns(one_run)))
     try:
         run_sql(
             con,
@@ -168,7 +175,6 @@ def compute_diffs(
         con.execute(
             "create or replace temp table priced_all as " + load_sql("transform/priced_listings"),
             {
-                "as_of": as_of,
                 "max_move_bp": guard.max_move_bp,
                 "max_source_age_us": guard.max_source_age_us,
                 "max_source_age_s": guard.max_source_age_us / 1_000_000,

@@ -38,7 +38,7 @@ from pipeline.config import Settings
 from pipeline.decisions import next_action
 from pipeline.errors import UsageError
 from pipeline.load.plan import push_calls
-from pipeline.platforms import PLATFORMS
+from pipeline.platforms import CURRENCY, PLATFORMS
 from pipeline.review import breaker_verdict
 from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import duckdb_file
@@ -201,6 +201,7 @@ def open_history(history: History) -> duckdb.DuckDBPyConnection:
     view the transform SQL reads), its snapshots (``run_snapshot``) and ``runs``, each row
     keyed by its ``replay_run``."""
     con = duckdb.connect(":memory:")
+    con.execute("set TimeZone = 'UTC'")  # as every invsync connection: timestamps are UTC
     data_dir = history.data_dir
     export = layout.exports_dir(data_dir) / RUNS_EXPORT
     con.execute("create temp table runs as select * from read_parquet($f)", {"f": _files([export])})
@@ -210,6 +211,7 @@ def open_history(history: History) -> duckdb.DuckDBPyConnection:
         for platform in run.platforms
     ]
     run_sql(con, "whatif/replay_listings", {"files": _files(listing_files)})
+    run_sql(con, "transform/run_listings_stored")
     snapshot_files = [layout.snapshot_path(data_dir, run.run_id) for run in history.runs]
     run_sql(con, "whatif/replay_snapshots", {"files": _files(snapshot_files)})
     return con
@@ -355,26 +357,28 @@ def _per_account(after: pl.DataFrame, rule_set: RuleSet) -> pl.DataFrame:
         .group_by("replay_run", "platform", "account_id", "api")
         .len("rows")
     )
-    calls = sent.with_columns(
-        pl.struct("platform", "api", "rows")
-        .map_elements(
-            lambda r: push_calls(r["platform"], r["api"], r["rows"], knobs), return_dtype=pl.Int64
+    calls = (
+        sent.with_columns(
+            pl.struct("platform", "api", "rows")
+            .map_elements(
+                lambda r: push_calls(r["platform"], r["api"], r["rows"], knobs),
+                return_dtype=pl.Int64,
+            )
+            .alias("calls")
         )
-        .alias("calls")
-    ).group_by("replay_run", "platform", "account_id").agg(
-        pl.col("rows").sum().alias("sent"), pl.col("calls").sum()
+        .group_by("replay_run", "platform", "account_id")
+        .agg(pl.col("rows").sum().alias("sent"), pl.col("calls").sum())
     )
     counts = after.group_by("replay_run", "platform", "account_id").agg(
-        pl.col("currency").first(),
+        # BASE rows carry no currency in the run_listings shape: yen, as the diff says
+        pl.col("currency").fill_null(pl.col("platform").replace_strict(CURRENCY)).first(),
         pl.len().alias("listings"),
         pl.col("change_kind").is_not_null().sum().alias("changes"),
         pl.col("held").sum().alias("holds"),
         pl.col("below_cost").sum().alias("below_cost"),
         pl.col("profit_after").filter(pl.col("buyable")).sum().alias("margin_minor"),
     )
-    return counts.join(
-        calls, on=["replay_run", "platform", "account_id"], how="left"
-    ).with_columns(
+    return counts.join(calls, on=["replay_run", "platform", "account_id"], how="left").with_columns(
         pl.col("sent").fill_null(0).cast(pl.Int64),
         pl.col("calls").fill_null(0).cast(pl.Int64),
         pl.col("changes").cast(pl.Int64),
@@ -408,14 +412,21 @@ def replay(history: History, rule_sets: list[RuleSet]) -> Replay:
     finally:
         con.close()
     moments = pl.DataFrame(
-        {"replay_run": [r.run_id for r in history.runs], "priced_at": [r.priced_at for r in history.runs]},
+        {
+            "replay_run": [r.run_id for r in history.runs],
+            "priced_at": [r.priced_at for r in history.runs],
+        },
         schema={"replay_run": pl.String, "priced_at": pl.Datetime("us", "UTC")},
     )
     return Replay(
         history=history,
         rule_sets=rule_sets,
-        accounts=pl.concat(accounts).join(moments, on="replay_run").rename({"replay_run": "run_id"}),
-        breakers=pl.concat(breakers).join(moments, on="replay_run").rename({"replay_run": "run_id"}),
+        accounts=pl.concat(accounts)
+        .join(moments, on="replay_run")
+        .rename({"replay_run": "run_id"}),
+        breakers=pl.concat(breakers)
+        .join(moments, on="replay_run")
+        .rename({"replay_run": "run_id"}),
         below_cost=pl.concat(below).join(moments, on="replay_run").rename({"replay_run": "run_id"}),
         seconds=time.perf_counter() - started,
     )
@@ -461,9 +472,8 @@ def daily(result: Replay, zone: ZoneInfo) -> pl.DataFrame:
         pl.col("calls").sum(),
     )
     tripped = result.breakers.filter("holds_load").group_by(day, "rule_set").len("breaker_holds")
-    below = (
-        result.below_cost.group_by(day, "rule_set")
-        .agg(pl.struct("platform", "account_id", "listing_key").n_unique().alias("below_cost"))
+    below = result.below_cost.group_by(day, "rule_set").agg(
+        pl.struct("platform", "account_id", "listing_key").n_unique().alias("below_cost")
     )
     out = counts.join(tripped, on=["day", "rule_set"], how="left").join(
         below, on=["day", "rule_set"], how="left"

@@ -71,7 +71,7 @@ def whatif_command(
         ],
     )
     report = whatif_report.build(result, zone, now)
-    target = out or _out_path(ws.data_dir, now)
+    target = (out or _out_path(ws.data_dir, now)).absolute()
     write_text_atomic(
         target,
         render_page(

@@ -10,6 +10,11 @@
 -- stored listings: pipeline/whatif.py) and three frames that pipeline/transform.py registers:
 -- run_snapshot (the run's validated Amazon snapshot), pricing_rules (one row per account) and
 -- markup_bands (read by priced_listings.sql). No parameters: a view cannot hold them.
+--
+-- Keyed by replay_run: run_listings, run_snapshot and pricing_rules each carry it ('' in a
+-- live transform, the run's id when pipeline/whatif.py prices many runs in one query), and
+-- a listing meets only its own run's observation and rule (the rule holds the run's FX rate
+-- and its moment, as_of).
 create or replace temp view observed_listings as
 
 with
@@ -26,15 +31,16 @@ snapshot as (
         in_stock,
         fetched_at as source_fetched_at,
         case when status = 'fallback' then fallback_from_run else run_id end as source_run_id,
-        fallback_age_seconds as source_fallback_age_seconds  -- seconds
+        fallback_age_seconds as source_fallback_age_seconds,  -- seconds
+        replay_run
     from run_snapshot
 ),
 
 observed as (
     select
         listings.*,
-        snapshot.* exclude (asin),
-        rules.* exclude (platform, account_id),
+        snapshot.* exclude (asin, replay_run),
+        rules.* exclude (platform, account_id, replay_run),
         -- An error is not a fact: doubtful or missing observations change nothing.
         case
             when snapshot.source_status is null
@@ -50,8 +56,8 @@ observed as (
             else 'ignore'
         end as source_says
     from listings
-    inner join pricing_rules as rules using (platform, account_id)
-    left join snapshot using (asin)
+    inner join pricing_rules as rules using (platform, account_id, replay_run)
+    left join snapshot using (asin, replay_run)
 )
 
 select * from observed

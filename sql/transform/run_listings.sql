@@ -5,6 +5,8 @@
 -- gone and quarantined listings are left out.
 -- Its own view so a replay (pipeline/whatif.py) can define run_listings over the listings as
 -- they stood at a past run (data/listings/…) and price them with the same SQL.
+-- replay_run is '' here: a live transform prices one run; a replay keys each of its runs
+-- (sql/transform/observed_listings.sql joins by it).
 -- Reads: listings_base, listings_ebay. No parameters.
 create or replace temp view run_listings as
 
@@ -55,6 +57,6 @@ ebay_listings as (
     where status = 'listed'
 )
 
-select * from base_listings
+select *, '' as replay_run from base_listings
 union all
-select * from ebay_listings
+select *, '' as replay_run from ebay_listings

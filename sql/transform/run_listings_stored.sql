@@ -3,8 +3,9 @@
 -- sql/transform/run_listings.sql gives the live tables, so the same pricing SQL replays them.
 -- The inverse of listing_history.sql's renames: BASE's currency is null in the live shape
 -- (the rule's, yen), its api is the load's. Titles are not stored (a replay needs none).
--- Reads: stored_listings (a frame or view with the history columns plus platform), which
--- pipeline/whatif.py registers. No parameters.
+-- Reads: stored_listings (a frame or table with the history columns plus platform and
+-- replay_run: '' for the one run pipeline/transform.py replays, each run's id when
+-- pipeline/whatif.py replays many at once). No parameters.
 create or replace temp view run_listings as
 
 select
@@ -22,5 +23,6 @@ select
     quantity as old_quantity,
     visible as old_visible,
     drifted,
-    cast(null as varchar) as title
+    cast(null as varchar) as title,
+    replay_run
 from stored_listings

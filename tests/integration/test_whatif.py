@@ -37,16 +37,22 @@ time_scale = 100
 max_price_change_pct = 10
 """
 # Every BASE price well above the demo's tiers, and moves that large allowed.
-HIGHER_MARKUP = DEMO.replace("max_price_change_pct = 10", "max_price_change_pct = 80") + """
+HIGHER_MARKUP = (
+    DEMO.replace("max_price_change_pct = 10", "max_price_change_pct = 80")
+    + """
 [pricing.base]
 bands = [{ multiplier = "1.8" }]
 """
+)
 # A markup under cost, with neither the profit floor nor the move limit to stop it.
-UNDER_COST = DEMO.replace("max_price_change_pct = 10", "max_price_change_pct = 100") + """
+UNDER_COST = (
+    DEMO.replace("max_price_change_pct = 10", "max_price_change_pct = 100")
+    + """
 [pricing.base]
 bands = [{ multiplier = "0.8" }]
 min_profit = -1000000
 """
+)
 COMPARED = ["change_id", "change_kind", "new_price_minor", "new_quantity", "held", "hold_reason"]
 EVER = "2000-01-01"  # --since that takes in every run
 
@@ -154,9 +160,9 @@ def test_a_higher_markup_earns_more_and_leaves_no_more_listings_below_cost(demo:
     )
     base = result.accounts.filter(pl.col("platform") == "base")
     totals = {
-        name: base.filter(pl.col("rule_set") == name).select(
-            pl.col("margin_minor").sum(), pl.col("below_cost").sum(), pl.col("changes").sum()
-        ).row(0, named=True)
+        name: base.filter(pl.col("rule_set") == name)
+        .select(pl.col("margin_minor").sum(), pl.col("below_cost").sum(), pl.col("changes").sum())
+        .row(0, named=True)
         for name in ("in force", "candidate")
     }
     # every BASE price moves up to 1.8 × cost and the wider move limit lets it through:
@@ -164,25 +170,25 @@ def test_a_higher_markup_earns_more_and_leaves_no_more_listings_below_cost(demo:
     assert totals["candidate"]["changes"] > totals["in force"]["changes"]
     assert totals["candidate"]["margin_minor"] > totals["in force"]["margin_minor"]
     assert totals["candidate"]["below_cost"] <= totals["in force"]["below_cost"]
-    # eBay's rule is the same in both: the same figures there
-    ebay = result.accounts.filter(pl.col("platform") == "ebay").drop("rule_set")
-    force = result.accounts.filter((pl.col("platform") == "ebay") & (pl.col("rule_set") == "in force"))
-    assert ebay.height == 2 * force.height
-    same = ["run_id", "account_id", "changes", "calls", "below_cost", "margin_minor"]
-    halves = [
-        result.accounts.filter((pl.col("platform") == "ebay") & (pl.col("rule_set") == n))
-        .select(same)
+    # eBay's rule is the same in both, so the same changes there (its holds differ: the
+    # move limit is one for every platform)
+    ebay = [
+        result.accounts.filter((pl.col("platform") == "ebay") & (pl.col("rule_set") == name))
+        .select("run_id", "account_id", "changes")
         .sort("run_id", "account_id")
-        for n in ("in force", "candidate")
+        for name in ("in force", "candidate")
     ]
-    assert halves[0].equals(halves[1])
+    assert ebay[0].height == RUNS and ebay[0].equals(ebay[1])
 
 
 def test_a_markup_under_cost_with_no_guardrail_leaves_listings_below_cost(demo: Demo) -> None:
     answer = demo.cli("whatif", "--config", "under.toml", "--since", EVER, "--format", "json")
     assert answer.exit_code == 0, answer.output
     report = json.loads(answer.stdout)
-    below = {name: sum(d["below_cost"][name] for d in report["days"]) for name in ("in force", "candidate")}
+    below = {
+        name: sum(d["below_cost"][name] for d in report["days"])
+        for name in ("in force", "candidate")
+    }
     # the rules in force never sell under cost (the chaos invariant); 0.8 × cost, sent
     # because neither the profit floor nor the move limit holds it, does on every BASE
     # listing it lowers
@@ -222,7 +228,9 @@ def test_whatif_sends_nothing_and_changes_nothing_stored(demo: Demo, tmp_path: P
     assert "JST" in page and "higher.toml" in page and "¥" in page
 
 
-def test_runs_without_the_listings_as_they_stood_are_counted_out(demo: Demo, tmp_path: Path) -> None:
+def test_runs_without_the_listings_as_they_stood_are_counted_out(
+    demo: Demo, tmp_path: Path
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(demo.root, copy)
     data = copy / "data"
@@ -248,7 +256,9 @@ def test_no_history_is_one_sentence_and_exit_2(cli: Any, tmp_path: Path) -> None
 
 
 def test_a_broken_candidate_is_a_configuration_error_naming_the_file(demo: Demo) -> None:
-    (demo.root / "broken.toml").write_text("[pricing.base]\nmin_profit = 'lots'\n", encoding="utf-8")
+    (demo.root / "broken.toml").write_text(
+        "[pricing.base]\nmin_profit = 'lots'\n", encoding="utf-8"
+    )
     answer = demo.cli("whatif", "--config", "broken.toml")
     assert answer.exit_code == 2
     (line,) = answer.stderr.strip().splitlines()
