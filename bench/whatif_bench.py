@@ -5,8 +5,12 @@ Stage: bench. :func:`generate` writes a synthetic history straight into the real
 snapshot (``snapshots/amazon/dt=…/run_id=…/part-0.parquet``, one row per ASIN, the
 statuses of the transform bench), the listings as they stood at it
 (``listings/run_id=…/platform=…/listings.parquet``: ``n_listings`` listings, 35 % shop1,
-35 % shop2, 30 % eBay, a few prices and stocks moved between runs) and its row in
-``exports/runs.parquet`` (``priced_at``, ``fx_jpy_per_usd``, ``unique_asins``). Beside it,
+35 % shop2, 30 % eBay, first priced once by the transform's own SQL so the history starts in
+steady state) and its row in ``exports/runs.parquet`` (``priced_at``, ``fx_jpy_per_usd``,
+``unique_asins``). At each run Amazon has moved 5 % of the prices by 3–8 % and 3 % of the
+listings were edited by hand (price moved, stock 0–5) since the steady state — drawn afresh
+per run, as if each load had put the rest back; a replay prices every listing of every run
+all the same. Beside it,
 the configuration in force (the demo defaults) and a candidate with a higher BASE markup.
 
 Each measurement runs in a fresh subprocess (``python -m bench.whatif_bench DIR``), which
@@ -44,7 +48,8 @@ CANDIDATE = (
     + '  { multiplier = "1.3" },\n]\n'
 )
 FX = Decimal("150.2500")  # JPY per USD, every run
-MOVED_SHARE = 0.03  # of the listings whose price moves between two runs (pushes, hand edits)
+MOVED_SHARE = 0.03  # of the listings whose price and stock move between two runs (hand edits)
+AMAZON_MOVED_SHARE = 0.05  # of the ASINs whose Amazon price moves between two runs
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def _history_frame(platform: str, table: pl.DataFrame) -> pl.DataFrame:
             "currency",
             pl.col("price_cents").alias("price_minor"),
             pl.col("quantity").cast(pl.Int64).alias("quantity"),
-            pl.lit(None, pl.Boolean).alias("visible"),
+            pl.lit(True).alias("visible"),  # eBay has no hidden state
         )
     empty = {
         "cost_jpy": pl.Int64, "source_status": pl.String, "source_says": pl.String,
@@ -118,6 +123,78 @@ def _move(frame: pl.DataFrame, price: str, stock: str, rng: np.random.Generator)
     return changed
 
 
+def _settled(
+    base: pl.DataFrame, ebay: pl.DataFrame, snapshot: pl.DataFrame, priced_at: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The listings after invsync priced them once against ``snapshot`` with the rules in
+    force (the transform's own :func:`~pipeline.transform.compute_diffs`, in memory), so the
+    history starts where a shop in steady state stands."""
+    import duckdb
+
+    from pipeline import pricing
+    from pipeline.config import parse_settings
+    from pipeline.transform import compute_diffs
+
+    stored = pl.concat(
+        [
+            _history_frame("base", base).with_columns(pl.lit("base").alias("platform")),
+            _history_frame("ebay", ebay).with_columns(pl.lit("ebay").alias("platform")),
+        ]
+    )
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("create table runs (run_id varchar, unique_asins integer)")
+        computed = compute_diffs(
+            con,
+            run_id="settle",
+            snapshot=snapshot,
+            settings=parse_settings({"sandbox": {"seed": 42}}),
+            as_of=priced_at,
+            fx=pricing.FxRate(FX, priced_at, "bench"),
+            stored_listings=stored,
+        )
+    finally:
+        con.close()
+    pushed = {
+        p: frame.select("account_id", "listing_key", "new_price_minor", "new_quantity")
+        for p, frame in computed.frames.items()
+    }
+    base = (
+        base.with_columns(pl.col("item_id").cast(pl.String).alias("listing_key"))
+        .join(pushed["base"], on=["account_id", "listing_key"], how="left")
+        .with_columns(
+            pl.coalesce("new_price_minor", "price_jpy").alias("price_jpy"),
+            pl.coalesce("new_quantity", "stock").cast(pl.Int32).alias("stock"),
+        )
+        .with_columns((pl.col("stock") > 0).alias("visible"))
+        .drop("listing_key", "new_price_minor", "new_quantity")
+    )
+    ebay = (
+        ebay.join(
+            pushed["ebay"].rename({"listing_key": "sku"}), on=["account_id", "sku"], how="left"
+        )
+        .with_columns(
+            pl.coalesce("new_price_minor", "price_cents").alias("price_cents"),
+            pl.coalesce("new_quantity", "quantity").cast(pl.Int32).alias("quantity"),
+        )
+        .drop("new_price_minor", "new_quantity")
+    )
+    return base, ebay
+
+
+def _amazon_moves(snapshot: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """``AMAZON_MOVED_SHARE`` of the ASINs with their landed price moved 3–8 %."""
+    n = snapshot.height
+    moved = pl.Series(rng.random(n) < AMAZON_MOVED_SHARE)
+    factor = pl.Series(1 + rng.uniform(0.03, 0.08, n) * rng.choice([-1, 1], n))
+    return snapshot.with_columns(
+        pl.when(moved)
+        .then((pl.col("price_jpy") * factor).round().cast(pl.Int64))
+        .otherwise(pl.col("price_jpy"))
+        .alias("price_jpy")
+    )
+
+
 def generate(
     root: Path, days: int, runs_per_day: int, n_listings: int, *, seed: int = 15
 ) -> History:
@@ -127,39 +204,40 @@ def generate(
     started = time.perf_counter()
     shutil.rmtree(root, ignore_errors=True)
     data = root / "data"
-    (root / "invsync.toml").parent.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True)
     (root / "invsync.toml").write_text(IN_FORCE, encoding="utf-8")
     (root / "candidate.toml").write_text(CANDIDATE, encoding="utf-8")
     rng = np.random.default_rng(seed)
     n_asins = max(1, n_listings // 2)
     asins = asin_codes(n_asins)
     tables = listing_frames(asins, n_listings, rng)
-    base, ebay = tables["listings_base"], tables["listings_ebay"]
     first = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
+    amazon = snapshot_frame(asins, "settle", rng)
+    base, ebay = _settled(tables["listings_base"], tables["listings_ebay"], amazon, first)
     runs = []
     for number in range(days * runs_per_day):
         priced_at = first + timedelta(hours=24 * number / runs_per_day)
         run_id = f"{priced_at:%Y%m%dT%H%M%SZ}-{number:06x}"
-        snapshot = snapshot_frame(asins, run_id, rng).with_columns(
-            (pl.lit(priced_at) - pl.duration(minutes=10)).dt.cast_time_unit("us").alias("now")
-        )
-        snapshot = snapshot.with_columns(
+        snapshot = _amazon_moves(amazon, rng).with_columns(
+            pl.lit(run_id).alias("run_id"),
             pl.when(pl.col("status") == "fallback")
-            .then(pl.col("now") - pl.duration(seconds=pl.col("fallback_age_seconds")))
-            .otherwise(pl.col("now"))
+            .then(pl.lit(priced_at) - pl.duration(seconds=pl.col("fallback_age_seconds")))
+            .otherwise(pl.lit(priced_at) - pl.duration(minutes=10))
             .dt.cast_time_unit("us")
-            .alias("fetched_at")
-        ).drop("now")
+            .alias("fetched_at"),
+        )
         path = layout.snapshot_path(data, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         snapshot.write_parquet(path)
-        for platform, table in (("base", base), ("ebay", ebay)):
+        stood = {
+            "base": _move(base, "price_jpy", "stock", rng),
+            "ebay": _move(ebay, "price_cents", "quantity", rng),
+        }
+        for platform, table in stood.items():
             target = layout.listing_history_path(data, run_id, platform)
             target.parent.mkdir(parents=True, exist_ok=True)
             _history_frame(platform, table).write_parquet(target)
         runs.append((run_id, priced_at, n_asins))
-        base = _move(base, "price_jpy", "stock", rng)
-        ebay = _move(ebay, "price_cents", "quantity", rng)
     _write_runs(data, runs)
     seconds = time.perf_counter() - started
     meta = {"runs": len(runs), "listings": n_listings, "asins": n_asins}

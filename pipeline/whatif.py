@@ -51,7 +51,7 @@ SKIP_NO_SNAPSHOT = "no snapshot file"
 _KEPT = (
     "replay_run", "platform", "account_id", "listing_key", "api", "currency", "change_kind",
     "old_price", "new_price", "old_quantity", "new_quantity", "old_visible", "new_visible",
-    "held", "hold_reason", "protection", "protection_reason", "expected_profit",
+    "held", "protection", "protection_reason", "expected_profit",
     "current_profit", "cost_jpy",
 )  # fmt: skip
 
@@ -248,7 +248,7 @@ def _priced(
     con.register("pricing_rules", rules.to_arrow())
     con.register("markup_bands", bands.to_arrow())
     run_sql(con, "transform/observed_listings")
-    kept = ", ".join(_KEPT) + (", change_id" if change_ids else "")
+    kept = ", ".join(_KEPT) + (", hold_reason, change_id" if change_ids else "")
     table = con.sql(
         f"select {kept} from ({load_sql('transform/priced_listings')})",
         params={
@@ -263,21 +263,26 @@ def _priced(
     return frame
 
 
-def _breakers(
-    con: duckdb.DuckDBPyConnection, priced: pl.DataFrame, rule_set: RuleSet
-) -> pl.DataFrame:
-    """Per run and platform: the review's breaker verdict over platform_stats' counts."""
-    changed = priced.filter(pl.col("change_kind").is_not_null())
+def _stats(con: duckdb.DuckDBPyConnection, priced: pl.DataFrame) -> pl.DataFrame:
+    """Per run and platform: platform_stats' counts (what the breaker judges) of the rule
+    set whose rules ``observed_listings`` reads now."""
+    changed = priced.filter(pl.col("change_kind").is_not_null()).select(
+        "replay_run", "platform", "held"
+    )
     con.register("priced_changes", changed.to_arrow())
     try:
-        stats = con.sql(
+        return con.sql(
             load_sql("transform/platform_stats"), params={"run_id": "", "as_of": None}
         ).pl()
     finally:
         con.unregister("priced_changes")
+
+
+def _breakers(stats: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Per run and platform: the review's breaker verdict over platform_stats' counts."""
     rows = []
     for row in stats.iter_rows(named=True):
-        reasons = breaker_verdict(row, rule_set.settings)
+        reasons = breaker_verdict(row, settings)
         rows.append(
             {
                 "replay_run": row["run_id"],
@@ -289,6 +294,12 @@ def _breakers(
     schema = {"replay_run": pl.String, "platform": pl.String, "holds_load": pl.Boolean,
               "reasons": pl.String}  # fmt: skip
     return pl.DataFrame(rows, schema=schema)
+
+
+def _accounts_key(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The accounts a rule set prices: what platform_stats' counts depend on (the breaker's
+    counts are of listings and observations, not of prices)."""
+    return tuple(sorted((a.platform, a.id) for a in settings.accounts))
 
 
 def _after(priced: pl.DataFrame, breakers: pl.DataFrame, fx: pl.DataFrame) -> pl.DataFrame:
@@ -396,10 +407,14 @@ def replay(history: History, rule_sets: list[RuleSet]) -> Replay:
     con = open_history(history)
     fx = _fx_frame(history)
     accounts, breakers, below = [], [], []
+    counted: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
     try:
         for rule_set in rule_sets:
             priced = _priced(con, rule_set, history, change_ids=False)
-            verdicts = _breakers(con, priced, rule_set)
+            key = _accounts_key(rule_set.settings)
+            if key not in counted:
+                counted[key] = _stats(con, priced)
+            verdicts = _breakers(counted[key], rule_set.settings)
             after = _after(priced, verdicts, fx)
             name = pl.lit(rule_set.name).alias("rule_set")
             accounts.append(_per_account(after, rule_set).with_columns(name))

@@ -5,10 +5,24 @@
 -- (pipeline/whatif.py).
 --
 -- Reads: $files, the runs' listings/run_id=<run>/platform=<p>/listings.parquet (the run
--- and platform are in the path only: pipeline/schemas.py ListingHistory).
+-- and platform are in the path only: pipeline/schemas.py ListingHistory); only the columns
+-- of the listing as it stood, which run_listings_stored.sql maps.
 create or replace temp table stored_listings as
 select
-    * exclude (run_id),
+    platform,
+    account_id,
+    listing_key,
+    item_id,
+    sku,
+    offer_id,
+    listing_id,
+    api,
+    currency,
+    asin,
+    price_minor,
+    quantity,
+    visible,
+    drifted,
     run_id as replay_run
 from read_parquet(
     $files,

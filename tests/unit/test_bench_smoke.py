@@ -22,7 +22,7 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     results = run_bench(out, quick=True, runs=1, work=tmp_path / "work", echo=False)
 
     assert {name: s.error for name, s in results.sections.items()} == dict.fromkeys(
-        ("fetch", "transform", "load", "chaos")
+        ("fetch", "transform", "load", "chaos", "whatif")
     )
     # fetch: the demo listings of the quick catalogue, plus its 8 invalid ASINs
     listings = fetch_bench.demo_listings(QUICK.fetch_asins)
@@ -68,6 +68,7 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
         "## Transform",
         "## Load",
         "## Chaos",
+        "## What-if",
     ):
         assert heading in text
     assert "Quick run" in text
@@ -80,3 +81,13 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     chaos = results.chaos
     assert chaos is not None and len(chaos.rounds) == QUICK.chaos_rounds + 1  # + the clean one
     assert chaos.changes_checked > 0 and not chaos.violations, chaos.violations
+
+    # whatif: both rule sets over every run of the quick history, every listing priced twice
+    days, per_day, listings = QUICK.whatif_size
+    (replayed,) = results.whatif
+    assert replayed.detail["replayed_runs"] == days * per_day
+    assert replayed.detail["priced_rows"] == 2 * days * per_day * listings
+    # the candidate's higher BASE markup moves more prices than the steady state in force
+    assert 0 < replayed.detail["changes"]["in force"] < replayed.detail["changes"]["candidate"]
+    assert replayed.seconds > 0 and replayed.peak_rss_mib > 50
+    assert f"| whatif {days} days × {per_day} runs × {listings:,} listings, both rule sets" in text
