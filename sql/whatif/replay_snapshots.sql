@@ -3,10 +3,11 @@
 -- reads (pipeline/whatif.py prices every run of the window at once).
 --
 -- Reads: $files, the runs' snapshots/amazon/dt=<day>/run_id=<run>/part-0.parquet (only the
--- columns observed_listings.sql reads).
+-- columns observed_listings.sql reads; the run from the path, whether or not the file also
+-- holds it).
 create or replace temp table run_snapshot as
 select
-    run_id,
+    regexp_extract(filename, 'run_id=([^/]+)/[^/]+$', 1) as run_id,  -- the path's, as live
     asin,
     status,
     price_jpy,
