@@ -311,8 +311,11 @@ def _after(priced: pl.DataFrame, breakers: pl.DataFrame, fx: pl.DataFrame) -> pl
         on=["replay_run", "platform"],
         how="left",
     ).with_columns(pl.lit(None, pl.String).alias("decision"), pl.col("holds_load").fill_null(False))
+    # a load sends only diff rows: a listing nothing changes has no action
     action = (
-        pl.when(pl.col("holds_load"))
+        pl.when(pl.col("change_kind").is_null())
+        .then(pl.lit(None, pl.String))
+        .when(pl.col("holds_load"))
         .then(next_action(holds_load=True))
         .otherwise(next_action(holds_load=False))
     )

@@ -23,6 +23,8 @@ import pytest
 
 from pipeline import layout, whatif
 from pipeline.config import load_settings
+from pipeline.decisions import next_action
+from pipeline.load.plan import push_calls
 from pipeline.platforms import PLATFORMS
 from tests.conftest import run_cli
 
@@ -126,6 +128,27 @@ def test_the_rules_in_force_replay_to_exactly_what_every_run_decided(demo: Demo)
             )
             theirs = _stored(demo.data, run.run_id, platform)
             assert _rows(mine) == (_rows(theirs) if theirs.height else []), (run, platform)
+
+    # the calls: what a load of each stored diff would send (no breaker tripped on the demo),
+    # one BASE items/edit per row, eBay's rows in batches per account and api
+    result = whatif.replay(history, [_rule_set(demo, "in force", "invsync.toml")])
+    assert not result.breakers["holds_load"].any()
+    knobs = load_settings(demo.root / "invsync.toml").load
+    sent = (
+        stored.with_columns(pl.lit(None, pl.String).alias("decision"))
+        .filter(next_action(holds_load=False).is_not_null())
+        .group_by("run_id", "platform", "account_id", "api")
+        .len("rows")
+    )
+    expected = {(r["run_id"], r["account_id"]): 0 for r in result.accounts.iter_rows(named=True)}
+    for r in sent.iter_rows(named=True):
+        expected[(r["run_id"], r["account_id"])] += push_calls(
+            r["platform"], r["api"], r["rows"], knobs
+        )
+    replayed_calls = {
+        (r["run_id"], r["account_id"]): r["calls"] for r in result.accounts.iter_rows(named=True)
+    }
+    assert replayed_calls == expected and sum(expected.values()) > 0
 
     # and the report shows those counts: per day, changes and row holds of the stored diffs
     answer = demo.cli("whatif", "--config", "invsync.toml", "--since", EVER, "--format", "json")
