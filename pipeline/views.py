@@ -40,7 +40,10 @@ ANALYST_VIEWS = (
     "account_margins", "diffs", "diff_base", "diff_ebay", "holds", "breaker_verdicts", "pushes",
     "fetch_health", "fetch_statuses",
 )  # fmt: skip
-EXPORTED_TABLES = ("runs", "push_journal", "listings_base", "listings_ebay", "review_breakers")
+# warehouse tables exported at each publish, viewed by analysts, restored by a rebuild
+EXPORTED_TABLES = ("runs", "push_journal", "listings_base", "listings_ebay")
+# exported and viewed, not restored: a run's verdicts went with its lost working state
+VERDICT_TABLES = ("review_breakers",)
 DECISION_EXPORTS = tuple(decisions.EXPORT_SCHEMAS)  # decisions.sqlite's tables, exported
 SOURCE_VIEWS = ("snapshots", "diff_rows", "listing_rows", *DECISION_EXPORTS)
 ANALYTICS_NAME = "analytics.duckdb"
@@ -130,6 +133,23 @@ def _decision_export(data_dir: Path, name: str) -> str:
     return _empty_select({column: _sql_type(dtype) for column, dtype in schema.items()})
 
 
+def _verdict_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """In the analysts' database, :data:`VERDICT_TABLES` as views over their exports (the
+    warehouse has the tables themselves; publish writes the exports before this database)."""
+    tables = {
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall()
+    }
+    for name in VERDICT_TABLES:
+        source = exports_dir(data_dir) / f"{name}.parquet"
+        if name not in tables and source.is_file():
+            con.execute(
+                f"create or replace view {name} as select * from read_parquet({_source(source)})"
+            )
+
+
 def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """The Parquet folders and the exported decisions as views (:data:`SOURCE_VIEWS`)."""
     snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,))
@@ -143,6 +163,7 @@ def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     con.execute(f"create or replace view listing_rows as {listings}")
     for name in DECISION_EXPORTS:
         con.execute(f"create or replace view {name} as {_decision_export(data_dir, name)}")
+    _verdict_views(con, data_dir)
 
 
 def create_analyst_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -161,7 +182,7 @@ def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     ``exports/<table>.parquet``, atomically."""
     folder = exports_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    for table in EXPORTED_TABLES:
+    for table in (*EXPORTED_TABLES, *VERDICT_TABLES):
         with atomic_target(folder / f"{table}.parquet") as temporary:
             con.execute(
                 f"copy (select * from {table}) to {_literal(temporary.resolve())} (format parquet)"
