@@ -2,7 +2,8 @@
 -- the change (decisions.sqlite, exported as `decisions`): approve, reject or hold, null while
 -- nobody has. A decision is bound to the change (change_id), not the run: one decision
 -- answers every run that proposed the same change from the same Amazon observation.
--- waiting: nobody has approved or rejected the change yet.
+-- waiting: still waits for a person, as the review counts it (decisions.waits_for_a_person):
+-- nobody approved or rejected the change, and no protective raise already sent it.
 with held as (
     select * from diffs where held
 ),
@@ -28,7 +29,7 @@ final as (
         h.protection_reason,
         h.change_id,
         d.decision,
-        coalesce(d.decision, 'hold') = 'hold' as waiting,
+        coalesce(d.decision, 'hold') = 'hold' and coalesce(h.protection, '') <> 'raise' as waiting,
         d.decided_at,
         d.decided_by,
         d.run_id as decided_in_run_id,

@@ -360,6 +360,11 @@ def test_holds_carry_the_decision_a_person_took(demo: DemoHistory) -> None:
     )
     held = _read(demo, f"select count(*) from diffs where run_id = '{second}' and held")
     assert undecided[0][0] == held[0][0] - 3
+    last = demo.runs[-1]  # decided before it ran: its held count is what waits now
+    waiting = _read(
+        demo, f"select count(*) filter (where waiting) from holds where run_id = '{last}'"
+    )
+    assert waiting == _read(demo, f"select holds from runs where run_id = '{last}'")
     verdicts = _read(demo, "select run_id, platform, tripped, blocking from breaker_verdicts")
     assert {(r[0], r[1]) for r in verdicts} == {(r, p) for r in demo.runs for p in ("base", "ebay")}
 
