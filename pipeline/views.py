@@ -1,8 +1,8 @@
 """The analysts' views, in the warehouse and in a reader's copy beside it.
 
-Reads the snapshot and diff Parquet files and the warehouse tables; writes views into
-``warehouse.duckdb`` and into ``analytics.duckdb``, plus Parquet exports of the
-warehouse tables under ``exports/``.
+Reads the snapshot, diff and listing-history Parquet files, the warehouse tables and
+``decisions.sqlite``; writes views into ``warehouse.duckdb`` and into ``analytics.duckdb``,
+plus Parquet exports of the warehouse tables and the decisions under ``exports/``.
 
 Why two databases: DuckDB lets one process write a database file and no other process
 open it at the same time, not even read-only. A sync holds ``warehouse.duckdb`` while
