@@ -56,6 +56,18 @@ def test_the_workbench_page_shows_its_times_in_the_zone_it_was_given(data_dir: P
     assert ">11-30 11:26 UTC</div>" in html and "JST" not in html
 
 
+def test_a_display_zone_nobody_knows_stops_every_command_with_exit_2(cli) -> None:
+    Path("invsync.toml").write_text('[display]\ntimezone = "Asia/Tokio"\n')
+    for command in (("config", "check"), ("runs",), ("sync",)):
+        result = cli(*command)
+        assert result.exit_code == 2, result.output
+        assert (
+            "invsync.toml: key 'display.timezone' is malformed: 'Asia/Tokio' is not an IANA "
+            "time zone name such as 'Asia/Tokyo' or 'UTC'" in result.stderr
+        )
+    assert not Path("data/warehouse.duckdb").exists()  # nothing started
+
+
 def _jst(moment: datetime) -> datetime:
     return (moment.astimezone(UTC) + TOKYO).replace(tzinfo=None)
 
