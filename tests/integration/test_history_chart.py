@@ -88,4 +88,3 @@ def test_runs_shows_each_start_in_jst(cli) -> None:
     assert "times in JST (Asia/Tokyo)" in result.stdout
     r3 = next(line for line in result.stdout.splitlines() if " r3 " in line)
     assert "2026-11-01 15:00 JST" in r3  # T0 + 6 h in UTC, + 9 h in Tokyo
-
