@@ -144,7 +144,8 @@ class ChartSeries:
 
 def chart_series(frame: pl.DataFrame) -> ChartSeries:
     """The chart's data from :func:`asin_history`'s frame (oldest first)."""
-    answered = frame.filter(pl.col("price_jpy").is_not_null() | (pl.col("in_stock") == False))  # noqa: E712
+    said = pl.col("price_jpy").is_not_null() | (pl.col("in_stock") == False)  # noqa: E712
+    answered = frame.filter(said & pl.col("fetched_at").is_not_null())
     times = answered["fetched_at"].to_list()
     stocked = answered["in_stock"].to_list()
     prices = [
