@@ -1,8 +1,8 @@
 """The analysts' views, in the warehouse and in a reader's copy beside it.
 
-Reads the snapshot and diff Parquet files and the warehouse tables; writes views into
-``warehouse.duckdb`` and into ``analytics.duckdb``, plus Parquet exports of the
-warehouse tables under ``exports/``.
+Reads the snapshot, diff and listing-history Parquet files, the warehouse tables and
+``decisions.sqlite``; writes views into ``warehouse.duckdb`` and into ``analytics.duckdb``,
+plus Parquet exports of the warehouse tables and the decisions under ``exports/``.
 
 Why two databases: DuckDB lets one process write a database file and no other process
 open it at the same time, not even read-only. A sync holds ``warehouse.duckdb`` while
@@ -14,8 +14,11 @@ A damaged snapshot or diff file is left out of the views (named in one warning):
 is, the views name the readable files one by one, and a file written later appears at the
 next publish; otherwise they read a glob, escaped so a folder named ``x[1]`` is a name.
 
-View bodies live in ``sql/views/<name>.sql`` and are written over four source names:
-``snapshots``, ``diff_rows``, ``runs`` and ``push_journal``.
+View bodies live in ``sql/views/<name>.sql`` and are written over the source names: the
+Parquet folders ``snapshots``, ``diff_rows`` and ``listing_rows``, the exported warehouse
+tables (:data:`EXPORTED_TABLES`) and the exported decisions (:data:`DECISION_EXPORTS`, from
+``decisions.sqlite``). Analysts see the sources too; every view and column they see is in
+``docs/data-dictionary.md`` (:mod:`pipeline.dictionary`, from ``sql/views/dictionary.toml``).
 """
 
 from __future__ import annotations
@@ -26,16 +29,23 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import schemas, warehouse
+from pipeline import decisions, schemas, warehouse
 from pipeline.files import atomic_target
-from pipeline.layout import DIFF_FILES, SNAPSHOT_FILES, exports_dir
+from pipeline.layout import DIFF_FILES, LISTING_FILES, SNAPSHOT_FILES, exports_dir
 from pipeline.sql import load_sql
 
+# in order of creation: a view reads only the sources and the views before it
 ANALYST_VIEWS = (
-    "price_history", "latest_price", "oos_episodes", "diffs", "diff_base", "diff_ebay", "pushes",
-    "fetch_health",
+    "price_history", "latest_price", "oos_episodes", "listing_history", "listing_margins",
+    "account_margins", "diffs", "diff_base", "diff_ebay", "holds", "breaker_verdicts", "pushes",
+    "fetch_health", "fetch_statuses",
 )  # fmt: skip
+# warehouse tables exported at each publish, viewed by analysts, restored by a rebuild
 EXPORTED_TABLES = ("runs", "push_journal", "listings_base", "listings_ebay")
+# exported and viewed, not restored: a run's verdicts went with its lost working state
+VERDICT_TABLES = ("review_breakers",)
+DECISION_EXPORTS = tuple(decisions.EXPORT_SCHEMAS)  # decisions.sqlite's tables, exported
+SOURCE_VIEWS = ("snapshots", "diff_rows", "listing_rows", *DECISION_EXPORTS)
 ANALYTICS_NAME = "analytics.duckdb"
 log = logging.getLogger("invsync.views")
 
@@ -48,7 +58,8 @@ _DUCKDB_TYPES = {
 }
 
 
-DIFF_PATH_KEYS = ("run_id", "platform")  # a diff file's run and platform are in its path only
+# a diff's or listing history's run and platform are in its path only
+DIFF_PATH_KEYS = ("run_id", "platform")
 
 
 def _literal(path: Path | str) -> str:
@@ -62,6 +73,12 @@ def _source(path: Path) -> str:
     return _literal(warehouse.duckdb_file(path.resolve()))
 
 
+def _sql_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "timestamptz"
+    return _DUCKDB_TYPES.get(dtype.base_type(), "varchar")
+
+
 def _empty_relation(
     models: tuple[type[schemas.pa.DataFrameModel], ...], path_keys: tuple[str, ...] = ()
 ) -> str:
@@ -70,14 +87,13 @@ def _empty_relation(
     columns: dict[str, str] = {}
     for model in models:
         for name, column in model.to_schema().columns.items():
-            dtype = column.dtype.type
-            if isinstance(dtype, pl.Datetime):
-                sql_type = "timestamptz"
-            else:
-                sql_type = _DUCKDB_TYPES.get(dtype.base_type(), "varchar")
-            columns.setdefault(name, sql_type)
+            columns.setdefault(name, _sql_type(column.dtype.type))
     for key in path_keys:
         columns.setdefault(key, "varchar")
+    return _empty_select(columns)
+
+
+def _empty_select(columns: dict[str, str]) -> str:
     body = ", ".join(f"cast(null as {t}) as {n}" for n, t in columns.items())
     return f"select {body} limit 0"
 
@@ -93,7 +109,7 @@ def _glob_or_empty(
     ``path_keys``: Hive keys of the path that the files do not hold, read as text."""
     folder, pattern = files
     found = sorted((data_dir / folder).glob(pattern))
-    kind = "snapshot" if files == SNAPSHOT_FILES else "diff"
+    kind = {SNAPSHOT_FILES: "snapshot", DIFF_FILES: "diff"}.get(files, "listing history")
     readable = warehouse.readable_parquet(found, kind)
     if not readable:
         return _empty_relation(models, path_keys)
@@ -108,11 +124,46 @@ def _glob_or_empty(
     return f"select * from read_parquet({where}, union_by_name = true, {hive})"
 
 
+def _decision_export(data_dir: Path, name: str) -> str:
+    """The exported decisions table ``name``, or an empty typed one before the first export."""
+    source = exports_dir(data_dir) / f"{name}.parquet"
+    if source.is_file():
+        return f"select * from read_parquet({_source(source)})"
+    schema = decisions.EXPORT_SCHEMAS[name]
+    return _empty_select({column: _sql_type(dtype) for column, dtype in schema.items()})
+
+
+def _verdict_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """In the analysts' database, :data:`VERDICT_TABLES` as views over their exports (the
+    warehouse has the tables themselves; publish writes the exports before this database)."""
+    tables = {
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall()
+    }
+    for name in VERDICT_TABLES:
+        source = exports_dir(data_dir) / f"{name}.parquet"
+        if name not in tables and source.is_file():
+            con.execute(
+                f"create or replace view {name} as select * from read_parquet({_source(source)})"
+            )
+
+
 def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """The Parquet folders and the exported decisions as views (:data:`SOURCE_VIEWS`)."""
     snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,))
     diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.PricedDiff,), DIFF_PATH_KEYS)
+    listings = _glob_or_empty(data_dir, LISTING_FILES, (schemas.ListingHistory,), DIFF_PATH_KEYS)
     con.execute(f"create or replace view snapshots as {snapshots}")
-    con.execute(f"create or replace view diff_rows as {diffs}")
+    con.execute(
+        "create or replace view diff_rows as select * replace (cast(fx_jpy_per_usd as"
+        f" decimal(12, 4)) as fx_jpy_per_usd) from ({diffs})"  # the file holds exact text
+    )
+    con.execute(f"create or replace view listing_rows as {listings}")
+    for name in DECISION_EXPORTS:
+        con.execute(f"create or replace view {name} as {_decision_export(data_dir, name)}")
+    _verdict_views(con, data_dir)
 
 
 def create_analyst_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -127,14 +178,18 @@ def refresh_warehouse_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> N
 
 
 def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """Write the warehouse tables analysts read to ``exports/<table>.parquet``, atomically."""
+    """Write the warehouse tables analysts read, and the decisions store's tables, to
+    ``exports/<table>.parquet``, atomically."""
     folder = exports_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    for table in EXPORTED_TABLES:
+    for table in (*EXPORTED_TABLES, *VERDICT_TABLES):
         with atomic_target(folder / f"{table}.parquet") as temporary:
             con.execute(
                 f"copy (select * from {table}) to {_literal(temporary.resolve())} (format parquet)"
             )
+    for name, frame in decisions.export_frames(data_dir).items():
+        with atomic_target(folder / f"{name}.parquet") as temporary:
+            frame.write_parquet(temporary)
 
 
 def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
