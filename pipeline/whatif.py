@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
-from pipeline import layout, pricing
+from pipeline import display, layout, pricing
 from pipeline.config import Settings
 from pipeline.decisions import next_action
 from pipeline.errors import UsageError
@@ -44,7 +44,6 @@ from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import duckdb_file
 
 RUNS_EXPORT = "runs.parquet"  # under exports/: the warehouse's runs table
-DISPLAY_ZONE = "Asia/Tokyo"  # days are counted in the seller's zone unless [display] says
 SKIP_NO_LISTINGS = "no listings file (transformed before invsync kept the listings as they stood)"
 SKIP_NO_SNAPSHOT = "no snapshot file"
 # what one replayed row keeps (of sql/transform/priced_listings.sql's columns)
@@ -130,9 +129,8 @@ def parse_since(text: str, now: datetime, zone: ZoneInfo) -> datetime:
 
 
 def display_zone(settings: Settings) -> ZoneInfo:
-    """The zone days are counted in: ``[display] timezone`` when set, else Asia/Tokyo."""
-    display = getattr(settings, "display", None)
-    return ZoneInfo(str(getattr(display, "timezone", None) or DISPLAY_ZONE))
+    """The zone days are counted in: ``[display] timezone`` (default Asia/Tokyo)."""
+    return display.zone(settings.display.timezone)
 
 
 def find_history(data_dir: Path, since: datetime) -> History:

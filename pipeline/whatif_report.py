@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from markupsafe import Markup, escape
 
+from pipeline import display
 from pipeline.money import money
 from pipeline.whatif import Replay, daily, daily_margin
 
@@ -53,9 +54,8 @@ class WhatifReport:
 
 
 def zone_label(zone: ZoneInfo, moment: datetime) -> str:
-    """The zone's abbreviation at ``moment`` (JST, UTC), or its name when it has none."""
-    label = moment.astimezone(zone).tzname() or str(zone)
-    return str(zone) if label.startswith(("+", "-")) else label
+    """The zone's abbreviation at ``moment`` (JST, UTC), as every seller-facing time says it."""
+    return display.label(display.in_zone(moment, str(zone)))
 
 
 def build(result: Replay, zone: ZoneInfo, now: datetime) -> WhatifReport:

@@ -51,6 +51,7 @@ def whatif_command(
     from pipeline import whatif_report
     from pipeline.cli import state
     from pipeline.config import load_settings
+    from pipeline.display import local
     from pipeline.errors import UsageError
     from pipeline.files import write_text_atomic
     from pipeline.workbench.render import render_page
@@ -81,8 +82,8 @@ def whatif_command(
             colours=whatif_report.SERIES_COLOURS,
             in_force_source=in_force_source,
             candidate_source=str(config),
-            since=f"{report.since:%Y-%m-%d %H:%M} UTC",
-            generated=f"{now:%Y-%m-%d %H:%M} UTC",
+            since=local(report.since, report.zone),
+            generated=local(now, report.zone),
         ),
     )
     if output_format == "json":
@@ -100,6 +101,7 @@ def _say(line: str) -> None:
 
 def _print_table(report: object) -> None:
     from pipeline.cli import console
+    from pipeline.display import local
     from pipeline.money import money
     from pipeline.whatif_report import METRICS, WhatifReport
 
@@ -108,7 +110,7 @@ def _print_table(report: object) -> None:
     _say(
         f"What if: {report.rule_sets[-1][1]} beside the rules in force "
         f"({report.rule_sets[0][1]}), {report.runs} runs since "
-        f"{report.since:%Y-%m-%d %H:%M} UTC; days in {report.zone} ({report.zone_label}); "
+        f"{local(report.since, report.zone)}; days in {report.zone} ({report.zone_label}); "
         "each cell is in force → candidate."
     )
     for why, n in report.skipped.items():
