@@ -169,13 +169,17 @@ lives in `bench/report.py` and the figures are measured afresh on each run.
   hidden-by-invsync ones included). An exit 1 ("hit a bug") counts as a violation.
 * **What-if** (`bench/whatif_bench.py`). A synthetic history written straight into the
   real layout: days × runs per day runs, each with its Amazon snapshot (one row per ASIN,
-  the transform bench's statuses and prices drawn afresh per run), the listings as they
-  stood at it (the transform bench's listings, 35 % shop1, 35 % shop2, 30 % eBay, over half
-  as many ASINs; 3 % of them moved in price and stock between two runs) and its row of
-  `exports/runs.parquet`. Each measurement runs in a **fresh subprocess**:
+  the transform bench's statuses and prices), the listings as they stood at it (the
+  transform bench's listings, 35 % shop1, 35 % shop2, 30 % eBay, over half as many ASINs,
+  first priced once by the transform's own SQL so the history starts in steady state) and
+  its row of `exports/runs.parquet`. At each run Amazon has moved 5 % of the prices by
+  3–8 % and 3 % of the listings were edited by hand since that steady state (drawn afresh
+  per run, as if each load had put the rest back). Each measurement runs in a **fresh subprocess**:
   `whatif.find_history` + `whatif.replay` of **both** rule sets (the demo defaults in force,
   a candidate with a higher BASE markup) over every run, as `invsync whatif` does before it
-  draws its report (imports excluded).
+  draws its report (imports excluded). **CPU** is the process's user + system time over all
+  its threads (`time.process_time`): work done, which other load on the machine stretches in
+  wall time but does not add to.
 """
 
 
@@ -636,11 +640,13 @@ def _whatif_section(results: Results) -> list[str]:
     runs = results.whatif
     first = runs[0].detail
     lines += [
-        "| days × runs per day | listings | rows priced (both rule sets) | replay, s | peak RSS | "
-        "changes: in force / candidate | below cost: in force / candidate |",
-        "|---|---|---|---|---|---|---|",
+        "| days × runs per day | listings | rows priced (both rule sets) | replay, s | "
+        "of it CPU, s (both cores) | peak RSS | changes: in force / candidate | "
+        "below cost: in force / candidate |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {days} × {per_day} = {first['replayed_runs']:,} runs | {listings:,} | "
         f"{first['priced_rows']:,} | {median(runs, lambda r: r.seconds):.2f} | "
+        f"{median(runs, lambda r: r.detail.get('cpu_seconds', math.nan)):.2f} | "
         f"{median(runs, lambda r: r.peak_rss_mib):,.0f} MiB | "
         f"{first['changes'].get('in force', 0):,} / {first['changes'].get('candidate', 0):,} | "
         f"{first['below_cost'].get('in force', 0):,} / "
