@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +149,15 @@ def compute_diffs(
         rules += pricing.compile_rules(settings, platform, fx if platform == "ebay" else None)
     guard = pricing.compile_guardrails(settings)
     con.execute("set TimeZone = 'UTC'")  # as every invsync connection: timestamps are UTC
-    # the SQL is keyed by replay_run (one run here: ''); the rules hold the run's moment
+    # the SQL is keyed by replay_run (one run here: ''); the rules hold the run's staleness
+    # limit: as_of less max_source_age
     one_run = pl.lit("").alias("replay_run")
+    stale_before = as_of - timedelta(microseconds=guard.max_source_age_us)
     con.register("run_snapshot", _arrow_view(snapshot_frame.with_columns(one_run)))
     con.register(
         "pricing_rules",
         pricing.rules_frame(rules).with_columns(
-            one_run, pl.lit(as_of).dt.cast_time_unit("us").alias("as_of")
+            one_run, pl.lit(stale_before).dt.cast_time_unit("us").alias("stale_before")
         ),
     )
     con.register("markup_bands", pricing.bands_frame(rules))
@@ -176,7 +178,6 @@ def compute_diffs(
             "create or replace temp table priced_all as " + load_sql("transform/priced_listings"),
             {
                 "max_move_bp": guard.max_move_bp,
-                "max_source_age_us": guard.max_source_age_us,
                 "max_source_age_s": guard.max_source_age_us / 1_000_000,
                 "changes_only": False,
             },

@@ -216,9 +216,11 @@ def open_history(history: History) -> duckdb.DuckDBPyConnection:
 
 
 def _rules(rule_set: RuleSet, history: History) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``pricing_rules`` (one row per run and account, at the run's FX rate and moment) and
-    ``markup_bands`` (per account; bands are in yen, so no rate changes them)."""
+    """``pricing_rules`` (one row per run and account, at the run's FX rate, with the
+    staleness limit of its moment) and ``markup_bands`` (per account; bands are in yen, so
+    no rate changes them)."""
     settings = rule_set.settings
+    max_age = timedelta(microseconds=pricing.compile_guardrails(settings).max_source_age_us)
     frames = []
     for run in history.runs:
         rules = pricing.compile_rules(settings, "base", None) if "base" in run.platforms else []
@@ -228,7 +230,7 @@ def _rules(rule_set: RuleSet, history: History) -> tuple[pl.DataFrame, pl.DataFr
         frames.append(
             pricing.rules_frame(rules).with_columns(
                 pl.lit(run.run_id).alias("replay_run"),
-                pl.lit(run.priced_at).dt.cast_time_unit("us").alias("as_of"),
+                pl.lit(run.priced_at - max_age).dt.cast_time_unit("us").alias("stale_before"),
             )
         )
     demo = pricing.FxRate(pricing.SANDBOX_DEMO_RATE, datetime.now(UTC), "bands only")
@@ -251,7 +253,6 @@ def _priced(
         f"select {kept} from ({load_sql('transform/priced_listings')})",
         params={
             "max_move_bp": guard.max_move_bp,
-            "max_source_age_us": guard.max_source_age_us,
             "max_source_age_s": guard.max_source_age_us / 1_000_000,
             "changes_only": False,
         },

@@ -14,7 +14,7 @@
 -- Keyed by replay_run: run_listings, run_snapshot and pricing_rules each carry it ('' in a
 -- live transform, the run's id when pipeline/whatif.py prices many runs in one query), and
 -- a listing meets only its own run's observation and rule (the rule holds the run's FX rate
--- and its moment, as_of).
+-- and its staleness limit, stale_before).
 create or replace temp view observed_listings as
 
 with

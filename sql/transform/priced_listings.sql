@@ -8,9 +8,10 @@
 --
 -- Reads: observed_listings (sql/transform/observed_listings.sql) and the frame markup_bands
 -- that pipeline/transform.py registers.
--- The run's moment as_of (timestamptz, what the staleness guardrail measures from) is a
--- column of pricing_rules, so a replay of many runs (replay_run, kept in the output) holds
--- each run's own. Parameters: $max_move_bp, $max_source_age_us, $max_source_age_s, and
+-- stale_before (timestamptz: the run's moment as_of less max_source_age, the staleness
+-- guardrail's limit) is a column of pricing_rules, so a replay of many runs (replay_run,
+-- kept in the output) holds each run's own, and no row subtracts an interval from a
+-- timestamptz. Parameters: $max_move_bp, $max_source_age_s, and
 -- $changes_only: true keeps the changed listings only; false keeps every listing (change_kind
 -- null where nothing changes), which transform writes as the run's listing history
 -- (data/listings/…) and a what-if replay reads.
@@ -171,7 +172,7 @@ hold_checked as (
             case when rounded_price > max_price then 'capped_at_max_price' end,
             case
                 when source_fetched_at is null
-                    or source_fetched_at < as_of - to_microseconds($max_source_age_us)
+                    or source_fetched_at < stale_before
                     or coalesce(source_fallback_age_seconds, 0) > $max_source_age_s
                     then 'source_stale'
             end,
