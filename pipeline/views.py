@@ -15,7 +15,11 @@ is, the views name the readable files one by one, and a file written later appea
 next publish; otherwise they read a glob, escaped so a folder named ``x[1]`` is a name.
 
 View bodies live in ``sql/views/<name>.sql`` and are written over four source names:
-``snapshots``, ``diff_rows``, ``runs`` and ``push_journal``.
+``snapshots``, ``diff_rows``, ``runs`` and ``push_journal``. Neither a snapshot nor a diff
+file holds the keys of its path (``dt``, ``run_id``, ``platform``): the sources read them
+from the Hive folders, as pandas, polars, pyarrow and DuckDB readers of the folder do.
+``analytics.duckdb`` is written in an older storage version (:data:`ANALYTICS_STORAGE_VERSION`)
+so the DuckDB CLI versions pip installs open it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import polars as pl
 
 from pipeline import schemas, warehouse
 from pipeline.files import atomic_target
-from pipeline.layout import DIFF_FILES, SNAPSHOT_FILES, exports_dir
+from pipeline.layout import DIFF_FILES, SNAPSHOT_FILES, SNAPSHOT_PATH_KEYS, export_path
 from pipeline.sql import load_sql
 
 ANALYST_VIEWS = (
@@ -109,7 +113,7 @@ def _glob_or_empty(
 
 
 def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,))
+    snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,), SNAPSHOT_PATH_KEYS)
     diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.PricedDiff,), DIFF_PATH_KEYS)
     con.execute(f"create or replace view snapshots as {snapshots}")
     con.execute(f"create or replace view diff_rows as {diffs}")
@@ -127,56 +131,110 @@ def refresh_warehouse_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> N
 
 
 def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """Write the warehouse tables analysts read to ``exports/<table>.parquet``, atomically."""
-    folder = exports_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the warehouse tables analysts read to ``exports/<table>/<table>.parquet``,
+    atomically: one folder per table, so each reads as a dataset of its own."""
     for table in EXPORTED_TABLES:
-        with atomic_target(folder / f"{table}.parquet") as temporary:
+        target = export_path(data_dir, table)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_target(target) as temporary:
             con.execute(
                 f"copy (select * from {table}) to {_literal(temporary.resolve())} (format parquet)"
             )
 
 
+# The on-disk format analytics.duckdb is written in. DuckDB 2.0 writes storage version 69 by
+# default, which the DuckDB CLI and Python wheels analysts install (1.2 to 1.5) refuse ("version
+# number 69, but we can only read versions between 64 and 68"). Version 64 ('v1.0.0') is read by
+# every DuckDB from 1.0 on, and a file of views only needs none of the newer formats' features.
+ANALYTICS_STORAGE_VERSION = "v1.0.0"
+ANALYTICS_STORAGE_NUMBER = 64  # the number DuckDB writes into the header for it
+_HEADER_MAGIC = b"DUCK"  # at byte 8, then the storage version as 8 bytes, little-endian
+_ATTACHED = "analytics"  # the name the reader's database is attached under while written
+
+
+def storage_number(path: Path) -> int | None:
+    """The storage version in a DuckDB file's header, or None when it is no DuckDB file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(20)
+    except OSError:
+        return None
+    if len(head) < 20 or head[8:12] != _HEADER_MAGIC:
+        return None
+    return int.from_bytes(head[12:20], "little")
+
+
 def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
     """Refresh the warehouse views, the exports and ``analytics.duckdb``.
 
-    Returns False when a reader holds ``analytics.duckdb`` open so its views could not be
-    rewritten; they still read the fresh exports and snapshots, so nothing is lost. A
-    damaged ``analytics.duckdb`` (it holds views only) is removed and built anew, with a
-    warning naming it.
+    ``analytics.duckdb`` is written in :data:`ANALYTICS_STORAGE_VERSION`, so the DuckDB CLI
+    and Python wheels analysts install open it; one an older invsync wrote in a newer storage
+    version is built anew (it holds views only). Returns False when a reader holds
+    ``analytics.duckdb`` open so its views could not be rewritten; they still read the fresh
+    exports and snapshots, so nothing is lost. A damaged ``analytics.duckdb`` is removed and
+    built anew, with a warning naming it.
     """
     refresh_warehouse_views(con, data_dir)
     export_tables(con, data_dir)
     path = data_dir / ANALYTICS_NAME
+    _drop_other_storage_version(path)
     for attempt in (1, 2):
+        reader_db = duckdb.connect()  # in memory; the file is attached in its storage version
         try:
-            reader_db = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            if warehouse.is_lock_conflict(exc):
-                log.info(
-                    "analytics.duckdb is open in another process; its views read the new files."
-                )
-                return False
-            if attempt == 2 or not warehouse.is_damage(path, exc):
-                raise
-            _remove_damaged(path)
-            continue
-        try:
-            _write_reader_views(reader_db, data_dir)
-        except duckdb.Error as exc:
-            if attempt == 2 or not warehouse.is_damage(path, exc):
-                raise
+            try:
+                _attach(reader_db, path)
+            except duckdb.Error as exc:
+                if warehouse.is_lock_conflict(exc):
+                    log.info(
+                        "analytics.duckdb is open in another process; its views read the new files."
+                    )
+                    return False
+                if attempt == 2 or not warehouse.is_damage(path, exc):
+                    raise
+                _remove_damaged(path)
+                continue
+            try:
+                _write_reader_views(reader_db, data_dir)
+                reader_db.execute("use memory")
+                reader_db.execute(f"detach {_ATTACHED}")
+            except duckdb.Error as exc:
+                if attempt == 2 or not warehouse.is_damage(path, exc):
+                    raise
+                reader_db.close()
+                _remove_damaged(path)
+                continue
+            return True
+        finally:
             reader_db.close()
-            _remove_damaged(path)
-            continue
-        reader_db.close()
-        return True
     return False  # not reached: the second attempt returns or raises
+
+
+def _attach(reader_db: duckdb.DuckDBPyConnection, path: Path) -> None:
+    reader_db.execute(
+        f"attach {_literal(path)} as {_ATTACHED} (storage_version '{ANALYTICS_STORAGE_VERSION}')"
+    )
+    reader_db.execute(f"use {_ATTACHED}")
+
+
+def _drop_other_storage_version(path: Path) -> None:
+    """An ``analytics.duckdb`` an older invsync wrote in DuckDB's newest storage version
+    cannot be attached in an older one (DuckDB never lowers it): it holds views only, so it
+    is removed and written again."""
+    number = storage_number(path)
+    if number is None or number == ANALYTICS_STORAGE_NUMBER:
+        return
+    log.info(
+        "The analysts' database %s is in storage version %s, which older DuckDB readers "
+        "cannot open; it holds only views, so it is built anew in version %s.",
+        path, number, ANALYTICS_STORAGE_NUMBER,
+    )  # fmt: skip
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
 
 
 def _write_reader_views(reader_db: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     for table in EXPORTED_TABLES:
-        source = data_dir / "exports" / f"{table}.parquet"
+        source = export_path(data_dir, table)
         reader_db.execute(
             f"create or replace view {table} as select * from read_parquet({_source(source)})"
         )
