@@ -11,6 +11,8 @@ Stage: none (every stage asks here for its paths). Nothing here reads or writes 
   staging/fetch/run_id=<run>/part-NNNNNN.parquet, counters.json  a fetch's checkpoint
                                          (one part per batch), removed once the snapshot is written
   diffs/run_id=<run>/platform=<base|ebay>/diff.parquet          one per run and platform
+  listings/run_id=<run>/platform=<base|ebay>/listings.parquet   the listings as they stood
+                                         at the run and what it decided for each (transform)
   reviews/<run>/review.html, *.csv       the review report (review)
   loads/run_id=<run>/dry_run.parquet     what a dry-run load would send
   exports/<table>/<table>.parquet        warehouse tables for analysts, one folder each
@@ -34,11 +36,13 @@ from pipeline.errors import DataError
 
 SNAPSHOT_FILE = "part-0.parquet"
 DIFF_FILE = "diff.parquet"
+LISTING_HISTORY_FILE = "listings.parquet"
 _RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]+$")
 
 # (folder under the data directory, glob below it) for readers of every file of a kind
 SNAPSHOT_FILES = ("snapshots/amazon", f"dt=*/run_id=*/{SNAPSHOT_FILE}")
 DIFF_FILES = ("diffs", f"run_id=*/platform=*/{DIFF_FILE}")
+LISTING_FILES = ("listings", f"run_id=*/platform=*/{LISTING_HISTORY_FILE}")
 SNAPSHOT_PATH_KEYS = ("dt", "run_id")  # a snapshot file's keys, in its path only
 # The data directory's file layout: 2 has no run_id column in snapshot, checkpoint or plan files and
 # one folder per export; a data directory without the mark (layout 1) is upgraded once.
@@ -72,6 +76,12 @@ def fetch_checkpoint_dir(data_dir: Path, run_id: str) -> Path:
 
 def diff_path(data_dir: Path, run_id: str, platform: str) -> Path:
     return data_dir / DIFF_FILES[0] / f"run_id={run_id}" / f"platform={platform}" / DIFF_FILE
+
+
+def listing_history_path(data_dir: Path, run_id: str, platform: str) -> Path:
+    """The listings of one platform as they stood at the run, with its decision for each."""
+    folder = data_dir / LISTING_FILES[0] / f"run_id={run_id}" / f"platform={platform}"
+    return folder / LISTING_HISTORY_FILE
 
 
 def review_dir(data_dir: Path, run_id: str) -> Path:

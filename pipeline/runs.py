@@ -30,7 +30,7 @@ _RUN_COLUMNS = {
     "extract_seconds", "fetch_seconds", "transform_seconds", "review_seconds", "load_seconds",
     "listings", "unique_asins", "invalid_asins", "spapi_calls", "spapi_429s", "spapi_retries",
     "fetched_ok", "fallbacks", "unknowns", "quota_floor_seconds", "diffs", "holds", "pushes",
-    "push_failures", "outcome", "message",
+    "push_failures", "outcome", "message", "priced_at", "fx_jpy_per_usd",
 }  # fmt: skip
 
 

@@ -282,6 +282,46 @@ class PricedDiff(Diff):
         return data.lazyframe.select(pl.col("held") == pl.col("hold_reason").is_not_null())
 
 
+class ListingHistory(pa.DataFrameModel):
+    """One platform's listings as they stood at a run, with the run's decision for each:
+    ``listings/run_id=…/platform=…/listings.parquet`` (transform writes; the analysts'
+    views and ``invsync whatif`` read). ``price_minor``, ``quantity`` and ``visible`` are the
+    listing before the run's push; ``change_kind`` and ``new_*`` are null where nothing
+    changes. Money in minor units of ``currency``; ``cost_jpy`` in yen. Strict: ``run_id`` and
+    ``platform`` live in the path only."""
+
+    account_id: str = pa.Field(str_matches=ACCOUNT_PATTERN)
+    listing_key: str = pa.Field(str_length={"min_value": 1})
+    asin: str = pa.Field(str_matches=ASIN_PATTERN)
+    item_id: pl.Int64 = pa.Field(nullable=True)  # BASE
+    sku: str = pa.Field(nullable=True)  # eBay
+    offer_id: str = pa.Field(nullable=True)
+    listing_id: str = pa.Field(nullable=True)
+    api: str = pa.Field(isin=DIFF_APIS)
+    currency: str = pa.Field(isin=DIFF_CURRENCIES)
+    price_minor: pl.Int64 = pa.Field(gt=0)
+    quantity: pl.Int64 = pa.Field(ge=0)
+    visible: pl.Boolean = pa.Field(nullable=True)
+    drifted: pl.Boolean
+    cost_jpy: pl.Int64 = pa.Field(nullable=True)
+    source_status: str = pa.Field(nullable=True, isin=SNAPSHOT_STATUSES)  # null: not fetched
+    source_says: str = pa.Field(isin=["in_stock", "out_of_stock", "ignore"])
+    source_run_id: str = pa.Field(nullable=True)
+    current_profit_minor: pl.Int64 = pa.Field(nullable=True)
+    change_kind: str = pa.Field(nullable=True, isin=CHANGE_KINDS)
+    new_price_minor: pl.Int64 = pa.Field(nullable=True)
+    new_quantity: pl.Int64 = pa.Field(nullable=True)
+    new_visible: pl.Boolean = pa.Field(nullable=True)
+    held: pl.Boolean
+    hold_reason: str = pa.Field(nullable=True)
+    expected_profit_minor: pl.Int64 = pa.Field(nullable=True)
+    change_id: str
+
+    class Config:
+        strict = True
+        unique = ["account_id", "listing_key"]
+
+
 # --- validation with one failure sentence --------------------------------------------------
 
 

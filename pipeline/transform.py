@@ -6,8 +6,11 @@ Reads the snapshot ``<data_dir>/snapshots/amazon/dt=*/run_id=<id>/part-0.parquet
 Writes ``<data_dir>/diffs/run_id=<id>/platform=<p>/diff.parquet`` (atomic, validated with
 :class:`~pipeline.schemas.PricedDiff`: the same columns on every platform, prices in minor
 units of the row's ``currency``, no ``run_id`` or ``platform`` column since the path holds
-both), the warehouse history (``diff_history``, ``transform_platform_stats``) and the run's
-``transform_seconds``, ``diffs`` and ``holds``.
+both), the listings as they stood at the run with its decision for each
+(``<data_dir>/listings/run_id=<id>/platform=<p>/listings.parquet``, every listing priced:
+:class:`~pipeline.schemas.ListingHistory`, read by the analysts' views and ``invsync whatif``),
+the warehouse history (``diff_history``, ``transform_platform_stats``) and the run's
+``transform_seconds``, ``diffs``, ``holds``, ``priced_at`` (the as_of) and ``fx_jpy_per_usd``.
 
 All pricing happens set-based in DuckDB (``sql/transform/*.sql``); Python only wires.
 Phase 2 never calls SP-API. A stale or missing FX rate stops eBay pricing — BASE is still
@@ -29,9 +32,10 @@ import polars as pl
 from pipeline import journal, layout, pricing
 from pipeline.config import Settings, Workspace
 from pipeline.errors import ConfigError, InvsyncError
+from pipeline.files import atomic_target
 from pipeline.platforms import PLATFORMS
 from pipeline.runs import resolve_run, update_run
-from pipeline.schemas import CHANGE_KINDS, PricedDiff, validated
+from pipeline.schemas import CHANGE_KINDS, ListingHistory, PricedDiff, validated
 from pipeline.snapshots import read_snapshot
 from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import transaction, write_parquet_atomic
@@ -85,6 +89,7 @@ class TransformResult:
 class ComputedDiffs:
     frames: dict[str, pl.DataFrame]  # platform → validated diff (no run_id/platform column)
     stats: pl.DataFrame  # transform_platform_stats rows
+    history: dict[str, pl.DataFrame]  # platform → every listing priced (ListingHistory)
 
 
 def _frame(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> pl.DataFrame:
@@ -121,12 +126,20 @@ def compute_diffs(
     as_of: datetime,
     fx: pricing.FxRate | None,
     platforms: tuple[str, ...] = PLATFORMS,
+    stored_listings: pl.DataFrame | None = None,
+    history_paths: dict[str, Path] | None = None,
+    history_frames: bool = False,
 ) -> ComputedDiffs:
-    """Price every listing of ``platforms`` against ``snapshot`` and return validated diffs.
+    """Price every listing of ``platforms`` against ``snapshot`` and return validated diffs
+    and the run's listing history (every listing priced, the changed ones being the diff).
 
     ``snapshot`` is the run's snapshot frame (as :func:`run` validated it) or its Parquet
-    file. Reads the listing tables through ``con``; writes nothing but a temp view, dropped
-    again. eBay is priced only when ``fx`` is given.
+    file. Reads the listing tables through ``con`` — or, for a replay, ``stored_listings``:
+    the listings as they stood at a past run (its ``listings/`` files with a ``platform``
+    column). Writes each platform's listing history to ``history_paths[platform]`` when given
+    (atomically; transform's run does) and returns it as frames with ``history_frames``;
+    otherwise writes nothing but temp tables and views, dropped again. eBay is priced only
+    when ``fx`` is given.
     """
     snapshot_frame = (
         snapshot
@@ -137,35 +150,70 @@ def compute_diffs(
     for platform in platforms:
         rules += pricing.compile_rules(settings, platform, fx if platform == "ebay" else None)
     guard = pricing.compile_guardrails(settings)
+    con.execute("set TimeZone = 'UTC'")  # as every invsync connection: timestamps are UTC
     con.register("run_snapshot", _arrow_view(snapshot_frame))
     con.register("pricing_rules", pricing.rules_frame(rules))
     con.register("markup_bands", pricing.bands_frame(rules))
+    if stored_listings is not None:
+        con.register("stored_listings", _arrow_view(stored_listings))
     try:
+        run_sql(
+            con,
+            "transform/run_listings"
+            if stored_listings is None
+            else "transform/run_listings_stored",
+        )
         run_sql(con, "transform/observed_listings")
-        # Only the changed rows, as Arrow (no temp table: storing rows costs more than
-        # holding them); the diff and stats queries read them as priced_changes.
-        changes = con.sql(
-            load_sql("transform/priced_listings"),
-            params={
+        # Every listing priced, into a temp table: DuckDB writes the listing history from it
+        # in parallel, and the diff and stats queries read its changed rows as
+        # priced_changes (through Arrow every listing would cost a second per million).
+        con.execute(
+            "create or replace temp table priced_all as " + load_sql("transform/priced_listings"),
+            {
                 "as_of": as_of,
                 "max_move_bp": guard.max_move_bp,
                 "max_source_age_us": guard.max_source_age_us,
                 "max_source_age_s": guard.max_source_age_us / 1_000_000,
+                "changes_only": False,
             },
-        ).to_arrow_table()
-        con.register("priced_changes", changes)
+        )
+        con.execute(
+            "create or replace temp view priced_changes as"
+            " select * from priced_all where change_kind is not null"
+        )
         frames = {
             platform: _validated(_frame(con, "transform/diff", {"platform": platform}), platform)
             for platform in platforms
         }
+        history = {}
+        for platform in platforms:
+            if history_paths is not None:
+                _write_history(con, platform, history_paths[platform])
+            if history_frames:
+                history[platform] = _frame(con, "transform/listing_history", {"platform": platform})
         stats = _frame(con, "transform/platform_stats", {"run_id": run_id, "as_of": as_of})
     finally:
+        con.execute("drop view if exists priced_changes")
         con.execute("drop view if exists observed_listings")
-        con.unregister("priced_changes")
-        con.unregister("run_snapshot")
-        con.unregister("pricing_rules")
-        con.unregister("markup_bands")
-    return ComputedDiffs(frames=frames, stats=stats)
+        con.execute("drop view if exists run_listings")
+        con.execute("drop table if exists priced_all")
+        for frame in ("run_snapshot", "pricing_rules", "markup_bands"):
+            con.unregister(frame)
+        if stored_listings is not None:
+            con.unregister("stored_listings")
+    return ComputedDiffs(frames=frames, stats=stats, history=history)
+
+
+def _write_history(con: duckdb.DuckDBPyConnection, platform: str, path: Path) -> None:
+    """One platform's listing history (``sql/transform/listing_history.sql`` over
+    ``priced_all``) to ``path``, atomically, its columns and types checked against
+    :class:`ListingHistory` before it takes the name (a lazy frame: the schema only — its
+    values come from the same priced rows as the diff, whose changed rows are checked in full,
+    and checking every value of every listing would double the transform at a million)."""
+    query = con.sql(load_sql("transform/listing_history"), params={"platform": platform})
+    with atomic_target(path) as temporary:
+        query.write_parquet(str(temporary))
+        ListingHistory.validate(pl.scan_parquet(temporary, glob=False))
 
 
 def _has_listed(con: duckdb.DuckDBPyConnection, platform: str) -> bool:
@@ -241,11 +289,13 @@ def run(
         as_of=as_of,
         fx=fx,
         platforms=tuple(platforms),
+        history_paths={p: layout.listing_history_path(ws.data_dir, run_id, p) for p in platforms},
     )
     for platform, frame in computed.frames.items():
         write_parquet_atomic(frame, diff_path(ws.data_dir, run_id, platform))
     for platform in stopped:
         diff_path(ws.data_dir, run_id, platform).unlink(missing_ok=True)
+        layout.listing_history_path(ws.data_dir, run_id, platform).unlink(missing_ok=True)
     _store(con, run_id, computed, list(stopped))
 
     stats = {row["platform"]: row for row in computed.stats.to_dicts()}
@@ -261,7 +311,15 @@ def run(
             path=diff_path(ws.data_dir, run_id, platform),
         )
     result.seconds = time.perf_counter() - started
-    update_run(con, run_id, transform_seconds=result.seconds, diffs=result.rows, holds=result.held)
+    update_run(
+        con,
+        run_id,
+        transform_seconds=result.seconds,
+        diffs=result.rows,
+        holds=result.held,
+        priced_at=as_of,
+        fx_jpy_per_usd=fx.jpy_per_usd if fx is not None and "ebay" in computed.frames else None,
+    )
     if stopped:
         raise ConfigError(
             stopped["ebay"].rstrip(".")

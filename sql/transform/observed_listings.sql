@@ -6,62 +6,16 @@
 -- rows; platform_stats.sql counts all of them for the breaker. A view, so the join is
 -- written once and each reader computes only the columns it needs.
 --
--- Reads: listings_base, listings_ebay and three frames that pipeline/transform.py registers:
+-- Reads: run_listings (sql/transform/run_listings.sql over the listing tables, or a replay's
+-- stored listings: pipeline/whatif.py) and three frames that pipeline/transform.py registers:
 -- run_snapshot (the run's validated Amazon snapshot), pricing_rules (one row per account) and
 -- markup_bands (read by priced_listings.sql). No parameters: a view cannot hold them.
 create or replace temp view observed_listings as
 
 with
 
-base_listings as (
-    select
-        'base' as platform,
-        account_id,
-        cast(item_id as varchar) as listing_key,
-        item_id,
-        cast(null as varchar) as sku,
-        cast(null as varchar) as offer_id,
-        cast(null as varchar) as listing_id,
-        cast(null as varchar) as api,
-        cast(null as varchar) as currency,
-        asin,
-        price_jpy as old_price,
-        -- BASE sets the stock of an item with variations (their sum): hidden is how invsync
-        -- takes it out of stock, so hidden reads as 0 (docs/load.md)
-        cast(case when has_variations and not visible then 0 else stock end as bigint)
-            as old_quantity,
-        visible as old_visible,
-        drift_detected_at is not null as drifted,
-        title
-    from listings_base
-    where status = 'listed'
-),
-
-ebay_listings as (
-    select
-        'ebay' as platform,
-        account_id,
-        sku as listing_key,
-        cast(null as bigint) as item_id,
-        sku,
-        offer_id,
-        listing_id,
-        api,
-        currency,
-        asin,
-        price_cents as old_price,
-        cast(quantity as bigint) as old_quantity,
-        true as old_visible,  -- eBay has no hidden state: out of stock is quantity 0
-        drift_detected_at is not null as drifted,
-        title
-    from listings_ebay
-    where status = 'listed'
-),
-
 listings as (
-    select * from base_listings
-    union all
-    select * from ebay_listings
+    select * from run_listings
 ),
 
 snapshot as (

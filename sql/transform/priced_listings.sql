@@ -8,7 +8,10 @@
 --
 -- Reads: observed_listings (sql/transform/observed_listings.sql) and the frame markup_bands
 -- that pipeline/transform.py registers.
--- Parameters: $as_of (timestamptz), $max_move_bp, $max_source_age_us, $max_source_age_s.
+-- Parameters: $as_of (timestamptz), $max_move_bp, $max_source_age_us, $max_source_age_s, and
+-- $changes_only: true keeps the changed listings only; false keeps every listing (change_kind
+-- null where nothing changes), which transform writes as the run's listing history
+-- (data/listings/…) and a what-if replay reads.
 --
 -- Money is integer: yen on BASE, US cents on eBay ("the platform unit"); rates are basis
 -- points (1/10,000). Every division is a ceiling on non-negative integers, written
@@ -195,6 +198,7 @@ final as (
         new_quantity,
         old_visible,
         new_visible,
+        drifted,
         cast(target_price as bigint) as target_price,
         min_price,
         max_price,
@@ -245,4 +249,4 @@ final as (
 )
 
 select * from final
-where change_kind is not null
+where change_kind is not null or not $changes_only
