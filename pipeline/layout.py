@@ -8,7 +8,7 @@ Stage: none (every stage asks here for its paths). Nothing here reads or writes 
   analytics.duckdb                       the analysts' views (pipeline.views)
   .file-layout                           which layout the files are in (warehouse.upgrade_files)
   snapshots/amazon/dt=YYYY-MM-DD/run_id=<run>/part-0.parquet    one per run (fetch)
-  staging/fetch/run_id=<run>/part-NNNNNN.parquet, counters.json  a fetch's checkpoint
+  staging/fetch/run_id=<run>/part-NNNNNN.parquet, _counters.json  a fetch's checkpoint
                                          (one part per batch), removed once the snapshot is written
   diffs/run_id=<run>/platform=<base|ebay>/diff.parquet          one per run and platform
   listings/run_id=<run>/platform=<base|ebay>/listings.parquet   the listings as they stood
@@ -49,7 +49,10 @@ SNAPSHOT_PATH_KEYS = ("dt", "run_id")  # a snapshot file's keys, in its path onl
 FILE_LAYOUT = 2
 FILE_LAYOUT_MARK = ".file-layout"
 CHECKPOINT_PARTS = "part-*.parquet"  # a fetch checkpoint's batches, in order of their number
-CHECKPOINT_COUNTERS = "counters.json"  # the calls the checkpointed batches cost
+# the calls the checkpointed batches cost; "_" so that pandas and pyarrow, which read every
+# file of a dataset folder as Parquet but skip names starting with "_" or ".", pass it over
+CHECKPOINT_COUNTERS = "_counters.json"
+LEGACY_CHECKPOINT_COUNTERS = "counters.json"  # its name before: read by a resumed fetch
 
 
 def run_date(run_id: str) -> str:

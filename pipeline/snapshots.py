@@ -36,6 +36,7 @@ from pipeline.errors import DataError
 from pipeline.layout import (
     CHECKPOINT_COUNTERS,
     CHECKPOINT_PARTS,
+    LEGACY_CHECKPOINT_COUNTERS,
     SNAPSHOT_FILE,
     fetch_checkpoint_dir,
     snapshot_path,
@@ -227,6 +228,8 @@ def read_checkpoint(data_dir: Path, run_id: str) -> tuple[pl.DataFrame, dict[str
     later part, e.g. of the retry pass, replaces an earlier one) and the calls they cost."""
     parts = warehouse.readable_parquet(checkpoint_parts(data_dir, run_id), "checkpoint")
     counters_path = fetch_checkpoint_dir(data_dir, run_id) / CHECKPOINT_COUNTERS
+    if not counters_path.is_file():  # a checkpoint an older invsync left
+        counters_path = counters_path.with_name(LEGACY_CHECKPOINT_COUNTERS)
     counters: dict[str, Any] = {}
     if counters_path.is_file():
         try:

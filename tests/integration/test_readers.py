@@ -42,6 +42,7 @@ EXPECTED_FOLDERS = {
     "snapshots/amazon",
     "diffs",
     "loads",
+    "listings",
     *(f"exports/{table}" for table in views.EXPORTED_TABLES),
 }
 
