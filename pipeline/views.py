@@ -142,10 +142,13 @@ def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
             )
 
 
-# The on-disk format analytics.duckdb is written in. DuckDB 2.0 writes storage version 69 by
-# default, which the DuckDB CLI and Python wheels analysts install (1.2 to 1.5) refuse ("version
-# number 69, but we can only read versions between 64 and 68"). Version 64 ('v1.0.0') is read by
-# every DuckDB from 1.0 on, and a file of views only needs none of the newer formats' features.
+# The on-disk format analytics.duckdb is written in. DuckDB 2.0 writes its own newest storage
+# version by default, which the DuckDB CLI and Python wheels analysts install (1.2 to 1.5)
+# refuse ("Trying to read a database file with version number 999, but we can only read
+# versions between 64 and 67", the CLI 1.4.4). Version 64 ('v1.0.0'):
+# every release from 1.0 on reads it; a file of views needs none of the newer formats' features
+# (1.0 and 1.1 read the format but not the view definitions 2.0 stores: 1.2 is the oldest
+# Python reader, tests/integration/test_readers.py).
 ANALYTICS_STORAGE_VERSION = "v1.0.0"
 ANALYTICS_STORAGE_NUMBER = 64  # the number DuckDB writes into the header for it
 _HEADER_MAGIC = b"DUCK"  # at byte 8, then the storage version as 8 bytes, little-endian

@@ -29,7 +29,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -294,9 +294,10 @@ def connect(
 def upgrade_files(data_dir: Path) -> None:
     """Bring the Parquet files of an older invsync into today's layout, once per data
     directory (``.file-layout`` records it): snapshot files and dry-run plans lose their
-    ``run_id`` column (it is in their path; a damaged file is left as it is) and each export moves into a folder of its own, so pandas, polars,
-    pyarrow and DuckDB each read every folder as one dataset (docs/analysts.md). Every file is
-    rewritten or moved atomically, so an upgrade cut short is finished by the next one."""
+    ``run_id`` column (it is in their path; a damaged file is left as it is) and each export
+    moves into a folder of its own, so pandas, polars, pyarrow and DuckDB each read every
+    folder as one dataset (docs/analysts.md). Every file is rewritten or moved atomically, so
+    an upgrade cut short is finished by the next one, and two at once do the same work."""
     mark = file_layout_path(data_dir)
     if mark.is_file() and mark.read_text(encoding="utf-8").strip() == str(FILE_LAYOUT):
         return
@@ -311,8 +312,9 @@ def upgrade_files(data_dir: Path) -> None:
         old, new = legacy_export_path(data_dir, table), export_path(data_dir, table)
         if old.is_file():
             new.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(old, new)
-            moved += 1
+            with suppress(FileNotFoundError):  # another process moved it this moment
+                os.replace(old, new)
+                moved += 1
     if rewritten or moved:
         log.info(
             "Upgraded the files of %s: %d snapshot and plan files without their run_id column, "
@@ -552,9 +554,9 @@ def is_damaged(data_dir: Path) -> bool:
 def rebuild(data_dir: Path, *, now: datetime) -> Rebuilt:
     """Move the warehouse aside as ``warehouse.duckdb.damaged-<UTC time>``, create a new
     one (migrations; an older layout's exports move into place), restore the exported
-    tables from ``exports/`` (as of the last
-    publish), close the runs whose working state is gone, and rebuild the views over the
-    snapshot and diff Parquet. The caller holds the run lock."""
+    tables from ``exports/`` (as of the last publish), close the runs whose working state is
+    gone, and rebuild the views over the snapshot and diff Parquet. The caller holds the run
+    lock."""
     from pipeline import views
 
     path = warehouse_path(data_dir)
