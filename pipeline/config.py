@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.display import DEFAULT_TIMEZONE, zone_problem
 from pipeline.errors import ConfigError, MissingCredentialError
 from pipeline.platforms import Platform
 from pipeline.redact import remember, secret_names
@@ -456,6 +457,22 @@ class NotifySettings(_Section):
         return self
 
 
+class DisplaySettings(_Section):
+    """``[display]``: how times are shown to people (pipeline.display). Every stored time
+    stays UTC; ``timezone`` (an IANA name) is only the zone the terminal, the review page,
+    the alerts and the history chart show them in, with the zone named."""
+
+    timezone: str = DEFAULT_TIMEZONE
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        problem = zone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 DEMO_ACCOUNTS: tuple[Account, ...] = (
     Account(id="shop1", platform="base", refresh_token_env="BASE_SHOP1_REFRESH_TOKEN"),
     Account(id="shop2", platform="base", refresh_token_env="BASE_SHOP2_REFRESH_TOKEN"),
@@ -473,6 +490,7 @@ class Settings(_Section):
     fx: FxSettings = FxSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
     notify: NotifySettings = NotifySettings()
+    display: DisplaySettings = DisplaySettings()
 
     @model_validator(mode="after")
     def _pricing_overrides_name_accounts(self) -> Settings:
@@ -550,8 +568,10 @@ class Settings(_Section):
         return list(dict.fromkeys(names))
 
     def digest(self) -> str:
-        """A short hash of the effective settings, recorded with each run."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        """A short hash of the effective settings, recorded with each run: the settings that
+        decide what a run does, so ``[display]`` (how times are shown) is left out."""
+        decisive = self.model_dump_json(exclude={"display"})
+        return hashlib.sha256(decisive.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,10 @@ class DecisionStore:
         ).fetchall()
         return bool(rows)
 
+    def rows(self, table: str, columns: list[str]) -> list[tuple[Any, ...]]:
+        """Every row of one of the store's tables (for the analysts' exports)."""
+        return self._con.execute(f"select {', '.join(columns)} from {table}").fetchall()
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         try:
@@ -210,6 +214,47 @@ def opened(data_dir: Path) -> Iterator[DecisionStore]:
         yield store
     finally:
         store.close()
+
+
+# The store's two tables as the analysts' exports read them (pipeline.views): times as UTC.
+EXPORT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "decisions": {
+        "change_id": pl.String(),
+        "platform": pl.String(),
+        "account_id": pl.String(),
+        "listing_key": pl.String(),
+        "asin": pl.String(),
+        "run_id": pl.String(),
+        "decision": pl.String(),
+        "decided_at": pl.Datetime("us", "UTC"),
+        "decided_by": pl.String(),
+        "note": pl.String(),
+    },
+    "breaker_releases": {
+        "run_id": pl.String(),
+        "platform": pl.String(),
+        "released_at": pl.Datetime("us", "UTC"),
+        "released_by": pl.String(),
+    },
+}
+
+
+def export_frames(data_dir: Path) -> dict[str, pl.DataFrame]:
+    """Both tables of the store, whole, with their ISO times as UTC timestamps (empty while
+    no store exists): what the analysts' exports write beside the warehouse's."""
+    frames = {name: pl.DataFrame(schema=schema) for name, schema in EXPORT_SCHEMAS.items()}
+    if not store_path(data_dir).exists():
+        return frames
+    with opened(data_dir) as store:
+        for name, schema in EXPORT_SCHEMAS.items():
+            rows = store.rows(name, list(schema))
+            text = pl.DataFrame(rows, schema=dict.fromkeys(schema, pl.String()), orient="row")
+            frames[name] = text.with_columns(
+                pl.col(c).str.to_datetime(time_unit="us", time_zone="UTC")
+                for c, dtype in schema.items()
+                if isinstance(dtype, pl.Datetime)
+            )
+    return frames
 
 
 def _now() -> str:

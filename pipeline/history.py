@@ -4,23 +4,31 @@
 Reads the warehouse (read-only) when no other process holds it, else the analysts' copy
 (``analytics.duckdb``, see :mod:`pipeline.views`), else waits for the warehouse as every
 command does (:func:`pipeline.warehouse.connect`); writes nothing but an optional PNG.
+
+Times are stored in UTC; the chart shows them in the ``[display] timezone`` and names it
+(:mod:`pipeline.display`). Out of stock has no price: the chart and the sparkline draw it as
+a gap, never as ¥0.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline import views, warehouse
+from pipeline import display, views, warehouse
 from pipeline.errors import DataError, UsageError, WarehouseBusyError
 from pipeline.schemas import ASIN_PATTERN
 from pipeline.sql import query_frame
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+SPARK_OUT_OF_STOCK = "·"  # a gap at no height: out of stock has no price, not ¥0
 
 
 @contextmanager
@@ -97,18 +105,18 @@ def asin_history(con: duckdb.DuckDBPyConnection, asin: str) -> pl.DataFrame:
     return query_frame(con, "reports/asin_history", {"asin": asin})
 
 
-def sparkline(values: Sequence[int | None]) -> str:
-    """One character per value, scaled between the smallest and the largest; a gap
-    (no price: out of stock or a failed fetch) is a space."""
+def sparkline(values: Sequence[int | None], in_stock: Sequence[bool | None] | None = None) -> str:
+    """One character per value, scaled between the smallest and the largest price. Out of
+    stock (``in_stock`` False) is :data:`SPARK_OUT_OF_STOCK`, a gap in the line at no
+    height; any other missing price (a failed fetch: no answer) is a space."""
+    stock = list(in_stock) if in_stock is not None else [None] * len(values)
     present = [v for v in values if v is not None]
-    if not present:
-        return " " * len(values)
-    low, high = min(present), max(present)
+    low, high = (min(present), max(present)) if present else (0, 0)
     span = high - low
     out = []
-    for value in values:
+    for value, stocked in zip(values, stock, strict=True):
         if value is None:
-            out.append(" ")
+            out.append(SPARK_OUT_OF_STOCK if stocked is False else " ")
         elif span == 0:
             out.append(SPARK_LEVELS[len(SPARK_LEVELS) // 2])
         else:
@@ -117,27 +125,106 @@ def sparkline(values: Sequence[int | None]) -> str:
     return "".join(out)
 
 
-def plot_history(frame: pl.DataFrame, asin: str, path: Path) -> Path:
-    """Write a PNG chart of price (yen) and stock over time."""
+@dataclass(frozen=True)
+class ChartSeries:
+    """What the history chart draws, one entry per observation with an answer.
+
+    ``prices`` holds the landed price in yen at each of ``times``, or None where the ASIN was
+    out of stock: a gap that breaks the line, never a point at ¥0. ``out_of_stock`` are the
+    times marked on the time axis, and ``out_of_stock_spans`` the stretches shaded, each from
+    its first out-of-stock observation to the next observation in stock (or its last). Observations without an answer (a
+    failed fetch: no price and no stock state) are left out, so the line carries across them.
+    """
+
+    times: list[datetime]
+    prices: list[int | None]
+    out_of_stock: list[datetime]
+    out_of_stock_spans: list[tuple[datetime, datetime]]
+
+
+def chart_series(frame: pl.DataFrame) -> ChartSeries:
+    """The chart's data from :func:`asin_history`'s frame (oldest first)."""
+    said = pl.col("price_jpy").is_not_null() | (pl.col("in_stock") == False)  # noqa: E712
+    answered = frame.filter(said & pl.col("fetched_at").is_not_null())
+    times = answered["fetched_at"].to_list()
+    stocked = answered["in_stock"].to_list()
+    prices = [
+        None if s is False else p
+        for p, s in zip(answered["price_jpy"].to_list(), stocked, strict=True)
+    ]
+    spans: list[tuple[datetime, datetime]] = []
+    for i, s in enumerate(stocked):
+        if s is not False:
+            continue
+        end = times[i + 1] if i + 1 < len(times) else times[i]
+        if spans and spans[-1][1] == times[i] and stocked[i - 1] is False:
+            spans[-1] = (spans[-1][0], end)  # the same stretch goes on
+        else:
+            spans.append((times[i], end))
+    return ChartSeries(
+        times=times,
+        prices=prices,
+        out_of_stock=[t for t, s in zip(times, stocked, strict=True) if s is False],
+        out_of_stock_spans=spans,
+    )
+
+
+def plot_history(frame: pl.DataFrame, asin: str, path: Path, timezone: str) -> Path:
+    """Write a PNG chart of the landed price (yen) over time: out of stock is a gap in the
+    line, shaded, with a marker on the time axis; the time axis shows dates and wall times in
+    ``timezone`` and names it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
+        import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
     except ImportError:
         raise UsageError(
             "Plotting needs matplotlib; install it with `pip install 'invsync[plot]'` "
             "(make setup includes it)."
         ) from None
-    figure, axis = plt.subplots(figsize=(8, 3.5), dpi=100)
-    facts = frame.filter(pl.col("price_jpy").is_not_null())
-    axis.step(facts["fetched_at"].to_list(), facts["price_jpy"].to_list(), where="post")
-    out = frame.filter(pl.col("in_stock") == False)  # noqa: E712 — polars expression
-    if out.height:
-        axis.scatter(out["fetched_at"].to_list(), [0] * out.height, marker="x", color="red")
-    axis.set_title(f"{asin}: Amazon landed price (JPY); x = out of stock")
-    axis.set_ylabel("JPY")
-    figure.autofmt_xdate()
+    series = chart_series(frame)
+    zone = display.zone(timezone)
+    figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
+    xs = [mdates.date2num(t) for t in series.times]  # aware UTC times: days since the epoch
+    ys = [math.nan if p is None else float(p) for p in series.prices]  # nan breaks the line
+    axis.step(xs, ys, where="post", color="#36c", label="landed price")
+    axis.plot(xs, ys, linestyle="none", marker=".", color="#36c")
+    for begin, end in series.out_of_stock_spans:
+        axis.axvspan(
+            mdates.date2num(begin), mdates.date2num(end), color="#d33", alpha=0.08, linewidth=0
+        )
+    if series.out_of_stock:
+        marks = [mdates.date2num(t) for t in series.out_of_stock]
+        axis.plot(
+            marks, [0.0] * len(marks), linestyle="none", marker="^", markersize=8,
+            color="#d33", clip_on=False, label="out of stock",
+            transform=axis.get_xaxis_transform(),  # y in axis units: on the time axis
+        )  # fmt: skip
+    if not any(p is not None for p in series.prices):
+        axis.set_yticks([])
+        axis.text(0.5, 0.5, "no price observed", ha="center", transform=axis.transAxes)
+    else:
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole yen only
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"¥{value:,.0f}"))
+    locator = mdates.AutoDateLocator(tz=zone)
+    axis.xaxis.set_major_locator(locator)
+    axis.xaxis.set_major_formatter(
+        mdates.ConciseDateFormatter(
+            locator, tz=zone, show_offset=True,
+            formats=["%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M", "%H:%M:%S"],
+            zero_formats=["", "%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M"],
+            offset_formats=["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"],
+        )
+    )  # fmt: skip
+    newest = series.times[-1] if series.times else None
+    axis.set_xlabel(f"date and time ({display.zone_name(timezone, newest)})")
+    axis.set_ylabel("price (JPY)")
+    axis.set_title(f"{asin}: Amazon landed price; ▲ and shading: out of stock")
+    axis.grid(True, alpha=0.3)
+    axis.legend(loc="best", fontsize="small")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")

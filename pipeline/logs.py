@@ -1,5 +1,8 @@
 """Logging: readable lines on the terminal, JSON lines under ``<data_dir>/logs/``.
 
+A terminal line starts with its time of day in the ``[display] timezone``, named
+(``20:26:12 JST``); the JSON lines' ``ts`` is UTC ISO 8601 with its offset, for machines.
+
 Every record carries the current run id (set with :func:`run_context`), and every
 record's text passes through :func:`pipeline.redact.redact` on both handlers, so a
 secret that slipped into a message still never reaches a terminal or a file.
@@ -25,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.display import DEFAULT_TIMEZONE, clock
 from pipeline.redact import redact, secret_values
 
 EVENTS = (  # every structured event :func:`event` writes, named once
@@ -85,8 +89,15 @@ class NoEvents(logging.Filter):
 
 
 class TerminalFormatter(logging.Formatter):
+    """``20:26:12 JST message``: the time of day in the display zone, named (the JSON-lines
+    file keeps UTC with its offset for machines)."""
+
+    def __init__(self, timezone: str = DEFAULT_TIMEZONE) -> None:
+        super().__init__()
+        self.timezone = timezone
+
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        stamp = clock(datetime.fromtimestamp(record.created, UTC), self.timezone)
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
         text = f"{stamp} {level}{record.getMessage()}"
         if record.exc_text:
@@ -95,9 +106,15 @@ class TerminalFormatter(logging.Formatter):
 
 
 def configure_logging(
-    data_dir: Path | None, env: Mapping[str, str], *, verbose: bool = False, terminal: bool = True
+    data_dir: Path | None,
+    env: Mapping[str, str],
+    *,
+    verbose: bool = False,
+    terminal: bool = True,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> None:
-    """Install invsync's handlers on the ``invsync`` logger (idempotent)."""
+    """Install invsync's handlers on the ``invsync`` logger (idempotent); the terminal's
+    lines show their time in ``timezone`` (``[display] timezone``), named."""
     secrets = secret_values(env)
     logger = logging.getLogger("invsync")
     for handler in list(logger.handlers):
@@ -110,7 +127,7 @@ def configure_logging(
         stream.setLevel(logging.DEBUG if verbose else logging.INFO)
         stream.addFilter(NoEvents())
         stream.addFilter(RunIdFilter(secrets))
-        stream.setFormatter(TerminalFormatter())
+        stream.setFormatter(TerminalFormatter(timezone))
         logger.addHandler(stream)
     if data_dir is not None:
         logger.addHandler(_file_handler(data_dir, secrets))

@@ -5,8 +5,9 @@ every secret part of a URL) and, for a sync that stopped on an error, the newest
 the warehouse; writes nothing but the messages. Called by the CLI after each sync (``sync``
 and every run of ``daemon``), never by the stages.
 
-A message names the run, what it changed, what was held per platform, what failed, and the
-command that opens the review workbench. Sending is best effort: an alert that cannot be
+A message names the run, when it started (in the ``[display] timezone``, named), what it
+changed, what was held per platform, what failed, and the command that opens the review
+workbench. Sending is best effort: an alert that cannot be
 sent is logged as one warning (secrets masked, the URL shown as written in the file, with
 its placeholders) and never changes the run's exit code.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.config import NOTIFY_PLACEHOLDER, NotifyKind, Workspace
+from pipeline.display import local, run_started
 from pipeline.errors import InvsyncError
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.redact import redact, secret_values
@@ -49,13 +51,21 @@ def workbench_command(run_id: str) -> str:
     return WORKBENCH.format(run_id=run_id)
 
 
-def alert_for(summary: SyncSummary) -> Alert | None:
-    """The message for a finished sync: one for a held or failed run, None otherwise."""
+def started_line(run_id: str, timezone: str) -> list[str]:
+    """``Started: 2026-11-30 20:26 JST``: the run's start in the display zone, named (none
+    for an id that carries no time)."""
+    started = run_started(run_id)
+    return [] if started is None else [f"Started: {local(started, timezone)}"]
+
+
+def alert_for(summary: SyncSummary, timezone: str) -> Alert | None:
+    """The message for a finished sync: one for a held or failed run, None otherwise; its
+    time in ``timezone`` (``[display] timezone``), named."""
     if summary.outcome not in ("held", "failed"):
         return None
     kind: Kind = "held" if summary.outcome == "held" else "failed"
     run_id = summary.run_id
-    lines = [f"Run {run_id} ({summary.mode}) {_verb(kind)}."]
+    lines = [f"Run {run_id} ({summary.mode}) {_verb(kind)}.", *started_line(run_id, timezone)]
     changes = []
     for platform in PLATFORMS:
         kinds = summary.diffs.get(platform)
@@ -88,8 +98,9 @@ def alert_for(summary: SyncSummary) -> Alert | None:
     return Alert(kind, run_id, f"invsync: run {run_id} {_verb(kind)}", "\n".join(lines))
 
 
-def alert_for_error(exc: BaseException, run_id: str | None) -> Alert:
-    """The message for a sync that stopped on an error before its summary."""
+def alert_for_error(exc: BaseException, run_id: str | None, timezone: str) -> Alert:
+    """The message for a sync that stopped on an error before its summary; its time in
+    ``timezone``, named."""
     sentence = (
         exc.message
         if isinstance(exc, InvsyncError)
@@ -98,6 +109,7 @@ def alert_for_error(exc: BaseException, run_id: str | None) -> Alert:
     named = f"Run {run_id}" if run_id else "A sync"
     lines = [f"{named} failed: {sentence}"]
     if run_id:
+        lines += started_line(run_id, timezone)
         lines.append(f"Open the workbench: {workbench_command(run_id)}")
     title = f"invsync: run {run_id} failed" if run_id else "invsync: a sync failed"
     return Alert("failed", run_id, title, "\n".join(lines))
@@ -129,7 +141,7 @@ def resolve_url(template: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
 def after_sync(ws: Workspace, summary: SyncSummary) -> int:
     """Send the alert for a finished sync when ``[notify] on`` asks for its kind; returns
     how many URLs accepted it."""
-    alert = alert_for(summary)
+    alert = alert_for(summary, ws.settings.display.timezone)
     if alert is None:
         return 0
     return send(ws, alert)
@@ -139,7 +151,7 @@ def after_failed_sync(ws: Workspace, exc: BaseException) -> int:
     """Send the alert for a sync that stopped on an error (best effort, never raises)."""
     if "failed" not in ws.settings.notify.on or not ws.settings.notify.urls:
         return 0
-    return send(ws, alert_for_error(exc, _newest_sync_run(ws)))
+    return send(ws, alert_for_error(exc, _newest_sync_run(ws), ws.settings.display.timezone))
 
 
 def send(ws: Workspace, alert: Alert) -> int:

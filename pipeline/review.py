@@ -601,6 +601,7 @@ def run(
         },
         decided,
         history,
+        timezone=ws.settings.display.timezone,
     )
     write_text_atomic(result.report, render_review(page, interactive=False))
     if record:

@@ -1,8 +1,8 @@
 """The analysts' views, in the warehouse and in a reader's copy beside it.
 
-Reads the snapshot and diff Parquet files and the warehouse tables; writes views into
-``warehouse.duckdb`` and into ``analytics.duckdb``, plus Parquet exports of the
-warehouse tables under ``exports/``.
+Reads the snapshot, diff and listing-history Parquet files, the warehouse tables and
+``decisions.sqlite``; writes views into ``warehouse.duckdb`` and into ``analytics.duckdb``,
+plus Parquet exports of the warehouse tables and the decisions under ``exports/``.
 
 Why two databases: DuckDB lets one process write a database file and no other process
 open it at the same time, not even read-only. A sync holds ``warehouse.duckdb`` while
@@ -14,12 +14,16 @@ A damaged snapshot or diff file is left out of the views (named in one warning):
 is, the views name the readable files one by one, and a file written later appears at the
 next publish; otherwise they read a glob, escaped so a folder named ``x[1]`` is a name.
 
-View bodies live in ``sql/views/<name>.sql`` and are written over four source names:
-``snapshots``, ``diff_rows``, ``runs`` and ``push_journal``. Neither a snapshot nor a diff
-file holds the keys of its path (``dt``, ``run_id``, ``platform``): the sources read them
-from the Hive folders, as pandas, polars, pyarrow and DuckDB readers of the folder do.
-``analytics.duckdb`` is written in an older storage version (:data:`ANALYTICS_STORAGE_VERSION`)
-so the DuckDB CLI versions pip installs open it.
+View bodies live in ``sql/views/<name>.sql`` and are written over the source names: the
+Parquet folders ``snapshots``, ``diff_rows`` and ``listing_rows``, the exported warehouse
+tables (:data:`EXPORTED_TABLES`) and the exported decisions (:data:`DECISION_EXPORTS`, from
+``decisions.sqlite``). Analysts see the sources too; every view and column they see is in
+``docs/data-dictionary.md`` (:mod:`pipeline.dictionary`, from ``sql/views/dictionary.toml``).
+Neither a snapshot nor a diff nor a listing file holds the keys of its path (``dt``,
+``run_id``, ``platform``): the sources read them from the Hive folders, as pandas, polars,
+pyarrow and DuckDB readers of the folder do, and each export has a folder of its own
+(``exports/<table>/<table>.parquet``). ``analytics.duckdb`` is written in an older storage
+version (:data:`ANALYTICS_STORAGE_VERSION`) so the DuckDB CLI versions pip installs open it.
 """
 
 from __future__ import annotations
@@ -30,16 +34,29 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import schemas, warehouse
+from pipeline import decisions, schemas, warehouse
 from pipeline.files import atomic_target
-from pipeline.layout import DIFF_FILES, SNAPSHOT_FILES, SNAPSHOT_PATH_KEYS, export_path
+from pipeline.layout import (
+    DIFF_FILES,
+    LISTING_FILES,
+    SNAPSHOT_FILES,
+    SNAPSHOT_PATH_KEYS,
+    export_path,
+)
 from pipeline.sql import load_sql
 
+# in order of creation: a view reads only the sources and the views before it
 ANALYST_VIEWS = (
-    "price_history", "latest_price", "oos_episodes", "diffs", "diff_base", "diff_ebay", "pushes",
-    "fetch_health",
+    "price_history", "latest_price", "oos_episodes", "listing_history", "listing_margins",
+    "account_margins", "diffs", "diff_base", "diff_ebay", "holds", "breaker_verdicts", "pushes",
+    "fetch_health", "fetch_statuses",
 )  # fmt: skip
+# warehouse tables exported at each publish, viewed by analysts, restored by a rebuild
 EXPORTED_TABLES = ("runs", "push_journal", "listings_base", "listings_ebay")
+# exported and viewed, not restored: a run's verdicts went with its lost working state
+VERDICT_TABLES = ("review_breakers",)
+DECISION_EXPORTS = tuple(decisions.EXPORT_SCHEMAS)  # decisions.sqlite's tables, exported
+SOURCE_VIEWS = ("snapshots", "diff_rows", "listing_rows", *DECISION_EXPORTS)
 ANALYTICS_NAME = "analytics.duckdb"
 log = logging.getLogger("invsync.views")
 
@@ -52,7 +69,8 @@ _DUCKDB_TYPES = {
 }
 
 
-DIFF_PATH_KEYS = ("run_id", "platform")  # a diff file's run and platform are in its path only
+# a diff's or listing history's run and platform are in its path only
+DIFF_PATH_KEYS = ("run_id", "platform")
 
 
 def _literal(path: Path | str) -> str:
@@ -66,6 +84,12 @@ def _source(path: Path) -> str:
     return _literal(warehouse.duckdb_file(path.resolve()))
 
 
+def _sql_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "timestamptz"
+    return _DUCKDB_TYPES.get(dtype.base_type(), "varchar")
+
+
 def _empty_relation(
     models: tuple[type[schemas.pa.DataFrameModel], ...], path_keys: tuple[str, ...] = ()
 ) -> str:
@@ -74,14 +98,13 @@ def _empty_relation(
     columns: dict[str, str] = {}
     for model in models:
         for name, column in model.to_schema().columns.items():
-            dtype = column.dtype.type
-            if isinstance(dtype, pl.Datetime):
-                sql_type = "timestamptz"
-            else:
-                sql_type = _DUCKDB_TYPES.get(dtype.base_type(), "varchar")
-            columns.setdefault(name, sql_type)
+            columns.setdefault(name, _sql_type(column.dtype.type))
     for key in path_keys:
         columns.setdefault(key, "varchar")
+    return _empty_select(columns)
+
+
+def _empty_select(columns: dict[str, str]) -> str:
     body = ", ".join(f"cast(null as {t}) as {n}" for n, t in columns.items())
     return f"select {body} limit 0"
 
@@ -97,7 +120,7 @@ def _glob_or_empty(
     ``path_keys``: Hive keys of the path that the files do not hold, read as text."""
     folder, pattern = files
     found = sorted((data_dir / folder).glob(pattern))
-    kind = "snapshot" if files == SNAPSHOT_FILES else "diff"
+    kind = {SNAPSHOT_FILES: "snapshot", DIFF_FILES: "diff"}.get(files, "listing history")
     readable = warehouse.readable_parquet(found, kind)
     if not readable:
         return _empty_relation(models, path_keys)
@@ -112,11 +135,48 @@ def _glob_or_empty(
     return f"select * from read_parquet({where}, union_by_name = true, {hive})"
 
 
+def _decision_export(data_dir: Path, name: str) -> str:
+    """The exported decisions table ``name``, or an empty typed one before the first export."""
+    source = export_path(data_dir, name)
+    if source.is_file():
+        return f"select * from read_parquet({_source(source)})"
+    schema = decisions.EXPORT_SCHEMAS[name]
+    return _empty_select({column: _sql_type(dtype) for column, dtype in schema.items()})
+
+
+def _verdict_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """In the analysts' database, :data:`VERDICT_TABLES` as views over their exports (the
+    warehouse has the tables themselves; publish writes the exports before this database)."""
+    tables = {
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall()
+    }
+    for name in VERDICT_TABLES:
+        source = export_path(data_dir, name)
+        if name not in tables and source.is_file():
+            con.execute(
+                f"create or replace view {name} as select * from read_parquet({_source(source)})"
+            )
+
+
 def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """The Parquet folders and the exported decisions as views (:data:`SOURCE_VIEWS`)."""
     snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,), SNAPSHOT_PATH_KEYS)
+    # the run id first, as in the frame (schemas.Snapshot); dt is only the run id's date
+    snapshots = f"select run_id, * exclude (dt, run_id) from ({snapshots})"
     diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.PricedDiff,), DIFF_PATH_KEYS)
+    listings = _glob_or_empty(data_dir, LISTING_FILES, (schemas.ListingHistory,), DIFF_PATH_KEYS)
     con.execute(f"create or replace view snapshots as {snapshots}")
-    con.execute(f"create or replace view diff_rows as {diffs}")
+    con.execute(
+        "create or replace view diff_rows as select * replace (cast(fx_jpy_per_usd as"
+        f" decimal(12, 4)) as fx_jpy_per_usd) from ({diffs})"  # the file holds exact text
+    )
+    con.execute(f"create or replace view listing_rows as {listings}")
+    for name in DECISION_EXPORTS:
+        con.execute(f"create or replace view {name} as {_decision_export(data_dir, name)}")
+    _verdict_views(con, data_dir)
 
 
 def create_analyst_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -131,15 +191,21 @@ def refresh_warehouse_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> N
 
 
 def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """Write the warehouse tables analysts read to ``exports/<table>/<table>.parquet``,
-    atomically: one folder per table, so each reads as a dataset of its own."""
-    for table in EXPORTED_TABLES:
+    """Write the warehouse tables analysts read, and the decisions store's tables, to
+    ``exports/<table>/<table>.parquet``, atomically: one folder per table, so each reads as a
+    dataset of its own."""
+    for table in (*EXPORTED_TABLES, *VERDICT_TABLES):
         target = export_path(data_dir, table)
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_target(target) as temporary:
             con.execute(
                 f"copy (select * from {table}) to {_literal(temporary.resolve())} (format parquet)"
             )
+    for name, frame in decisions.export_frames(data_dir).items():
+        target = export_path(data_dir, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_target(target) as temporary:
+            frame.write_parquet(temporary)
 
 
 # The on-disk format analytics.duckdb is written in. DuckDB 2.0 writes its own newest storage

@@ -47,8 +47,8 @@ from pipeline.layout import (
     DRY_RUN_PLANS,
     FILE_LAYOUT,
     export_path,
+    exports_dir,
     file_layout_path,
-    legacy_export_path,
 )
 from pipeline.sql import SQL_DIR
 
@@ -301,20 +301,19 @@ def upgrade_files(data_dir: Path) -> None:
     mark = file_layout_path(data_dir)
     if mark.is_file() and mark.read_text(encoding="utf-8").strip() == str(FILE_LAYOUT):
         return
-    from pipeline import snapshots, views
+    from pipeline import snapshots
 
     keyed = snapshots.readable_snapshot_files(data_dir) + readable_parquet(
         sorted(data_dir.glob(DRY_RUN_PLANS)), "dry-run plan"
     )
     rewritten = _drop_column(keyed, "run_id")
     moved = 0
-    for table in views.EXPORTED_TABLES:
-        old, new = legacy_export_path(data_dir, table), export_path(data_dir, table)
-        if old.is_file():
-            new.parent.mkdir(parents=True, exist_ok=True)
-            with suppress(FileNotFoundError):  # another process moved it this moment
-                os.replace(old, new)
-                moved += 1
+    for old in sorted(exports_dir(data_dir).glob("*.parquet")):  # layout 1: all in one folder
+        new = export_path(data_dir, old.stem)
+        new.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileNotFoundError):  # another process moved it this moment
+            os.replace(old, new)
+            moved += 1
     if rewritten or moved:
         log.info(
             "Upgraded the files of %s: %d snapshot and plan files without their run_id column, "

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pipeline import display
 from pipeline.apis import AMAZON, ENDPOINT_VARS, PLATFORM_APIS, open_apis
 from pipeline.cli import render
 from pipeline.cli.auth import auth_app
@@ -301,7 +302,7 @@ def _platform_apis(ws: Workspace) -> Iterator[tuple[Workspace, Any]]:
     sandbox started here when they are not given) and the warehouse."""
     from pipeline import warehouse
 
-    configure_logging(ws.data_dir, ws.env)
+    configure_logging(ws.data_dir, ws.env, timezone=ws.settings.display.timezone)
     with open_apis(ws, needs=PLATFORM_APIS) as apis, warehouse.opened(ws.data_dir) as con:
         if apis.started_sandbox:
             _say(_sandbox_line(apis))
@@ -444,7 +445,7 @@ def review(
     ws = state(ctx).workspace()
     with opened(ws.data_dir, read_only=True) as con:  # looking never needs write access
         result = review_stage.run(ws, con, run, record=False)
-    _say_all(render.review_lines(result))
+    _say_all(render.review_lines(result, ws.settings.display.timezone))
     message = result.hold_message()
     if message and not serve:
         _say(message)
@@ -573,7 +574,9 @@ def sync(
 ) -> None:
     """The whole run: extract, fetch, transform, review, load (sandbox demo without credentials)."""
     ws = state(ctx).workspace()
-    configure_logging(ws.data_dir, ws.env, verbose=state(ctx).debug)
+    configure_logging(
+        ws.data_dir, ws.env, verbose=state(ctx).debug, timezone=ws.settings.display.timezone
+    )
     _sync_once(ws, dry_run=dry_run)
 
 
@@ -611,7 +614,7 @@ def _sync_shown(ws: Workspace, *, dry_run: bool, stop: Any) -> Any:
     except Exception as exc:  # the run stopped on an error: it was recorded failed
         notify.after_failed_sync(ws, exc)
         raise
-    _say_all(render.sync_summary_lines(summary))
+    _say_all(render.sync_summary_lines(summary, ws.settings.display.timezone))
     notify.after_sync(ws, summary)
     try:
         sync_stage.raise_for_outcome(summary)
@@ -713,27 +716,20 @@ def runs(
     if frame.is_empty():
         console.print("No runs yet; start one with `invsync sync`.")
         return
-    table = Table(title=f"Last {frame.height} run(s)")
+    timezone = ws.settings.display.timezone
+    table = Table(title=f"Last {frame.height} run(s); {display.zone_note(timezone)}")
     columns = [
-        ("run", "run_id"), ("outcome", "outcome"), ("asins", "unique_asins"),
-        ("calls", "spapi_calls"), ("429s", "spapi_429s"), ("retries", "spapi_retries"),
-        ("fetch s", "fetch_seconds"), ("floor s", "quota_floor_seconds"),
-        ("pace", "pace_vs_floor"), ("diffs", "diffs"), ("held", "holds"),
-        ("pushed", "pushes"), ("failed", "push_failures"),
+        ("run", "run_id"), ("started", "started_at"), ("outcome", "outcome"),
+        ("asins", "unique_asins"), ("calls", "spapi_calls"), ("429s", "spapi_429s"),
+        ("retries", "spapi_retries"), ("fetch s", "fetch_seconds"),
+        ("floor s", "quota_floor_seconds"), ("pace", "pace_vs_floor"), ("diffs", "diffs"),
+        ("held", "holds"), ("pushed", "pushes"), ("failed", "push_failures"),
     ]  # fmt: skip
     for title, _ in columns:
-        table.add_column(title, justify="left" if title in ("run", "outcome") else "right")
+        left = title in ("run", "started", "outcome")
+        table.add_column(title, justify="left" if left else "right")
     for row in frame.iter_rows(named=True):
-        cells = []
-        for _, name in columns:
-            value = row[name]
-            if value is None:
-                cells.append("–")
-            elif isinstance(value, float):
-                cells.append(f"{value:.2f}")
-            else:
-                cells.append(str(value))
-        table.add_row(*cells)
+        table.add_row(*render.run_cells(row, columns, timezone))
     console.print(table)
 
 
@@ -752,25 +748,9 @@ def history(
     if frame.is_empty():
         console.print(f"No observation of {render.plain(asin)} yet.")
         return
-    prices = frame["price_jpy"].to_list()
-    stocked = [p for p, s in zip(prices, frame["in_stock"].to_list(), strict=True) if s]
-    console.print(
-        f"{render.plain(asin)}: {frame.height} observations, {frame['run_id'].n_unique()} runs"
-    )
-    console.print(f"  price  {reports.sparkline(prices)}", markup=False, highlight=False)
-    if stocked:
-        console.print(
-            f"  range  {render.money(min(stocked), 'JPY')} – "
-            f"{render.money(max(stocked), 'JPY')} (in stock)"
-        )
-    for row in frame.tail(10).iter_rows(named=True):
-        price = render.money(row["price_jpy"], "JPY")
-        stock = {True: "in stock", False: "out of stock", None: "unknown"}[row["in_stock"]]
-        console.print(
-            f"  {row['fetched_at']:%Y-%m-%d %H:%M}  {price:>9}  {stock:<12} {row['status']}"
-        )
+    _say_all(render.history_lines(frame, asin, ws.settings.display.timezone))
     if plot is not None:
-        reports.plot_history(frame, asin, plot)
+        reports.plot_history(frame, asin, plot, ws.settings.display.timezone)
         console.print(f"Wrote {render.plain(plot)}.")
 
 
@@ -788,7 +768,9 @@ def daemon(
     interval = parse_interval(every, "--every")
     spread = parse_interval(jitter, "--jitter")
     ws = state(ctx).workspace()
-    configure_logging(ws.data_dir, ws.env, verbose=state(ctx).debug)
+    configure_logging(
+        ws.data_dir, ws.env, verbose=state(ctx).debug, timezone=ws.settings.display.timezone
+    )
 
     def once(stop: Any) -> str:
         return _sync_once(ws, stop=stop)

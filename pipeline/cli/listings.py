@@ -5,7 +5,7 @@ Stage: listings (read-only). Reads ``listings_base``, ``listings_ebay`` and
 The listings pull names the counts and this command (``pipeline.listings_pull``); this lists
 them: gone (no longer on the platform), unmapped (returned, but no ASIN or no usable price
 or stock: the reason), drifted (changed by hand; review holds them) and, asked for with
-``--unlisted``, the ones hidden by hand.
+``--unlisted``, the ones hidden by hand, each with since when (in the ``[display] timezone``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pipeline.display import local
 from pipeline.errors import DataError, UsageError
 from pipeline.platforms import PLATFORMS
 
@@ -42,15 +43,16 @@ def printable(text: Any, width: int | None = None) -> str:
     return value
 
 
-def show_lines(rows: list[tuple[Any, ...]], kinds: list[str]) -> list[str]:
-    """The count per kind, then one aligned line per listing."""
+def show_lines(rows: list[tuple[Any, ...]], kinds: list[str], timezone: str) -> list[str]:
+    """The count per kind, then one aligned line per listing, since when in ``timezone``
+    (``[display] timezone``) with the zone named."""
     counts = {kind: sum(1 for r in rows if r[0] == kind) for kind in kinds}
     head = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     lines = [f"{len(rows)} listing(s): {head}."]
     table = [
         [printable(kind), platform, printable(account), printable(key), printable(asin),
-         printable(detail), printable(title, _TITLE_WIDTH)]
-        for kind, platform, account, key, asin, title, detail, _since in rows
+         f"since {local(since, timezone)}", printable(detail), printable(title, _TITLE_WIDTH)]
+        for kind, platform, account, key, asin, title, detail, since in rows
     ]  # fmt: skip
     if table:
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
@@ -99,4 +101,4 @@ def listings_show(
             "pull/show_listings",
             {"kinds": kinds, "platform": platform, "account": account},
         ).fetchall()
-    _say_all(show_lines(rows, kinds))
+    _say_all(show_lines(rows, kinds, ws.settings.display.timezone))

@@ -11,10 +11,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pipeline import display
 from pipeline.money import money as money  # the one money formatter, re-exported for callers
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the stages load on first use
+    import polars as pl
+
     from pipeline.checks import Probe
     from pipeline.config import Workspace
     from pipeline.listings_pull import PullResult
@@ -116,6 +119,63 @@ def _clock_text(seconds: float) -> str:
 # --- pure frame functions ------------------------------------------------------------------
 
 
+def run_cells(row: dict[str, Any], columns: list[tuple[str, str]], timezone: str) -> list[str]:
+    """One row of ``invsync runs`` as text: times in ``timezone`` with the zone named, numbers
+    with two decimals, nothing as ``–``."""
+    cells = []
+    for _, name in columns:
+        value = row[name]
+        if value is None:
+            cells.append("–")
+        elif name.endswith("_at"):
+            cells.append(display.local(value, timezone))
+        elif isinstance(value, float):
+            cells.append(f"{value:.2f}")
+        else:
+            cells.append(str(value))
+    return cells
+
+
+STOCK_TEXT = {True: "in stock", False: "out of stock", None: "no answer"}
+HISTORY_ROWS = 10  # newest observations listed by `invsync history`
+
+
+def history_lines(frame: pl.DataFrame, asin: str, timezone: str) -> list[str]:
+    """``invsync history``: the zone, the sparkline (out of stock a gap, never ¥0), the
+    in-stock price range, then the newest observations, each time in ``timezone``."""
+    from pipeline.history import SPARK_OUT_OF_STOCK, sparkline
+
+    times = frame["fetched_at"].to_list()
+    prices = frame["price_jpy"].to_list()
+    in_stock = frame["in_stock"].to_list()
+    stocked = [p for p, s in zip(prices, in_stock, strict=True) if s and p is not None]
+    out = [
+        f"{asin}: {frame.height} observations, {frame['run_id'].n_unique()} runs; "
+        f"{display.zone_note(timezone, times[-1])}",
+        f"  price  {sparkline(prices, in_stock)}  "
+        f"{display.local(times[0], timezone)} → {display.local(times[-1], timezone)}",
+    ]
+    gaps = []
+    if False in in_stock:
+        gaps.append(f"{SPARK_OUT_OF_STOCK} out of stock (no price)")
+    if any(p is None and s is not False for p, s in zip(prices, in_stock, strict=True)):
+        gaps.append("blank: no answer from Amazon")
+    if gaps:
+        out.append(f"         {', '.join(gaps)}")
+    if stocked:
+        out.append(
+            f"  range  {money(min(stocked), 'JPY')} – {money(max(stocked), 'JPY')} (in stock)"
+        )
+    for row in frame.tail(HISTORY_ROWS).iter_rows(named=True):
+        price = money(row["price_jpy"], "JPY")
+        stock = STOCK_TEXT[row["in_stock"]]
+        out.append(
+            f"  {display.local(row['fetched_at'], timezone)}  {price:>9}  {stock:<13}"
+            f"{row['status']}"
+        )
+    return out
+
+
 # --- sync ------------------------------------------------------------------------------------
 
 
@@ -138,11 +198,17 @@ def resume_line(summary: SyncSummary) -> str:
     return text
 
 
-def sync_summary_lines(summary: SyncSummary) -> list[str]:
-    """The closing summary, one fact per line."""
+def sync_summary_lines(summary: SyncSummary, timezone: str) -> list[str]:
+    """The closing summary, one fact per line; its start time in ``timezone``, named."""
     out = [
         f"Run {summary.run_id} ({summary.mode}{', resumed' if summary.resumed else ''}): {summary.outcome}"
     ]
+    started = display.run_started(summary.run_id)
+    if started is not None:
+        out.append(
+            f"  started           {display.local(started, timezone, seconds=True)} "
+            "(the run id's time is UTC)"
+        )
     if summary.resumed:
         out.append(resume_line(summary))
     out.append(
@@ -224,8 +290,12 @@ def transform_lines(result: TransformResult) -> list[str]:
     return lines
 
 
-def review_lines(result: ReviewResult) -> list[str]:
-    lines = [f"Review of run {result.run_id}:"]
+def review_lines(result: ReviewResult, timezone: str) -> list[str]:
+    """``invsync review``: per platform what changes, what is held and why, the largest
+    moves; the run's start in ``timezone``, named."""
+    started = display.run_started(result.run_id)
+    when = f" (started {display.local(started, timezone)})" if started else ""
+    lines = [f"Review of run {result.run_id}{when}:"]
     for platform in result.platforms.values():
         kinds = ", ".join(f"{k} {n}" for k, n in platform.kinds.items())
         lines.append(

@@ -14,7 +14,8 @@ outside: styles and sparklines are inline, and ``connect-src 'self'`` keeps the 
 the workbench's own origin.
 
 Money is integer minor units of the row's ``currency`` (JPY: yen, USD: cents) and is always
-shown with its unit (``¥1,680``, ``$139.99``); the Amazon cost is yen.
+shown with its unit (``¥1,680``, ``$139.99``); the Amazon cost is yen. Times are stored in
+UTC and shown in the page's ``timezone`` (``[display] timezone``) with the zone named.
 
 What the next load sends (:func:`next_load`), per platform:
 
@@ -39,6 +40,7 @@ import polars as pl
 from markupsafe import Markup
 
 from pipeline.decisions import next_action, waits_for_a_person
+from pipeline.display import DEFAULT_TIMEZONE, local, short, zone_name
 from pipeline.money import money
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 from pipeline.schemas import CHANGE_KINDS
@@ -112,6 +114,7 @@ class ReviewPage:
     run_id: str
     generated_at: datetime  # UTC
     platforms: list[PlatformSection]
+    timezone: str = DEFAULT_TIMEZONE  # [display] timezone: the zone every time is shown in
 
 
 # --- frames -> model ---------------------------------------------------------------------------
@@ -236,11 +239,13 @@ def page_from_frames(
     *,
     generated_at: datetime | None = None,
     cap: int = ROW_CAP,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> ReviewPage:
     """The page of one run from plain frames: ``diffs`` per platform (as
     :func:`pipeline.review.read_diff` returns them), ``breakers`` per platform as
     ``(tripped, reasons, released)`` (a platform without one: not tripped), ``decisions`` as
-    ``change_id -> decision`` and ``history`` as ASIN -> landed Amazon prices in yen."""
+    ``change_id -> decision`` and ``history`` as ASIN -> landed Amazon prices in yen; the page
+    shows its times in ``timezone`` (``[display] timezone``), named."""
     sections = []
     order = {p: i for i, p in enumerate(PLATFORMS)}
     for platform in sorted(diffs, key=lambda p: (order.get(p, len(order)), p)):
@@ -253,6 +258,7 @@ def page_from_frames(
         run_id=run_id,
         generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC),
         platforms=sections,
+        timezone=timezone,
     )
 
 
@@ -295,8 +301,11 @@ def sparkline_svg(prices: Sequence[int], width: int = 120, height: int = 28) -> 
     )
 
 
-def _row_view(row: Mapping[str, Any], generated_at: datetime, history: Sequence[int]) -> dict:
-    """What the template shows of one diff row: display text plus the values it sorts by."""
+def _row_view(
+    row: Mapping[str, Any], generated_at: datetime, history: Sequence[int], timezone: str
+) -> dict:
+    """What the template shows of one diff row: display text (times in ``timezone``, named)
+    plus the values it sorts by."""
     currency = row["currency"]
     old, new = row["old_price_minor"], row["new_price_minor"]
     profit, current = row["expected_profit_minor"], row.get("current_profit_minor")
@@ -325,8 +334,8 @@ def _row_view(row: Mapping[str, Any], generated_at: datetime, history: Sequence[
         and row["old_quantity"] > 0
         and row["old_visible"] is not False,
         "age_text": age_text(age),
-        "fetched_text": "never fetched" if fetched is None else f"{fetched:%m-%d %H:%M} UTC",
-        "fetched_full": "never" if fetched is None else f"{fetched:%Y-%m-%d %H:%M:%S} UTC",
+        "fetched_text": "never fetched" if fetched is None else short(fetched, timezone),
+        "fetched_full": "never" if fetched is None else local(fetched, timezone, seconds=True),
         "source_text": source,
         "spark": sparkline_svg(history, width=100),
         "history_text": (
@@ -382,7 +391,7 @@ def render_review(model: ReviewPage, *, interactive: bool, token: str | None = N
     reasons: set[str] = set()
     for section in model.platforms:
         views = [
-            _row_view(row, model.generated_at, section.history.get(row["asin"], []))
+            _row_view(row, model.generated_at, section.history.get(row["asin"], []), model.timezone)
             for row in section.rows
         ]
         for view in views:
@@ -412,7 +421,8 @@ def render_review(model: ReviewPage, *, interactive: bool, token: str | None = N
             interactive=interactive,
             token=token or "",
             nonce=secrets.token_urlsafe(16) if interactive else "",
-            generated=f"{model.generated_at:%Y-%m-%d %H:%M} UTC",
+            generated=local(model.generated_at, model.timezone),
+            zone=zone_name(model.timezone, model.generated_at),
             kinds=CHANGE_KINDS,
             plan_listed=PLAN_LISTED,
         )

@@ -52,6 +52,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from pipeline.config import Workspace
 from pipeline.decisions import DECISIONS, KEY_COLUMNS, opened
+from pipeline.display import DEFAULT_TIMEZONE
 from pipeline.errors import UsageError
 from pipeline.loopback import HOST, LoopbackServer
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
@@ -103,7 +104,8 @@ class Workbench:
     """The workbench of one run on a real socket in a background thread.
 
     ``diffs`` are the run's diff frames per platform (as ``read_diff`` returns them),
-    ``breakers`` their verdicts per platform, ``history`` ASIN -> Amazon prices in yen.
+    ``breakers`` their verdicts per platform, ``history`` ASIN -> Amazon prices in yen;
+    the page shows its times in ``timezone`` (``[display] timezone``), named.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Workbench:
         breakers: Mapping[str, BreakerArg],
         history: Mapping[str, list[int]],
         port: int = 0,
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> None:
         missing = [p for p in diffs if p not in breakers]
         if missing:
@@ -127,6 +130,7 @@ class Workbench:
         self.diffs = {p: with_optional_columns(frame) for p, frame in diffs.items()}
         self.breakers = {p: _breaker_tuple(breakers[p]) for p in self.diffs}
         self.history = dict(history)
+        self.timezone = timezone  # [display] timezone: the zone the page shows times in
         self.token = secrets.token_urlsafe(32)
         self.port = port
         self.url = ""
@@ -205,7 +209,7 @@ class Workbench:
         decisions, breakers = self._state()
         model = page_from_frames(
             self.run_id, self.diffs, breakers, decisions, self.history,
-            generated_at=datetime.now(UTC),
+            generated_at=datetime.now(UTC), timezone=self.timezone,
         )  # fmt: skip
         return render_review(model, interactive=True, token=self.token)
 
@@ -395,8 +399,9 @@ def serve(
     frames = dict(diffs) if diffs is not None else read_run(ws, run_id)
     history = price_history(ws.data_dir, frames)
     bench = Workbench(
-        ws.data_dir, run_id, diffs=frames, breakers=breakers, history=history, port=port
-    )
+        ws.data_dir, run_id, diffs=frames, breakers=breakers, history=history, port=port,
+        timezone=ws.settings.display.timezone,
+    )  # fmt: skip
     stop = stop_event or threading.Event()
     bench.start()
     try:

@@ -12,7 +12,8 @@ with final as (
                   old_quantity as old_stock, new_quantity as new_stock,
                   target_price_minor as target_price_jpy, min_price_minor as min_price_jpy,
                   max_price_minor as max_price_jpy, min_profit_minor as min_profit_jpy,
-                  expected_profit_minor as expected_profit_jpy)
+                  expected_profit_minor as expected_profit_jpy,
+                  current_profit_minor as current_profit_jpy)
     from diffs
     where platform = 'base'
 )

@@ -10,7 +10,8 @@ with final as (
           rename (old_price_minor as old_price_cents, new_price_minor as new_price_cents,
                   target_price_minor as target_price_cents, min_price_minor as min_price_cents,
                   max_price_minor as max_price_cents, min_profit_minor as min_profit_cents,
-                  expected_profit_minor as expected_profit_cents)
+                  expected_profit_minor as expected_profit_cents,
+                  current_profit_minor as current_profit_cents)
     from diffs
     where platform = 'ebay'
 )

@@ -1,5 +1,8 @@
 -- fetch_health: per run, how complete and how fast the Amazon fetch was.
+-- coverage = facts / ASINs; coverage_of_valid = facts / the ASINs that are ASINs Amazon knows
+-- (an invalid ASIN is the listing's fault, not the fetch's: a flawless fetch has 1.0 here).
 -- pace_vs_floor = fetch time / quota floor (1.00 is as fast as the quota allows).
+-- Ratios are rounded to 4 places, halves away from zero (DuckDB round).
 with per_run as (
     select
         run_id,
@@ -22,8 +25,10 @@ final as (
         r.outcome,
         r.operation,
         p.asins,
+        p.asins - p.invalid_asins as valid_asins,
         p.facts,
         round(p.facts / nullif(p.asins, 0), 4) as coverage,
+        round(p.facts / nullif(p.asins - p.invalid_asins, 0), 4) as coverage_of_valid,
         p.api_errors,
         p.unknowns,
         p.fallbacks,

@@ -1,6 +1,7 @@
 -- oos_episodes: one row per stretch of time an ASIN was out of stock on Amazon.
 -- started_at is the first observation out of stock, ended_at the first one back in
--- stock (null while the episode is ongoing).
+-- stock (null while the episode is ongoing), last_observed_at the last one out of stock.
+-- duration_seconds runs to ended_at, or while ongoing to last_observed_at (so far).
 with observations as (
     select asin, fetched_at, in_stock from price_history where in_stock is not null
 ),
@@ -26,6 +27,7 @@ streaks as (
         streak,
         bool_and(in_stock) as in_stock,
         min(fetched_at) as started_at,
+        max(fetched_at) as last_observed_at,
         count(*) as observations
     from grouped
     group by asin, streak
@@ -43,9 +45,10 @@ final as (
         asin,
         started_at,
         ended_at,
+        last_observed_at,
         ended_at is null as ongoing,
         observations,
-        date_diff('second', started_at, coalesce(ended_at, started_at)) as duration_seconds
+        date_diff('second', started_at, coalesce(ended_at, last_observed_at)) as duration_seconds
     from bounded
     where not in_stock
 )

@@ -1,4 +1,5 @@
--- pushes: every intended change and what became of it (the push journal).
+-- pushes: every intended change and what became of it (the push journal), one row per
+-- change (or protection) a run journaled for a listing.
 with final as (
     select
         run_id,
@@ -14,7 +15,10 @@ with final as (
         new_price_minor,
         old_quantity,
         new_quantity,
-        state,
+        old_visible,      -- BASE only
+        new_visible,
+        api,              -- items/edit | inventory | trading
+        state,            -- pending | sent | ok | failed | quarantined | skipped | void
         attempts,
         http_status,
         error_code,

@@ -260,9 +260,8 @@ def _as_layout_one(data: Path) -> None:
         run_id = next(p.split("=", 1)[1] for p in path.parts if p.startswith("run_id="))
         frame = pl.read_parquet(path, glob=False)
         frame.insert_column(0, pl.lit(run_id).alias("run_id")).write_parquet(path)
-    for table in views.EXPORTED_TABLES:
-        new = layout.export_path(data, table)
-        os.replace(new, layout.legacy_export_path(data, table))
+    for new in sorted(layout.exports_dir(data).glob("*/*.parquet")):
+        os.replace(new, layout.legacy_export_path(data, new.stem))
         new.parent.rmdir()
     layout.file_layout_path(data).unlink()
 

@@ -22,7 +22,7 @@ def test_history_prints_a_sparkline_and_writes_a_png(cli) -> None:
     result = cli("history", "B000000002", "--plot", "chart.png")
     assert result.exit_code == 0, result.output
     assert "3 observations, 3 runs" in result.stdout
-    assert sparkline([None, 500, 520]) in result.stdout
+    assert sparkline([None, 500, 520], [False, True, True]) in result.stdout
     assert Path("chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli("history", "not-an-asin").exit_code == 2
 

@@ -54,6 +54,7 @@ def test_review_html_renders_the_counts_in_chromium(data_dir: Path, tmp_path: Pa
         check=True,
     ).stdout
     assert f"Review of run <code>{RUN}</code>" in dom
+    assert "every time on this page is in JST (Asia/Tokyo)." in dom  # [display] timezone
     base_section = dom.split('id="platform-base"', 1)[1].split("</section>", 1)[0]
     counts = dict(re.findall(r'<td data-kind="([a-z_]+)">(\d+)</td>', base_section))
     assert counts == {

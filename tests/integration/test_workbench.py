@@ -69,7 +69,7 @@ def test_static_page_lists_held_rows_first_and_escapes_titles_and_skus(data_dir:
     assert re.search(r"-¥[\d,]+", first) and "below cost now" in first
     assert "price_move_over_limit" in first and "while held: raise (loss at current price)" in first
     assert 'href="https://www.amazon.co.jp/dp/B000000001"' in first
-    assert re.search(r"\d+ min", first) and " UTC" in first
+    assert re.search(r"\d+ min", first) and " JST" in first  # [display] timezone, named
     assert "raised while held" in first  # its protective raise already went out
     ebay = _section(html, "ebay")
     assert "$9.00 → $29.99" in ebay and "Breaker: not tripped." in ebay

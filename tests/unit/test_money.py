@@ -23,7 +23,7 @@ def test_the_sync_summary_shows_the_held_sentence_once_and_protected_listings() 
     summary = SyncSummary(run_id="r1", mode="sandbox", outcome="held")
     summary.message = "Run r1 is held for review: 2 BASE rows; release with `invsync approve r1`."
     summary.protected, summary.paused = 7, 2
-    lines = render.sync_summary_lines(summary)
+    lines = render.sync_summary_lines(summary, "Asia/Tokyo")
     assert lines[-1] == summary.message  # a notice line of its own, not indented, no Error:
     assert sum("is held for review" in line for line in lines) == 1
     assert (
@@ -31,4 +31,4 @@ def test_the_sync_summary_shows_the_held_sentence_once_and_protected_listings() 
     )
 
     ok = SyncSummary(run_id="r2", mode="sandbox", outcome="ok")
-    assert not any("protected" in line for line in render.sync_summary_lines(ok))
+    assert not any("protected" in line for line in render.sync_summary_lines(ok, "UTC"))
