@@ -172,7 +172,7 @@ lives in `bench/report.py` and the figures are measured afresh on each run.
   the transform bench's statuses and prices), the listings as they stood at it (the
   transform bench's listings, 35 % shop1, 35 % shop2, 30 % eBay, over half as many ASINs,
   first priced once by the transform's own SQL so the history starts in steady state) and
-  its row of `exports/runs.parquet`. At each run Amazon has moved 5 % of the prices by
+  its row of `exports/runs/runs.parquet`. At each run Amazon has moved 5 % of the prices by
   3–8 % and 3 % of the listings were edited by hand since that steady state (drawn afresh
   per run, as if each load had put the rest back). Each measurement runs in a **fresh subprocess**:
   `whatif.find_history` + `whatif.replay` of **both** rule sets (the demo defaults in force,

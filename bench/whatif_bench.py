@@ -6,7 +6,7 @@ snapshot (``snapshots/amazon/dt=…/run_id=…/part-0.parquet``, one row per ASI
 statuses of the transform bench), the listings as they stood at it
 (``listings/run_id=…/platform=…/listings.parquet``: ``n_listings`` listings, 35 % shop1,
 35 % shop2, 30 % eBay, first priced once by the transform's own SQL so the history starts in
-steady state) and its row in ``exports/runs.parquet`` (``priced_at``, ``fx_jpy_per_usd``,
+steady state) and its row in ``exports/runs/runs.parquet`` (``priced_at``, ``fx_jpy_per_usd``,
 ``unique_asins``). At each run Amazon has moved 5 % of the prices by 3–8 % and 3 % of the
 listings were edited by hand (price moved, stock 0–5) since the steady state — drawn afresh
 per run, as if each load had put the rest back; a replay prices every listing of every run
@@ -228,7 +228,7 @@ def generate(
         )
         path = layout.snapshot_path(data, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.write_parquet(path)
+        snapshot.drop("run_id").write_parquet(path)  # the run is in the path only
         stood = {
             "base": _move(base, "price_jpy", "stock", rng),
             "ebay": _move(ebay, "price_cents", "quantity", rng),
@@ -268,9 +268,9 @@ def _write_runs(data: Path, runs: list[tuple[str, datetime, int]]) -> None:
             "fx_jpy_per_usd": pl.Decimal(12, 4),
         },
     )
-    folder = layout.exports_dir(data)
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(folder / "runs.parquet")
+    target = layout.export_path(data, "runs")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(target)
 
 
 # --- measurement ----------------------------------------------------------------------------

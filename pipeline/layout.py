@@ -6,21 +6,25 @@ Stage: none (every stage asks here for its paths). Nothing here reads or writes 
 <data_dir>/
   warehouse.duckdb                       the master database (one writer at a time)
   analytics.duckdb                       the analysts' views (pipeline.views)
+  .file-layout                           which layout the files are in (warehouse.upgrade_files)
   snapshots/amazon/dt=YYYY-MM-DD/run_id=<run>/part-0.parquet    one per run (fetch)
-  staging/fetch/run_id=<run>/part-NNNNNN.parquet, counters.json  a fetch's checkpoint
+  staging/fetch/run_id=<run>/part-NNNNNN.parquet, _counters.json  a fetch's checkpoint
                                          (one part per batch), removed once the snapshot is written
   diffs/run_id=<run>/platform=<base|ebay>/diff.parquet          one per run and platform
   listings/run_id=<run>/platform=<base|ebay>/listings.parquet   the listings as they stood
                                          at the run and what it decided for each (transform)
   reviews/<run>/review.html, *.csv       the review report (review)
   loads/run_id=<run>/dry_run.parquet     what a dry-run load would send
-  exports/<table>.parquet                warehouse tables for analysts
+  exports/<table>/<table>.parquet        warehouse tables for analysts, one folder each
   logs/invsync.jsonl                     JSON-lines log
   secrets/                               the refresh-token store (0700 / 0600)
   sandbox/world.json, sandbox/ledger/<run>.json   the in-process sandbox's world and ledgers
   sync.lock                              the run lock
 ```
 Hive-style folders (``key=value``) carry partition keys for DuckDB, polars, pyarrow and pandas.
+A key of the path is never also a column of the file (pandas and pyarrow refuse a dataset
+whose files hold a column of the same name as a folder key), and every folder holds one
+table, so each folder reads as one dataset in each of the four.
 """
 
 from __future__ import annotations
@@ -39,8 +43,16 @@ _RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]+$")
 SNAPSHOT_FILES = ("snapshots/amazon", f"dt=*/run_id=*/{SNAPSHOT_FILE}")
 DIFF_FILES = ("diffs", f"run_id=*/platform=*/{DIFF_FILE}")
 LISTING_FILES = ("listings", f"run_id=*/platform=*/{LISTING_HISTORY_FILE}")
+SNAPSHOT_PATH_KEYS = ("dt", "run_id")  # a snapshot file's keys, in its path only
+# The data directory's file layout: 2 has no run_id column in snapshot, checkpoint or plan files and
+# one folder per export; a data directory without the mark (layout 1) is upgraded once.
+FILE_LAYOUT = 2
+FILE_LAYOUT_MARK = ".file-layout"
 CHECKPOINT_PARTS = "part-*.parquet"  # a fetch checkpoint's batches, in order of their number
-CHECKPOINT_COUNTERS = "counters.json"  # the calls the checkpointed batches cost
+# the calls the checkpointed batches cost; "_" so that pandas and pyarrow, which read every
+# file of a dataset folder as Parquet but skip names starting with "_" or ".", pass it over
+CHECKPOINT_COUNTERS = "_counters.json"
+LEGACY_CHECKPOINT_COUNTERS = "counters.json"  # its name before: read by a resumed fetch
 
 
 def run_date(run_id: str) -> str:
@@ -83,8 +95,25 @@ def dry_run_plan_path(data_dir: Path, run_id: str) -> Path:
     return data_dir / "loads" / f"run_id={run_id}" / "dry_run.parquet"
 
 
+DRY_RUN_PLANS = "loads/run_id=*/dry_run.parquet"  # every dry-run plan, below the data directory
+
+
 def exports_dir(data_dir: Path) -> Path:
     return data_dir / "exports"
+
+
+def export_path(data_dir: Path, table: str) -> Path:
+    """A warehouse table's export: a folder of its own, so each reads as one dataset."""
+    return exports_dir(data_dir) / table / f"{table}.parquet"
+
+
+def legacy_export_path(data_dir: Path, table: str) -> Path:
+    """Where layout 1 kept a table's export (every table in one folder)."""
+    return exports_dir(data_dir) / f"{table}.parquet"
+
+
+def file_layout_path(data_dir: Path) -> Path:
+    return data_dir / FILE_LAYOUT_MARK
 
 
 def sandbox_world_path(data_dir: Path) -> Path:

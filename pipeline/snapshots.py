@@ -7,6 +7,11 @@ removed once the snapshot is written), transform and the analysts' views read. F
 ``<data_dir>/snapshots/amazon/dt=YYYY-MM-DD/run_id=<id>/part-0.parquet``, Hive-partitioned
 so DuckDB, Spark or Trino read them as one table. ``dt`` is the run's start date (UTC, from
 the run id), so a run that crosses midnight or is resumed the next day keeps one file.
+The run id is in the path only: a file (and a checkpoint part) holds every column of
+:class:`pipeline.schemas.Snapshot` except ``run_id`` (:data:`FILE_COLUMNS`), which every
+reader adds back from the path, so pandas, polars, pyarrow and DuckDB read the folder as one
+Hive-partitioned dataset. Files an older invsync wrote with the column are rewritten once
+without it (:func:`pipeline.warehouse.upgrade_files`).
 Every file is validated with :class:`pipeline.schemas.Snapshot` on write (atomically:
 temp file, then rename) and on read. The run's own snapshot, damaged, is a
 :class:`~pipeline.errors.DataError` naming it; an older one, damaged, is skipped with one
@@ -31,6 +36,7 @@ from pipeline.errors import DataError
 from pipeline.layout import (
     CHECKPOINT_COUNTERS,
     CHECKPOINT_PARTS,
+    LEGACY_CHECKPOINT_COUNTERS,
     SNAPSHOT_FILE,
     fetch_checkpoint_dir,
     snapshot_path,
@@ -65,6 +71,10 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
 }
 
 
+# What a snapshot file holds: the frame's columns less those of its path (the run id)
+FILE_COLUMNS = tuple(c for c in SNAPSHOT_SCHEMA if c != "run_id")
+
+
 def snapshot_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     """Rows (dicts with snapshot columns; missing ones are null) → a frame with exactly the
     snapshot's columns and types, sorted by ASIN."""
@@ -89,7 +99,10 @@ def write_snapshot(data_dir: Path, run_id: str, frame: pl.DataFrame) -> Path:
     frame = conform(frame)
     if frame.height and frame["run_id"].ne(run_id).any():
         raise ValueError("every snapshot row must carry the run id of its file")
-    return warehouse.write_parquet_atomic(frame, snapshot_path(data_dir, run_id), Snapshot)
+    frame = Snapshot.validate(frame, lazy=True)
+    return warehouse.write_parquet_atomic(
+        frame.select(FILE_COLUMNS), snapshot_path(data_dir, run_id)
+    )
 
 
 def read_snapshot(data_dir: Path, run_id: str) -> pl.DataFrame:
@@ -104,7 +117,8 @@ def read_snapshot(data_dir: Path, run_id: str) -> pl.DataFrame:
         path,
         Snapshot,
         recovery=f"fetch run {run_id} again with `invsync fetch` (or `invsync sync`)",
-    )
+        path_keys={"run_id": run_id},
+    ).select(list(SNAPSHOT_SCHEMA))
 
 
 def snapshot_exists(data_dir: Path, run_id: str) -> bool:
@@ -202,7 +216,7 @@ def write_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     part = folder / f"part-{number:06d}.parquet"
     temporary = folder / f".{part.name}.tmp"
-    snapshot_frame(rows).write_parquet(temporary)
+    snapshot_frame(rows).select(FILE_COLUMNS).write_parquet(temporary)
     os.replace(temporary, part)
     temporary = folder / f".{CHECKPOINT_COUNTERS}.tmp"
     temporary.write_text(json.dumps(counters), encoding="utf-8")
@@ -214,6 +228,8 @@ def read_checkpoint(data_dir: Path, run_id: str) -> tuple[pl.DataFrame, dict[str
     later part, e.g. of the retry pass, replaces an earlier one) and the calls they cost."""
     parts = warehouse.readable_parquet(checkpoint_parts(data_dir, run_id), "checkpoint")
     counters_path = fetch_checkpoint_dir(data_dir, run_id) / CHECKPOINT_COUNTERS
+    if not counters_path.is_file():  # a checkpoint an older invsync left
+        counters_path = counters_path.with_name(LEGACY_CHECKPOINT_COUNTERS)
     counters: dict[str, Any] = {}
     if counters_path.is_file():
         try:
@@ -229,7 +245,8 @@ def read_checkpoint(data_dir: Path, run_id: str) -> tuple[pl.DataFrame, dict[str
     if frame.is_empty():
         return empty_snapshot(), counters
     latest = frame.sort("_part").unique("asin", keep="last", maintain_order=True)
-    return conform(latest.drop("_part")), counters
+    in_path = latest.drop("_part").with_columns(pl.lit(run_id, dtype=pl.String).alias("run_id"))
+    return conform(in_path), counters
 
 
 def _parts_one_by_one(parts: list[Path]) -> pl.DataFrame:
@@ -240,7 +257,11 @@ def _parts_one_by_one(parts: list[Path]) -> pl.DataFrame:
         except (pl.exceptions.PolarsError, OSError):
             warehouse.warn_damaged(part, "checkpoint")  # its ASINs are fetched again
             continue
-        frames.append(conform(frame).with_columns(pl.lit(str(part)).alias("_part")))
+        frames.append(
+            conform(frame.drop("run_id", strict=False)).with_columns(
+                pl.lit(str(part)).alias("_part")
+            )
+        )
     return pl.concat(frames)
 
 

@@ -142,7 +142,9 @@ def compute_diffs(
     when ``fx`` is given.
     """
     snapshot_frame = (
-        snapshot if isinstance(snapshot, pl.DataFrame) else pl.read_parquet(snapshot, glob=False)
+        snapshot
+        if isinstance(snapshot, pl.DataFrame)  # a file holds the run id in its path only
+        else pl.read_parquet(snapshot, glob=False).with_columns(run_id=pl.lit(run_id))
     )
     rules: list[pricing.AccountRule] = []
     for platform in platforms:

@@ -19,6 +19,11 @@ Parquet folders ``snapshots``, ``diff_rows`` and ``listing_rows``, the exported 
 tables (:data:`EXPORTED_TABLES`) and the exported decisions (:data:`DECISION_EXPORTS`, from
 ``decisions.sqlite``). Analysts see the sources too; every view and column they see is in
 ``docs/data-dictionary.md`` (:mod:`pipeline.dictionary`, from ``sql/views/dictionary.toml``).
+Neither a snapshot nor a diff nor a listing file holds the keys of its path (``dt``,
+``run_id``, ``platform``): the sources read them from the Hive folders, as pandas, polars,
+pyarrow and DuckDB readers of the folder do, and each export has a folder of its own
+(``exports/<table>/<table>.parquet``). ``analytics.duckdb`` is written in an older storage
+version (:data:`ANALYTICS_STORAGE_VERSION`) so the DuckDB CLI versions pip installs open it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ import polars as pl
 
 from pipeline import decisions, schemas, warehouse
 from pipeline.files import atomic_target
-from pipeline.layout import DIFF_FILES, LISTING_FILES, SNAPSHOT_FILES, exports_dir
+from pipeline.layout import (
+    DIFF_FILES,
+    LISTING_FILES,
+    SNAPSHOT_FILES,
+    SNAPSHOT_PATH_KEYS,
+    export_path,
+)
 from pipeline.sql import load_sql
 
 # in order of creation: a view reads only the sources and the views before it
@@ -126,7 +137,7 @@ def _glob_or_empty(
 
 def _decision_export(data_dir: Path, name: str) -> str:
     """The exported decisions table ``name``, or an empty typed one before the first export."""
-    source = exports_dir(data_dir) / f"{name}.parquet"
+    source = export_path(data_dir, name)
     if source.is_file():
         return f"select * from read_parquet({_source(source)})"
     schema = decisions.EXPORT_SCHEMAS[name]
@@ -143,7 +154,7 @@ def _verdict_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
         ).fetchall()
     }
     for name in VERDICT_TABLES:
-        source = exports_dir(data_dir) / f"{name}.parquet"
+        source = export_path(data_dir, name)
         if name not in tables and source.is_file():
             con.execute(
                 f"create or replace view {name} as select * from read_parquet({_source(source)})"
@@ -152,7 +163,9 @@ def _verdict_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
 
 def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """The Parquet folders and the exported decisions as views (:data:`SOURCE_VIEWS`)."""
-    snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,))
+    snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,), SNAPSHOT_PATH_KEYS)
+    # the run id first, as in the frame (schemas.Snapshot); dt is only the run id's date
+    snapshots = f"select run_id, * exclude (dt, run_id) from ({snapshots})"
     diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.PricedDiff,), DIFF_PATH_KEYS)
     listings = _glob_or_empty(data_dir, LISTING_FILES, (schemas.ListingHistory,), DIFF_PATH_KEYS)
     con.execute(f"create or replace view snapshots as {snapshots}")
@@ -179,59 +192,118 @@ def refresh_warehouse_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> N
 
 def export_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """Write the warehouse tables analysts read, and the decisions store's tables, to
-    ``exports/<table>.parquet``, atomically."""
-    folder = exports_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    ``exports/<table>/<table>.parquet``, atomically: one folder per table, so each reads as a
+    dataset of its own."""
     for table in (*EXPORTED_TABLES, *VERDICT_TABLES):
-        with atomic_target(folder / f"{table}.parquet") as temporary:
+        target = export_path(data_dir, table)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_target(target) as temporary:
             con.execute(
                 f"copy (select * from {table}) to {_literal(temporary.resolve())} (format parquet)"
             )
     for name, frame in decisions.export_frames(data_dir).items():
-        with atomic_target(folder / f"{name}.parquet") as temporary:
+        target = export_path(data_dir, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_target(target) as temporary:
             frame.write_parquet(temporary)
+
+
+# The on-disk format analytics.duckdb is written in. DuckDB 2.0 writes its own newest storage
+# version by default, which the DuckDB CLI and Python wheels analysts install (1.2 to 1.5)
+# refuse ("Trying to read a database file with version number 999, but we can only read
+# versions between 64 and 67", the CLI 1.4.4). Version 64 ('v1.0.0'):
+# every release from 1.0 on reads it; a file of views needs none of the newer formats' features
+# (1.0 and 1.1 read the format but not the view definitions 2.0 stores: 1.2 is the oldest
+# Python reader, tests/integration/test_readers.py).
+ANALYTICS_STORAGE_VERSION = "v1.0.0"
+ANALYTICS_STORAGE_NUMBER = 64  # the number DuckDB writes into the header for it
+_HEADER_MAGIC = b"DUCK"  # at byte 8, then the storage version as 8 bytes, little-endian
+_ATTACHED = "analytics"  # the name the reader's database is attached under while written
+
+
+def storage_number(path: Path) -> int | None:
+    """The storage version in a DuckDB file's header, or None when it is no DuckDB file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(20)
+    except OSError:
+        return None
+    if len(head) < 20 or head[8:12] != _HEADER_MAGIC:
+        return None
+    return int.from_bytes(head[12:20], "little")
 
 
 def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
     """Refresh the warehouse views, the exports and ``analytics.duckdb``.
 
-    Returns False when a reader holds ``analytics.duckdb`` open so its views could not be
-    rewritten; they still read the fresh exports and snapshots, so nothing is lost. A
-    damaged ``analytics.duckdb`` (it holds views only) is removed and built anew, with a
-    warning naming it.
+    ``analytics.duckdb`` is written in :data:`ANALYTICS_STORAGE_VERSION`, so the DuckDB CLI
+    and Python wheels analysts install open it; one an older invsync wrote in a newer storage
+    version is built anew (it holds views only). Returns False when a reader holds
+    ``analytics.duckdb`` open so its views could not be rewritten; they still read the fresh
+    exports and snapshots, so nothing is lost. A damaged ``analytics.duckdb`` is removed and
+    built anew, with a warning naming it.
     """
     refresh_warehouse_views(con, data_dir)
     export_tables(con, data_dir)
     path = data_dir / ANALYTICS_NAME
+    _drop_other_storage_version(path)
     for attempt in (1, 2):
+        reader_db = duckdb.connect()  # in memory; the file is attached in its storage version
         try:
-            reader_db = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            if warehouse.is_lock_conflict(exc):
-                log.info(
-                    "analytics.duckdb is open in another process; its views read the new files."
-                )
-                return False
-            if attempt == 2 or not warehouse.is_damage(path, exc):
-                raise
-            _remove_damaged(path)
-            continue
-        try:
-            _write_reader_views(reader_db, data_dir)
-        except duckdb.Error as exc:
-            if attempt == 2 or not warehouse.is_damage(path, exc):
-                raise
+            try:
+                _attach(reader_db, path)
+            except duckdb.Error as exc:
+                if warehouse.is_lock_conflict(exc):
+                    log.info(
+                        "analytics.duckdb is open in another process; its views read the new files."
+                    )
+                    return False
+                if attempt == 2 or not warehouse.is_damage(path, exc):
+                    raise
+                _remove_damaged(path)
+                continue
+            try:
+                _write_reader_views(reader_db, data_dir)
+                reader_db.execute("use memory")
+                reader_db.execute(f"detach {_ATTACHED}")
+            except duckdb.Error as exc:
+                if attempt == 2 or not warehouse.is_damage(path, exc):
+                    raise
+                reader_db.close()
+                _remove_damaged(path)
+                continue
+            return True
+        finally:
             reader_db.close()
-            _remove_damaged(path)
-            continue
-        reader_db.close()
-        return True
     return False  # not reached: the second attempt returns or raises
+
+
+def _attach(reader_db: duckdb.DuckDBPyConnection, path: Path) -> None:
+    reader_db.execute(
+        f"attach {_literal(path)} as {_ATTACHED} (storage_version '{ANALYTICS_STORAGE_VERSION}')"
+    )
+    reader_db.execute(f"use {_ATTACHED}")
+
+
+def _drop_other_storage_version(path: Path) -> None:
+    """An ``analytics.duckdb`` an older invsync wrote in DuckDB's newest storage version
+    cannot be attached in an older one (DuckDB never lowers it): it holds views only, so it
+    is removed and written again."""
+    number = storage_number(path)
+    if number is None or number == ANALYTICS_STORAGE_NUMBER:
+        return
+    log.info(
+        "The analysts' database %s is in storage version %s, which older DuckDB readers "
+        "cannot open; it holds only views, so it is built anew in version %s.",
+        path, number, ANALYTICS_STORAGE_NUMBER,
+    )  # fmt: skip
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
 
 
 def _write_reader_views(reader_db: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     for table in EXPORTED_TABLES:
-        source = data_dir / "exports" / f"{table}.parquet"
+        source = export_path(data_dir, table)
         reader_db.execute(
             f"create or replace view {table} as select * from read_parquet({_source(source)})"
         )

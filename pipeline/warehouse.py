@@ -29,7 +29,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,7 +42,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError, DataError, WarehouseBusyError
-from pipeline.files import atomic_target
+from pipeline.files import atomic_target, write_text_atomic
+from pipeline.layout import (
+    DRY_RUN_PLANS,
+    FILE_LAYOUT,
+    export_path,
+    exports_dir,
+    file_layout_path,
+)
 from pipeline.sql import SQL_DIR
 
 WAREHOUSE_NAME = "warehouse.duckdb"
@@ -265,6 +272,7 @@ def connect(
         )
     if not read_only:
         data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_files(data_dir)
     try:
         con = _open_waiting(path, read_only, seconds)
     except duckdb.Error as exc:
@@ -281,6 +289,49 @@ def connect(
             raise damaged_warehouse(path, exc) from None
         raise
     return con
+
+
+def upgrade_files(data_dir: Path) -> None:
+    """Bring the Parquet files of an older invsync into today's layout, once per data
+    directory (``.file-layout`` records it): snapshot files and dry-run plans lose their
+    ``run_id`` column (it is in their path; a damaged file is left as it is) and each export
+    moves into a folder of its own, so pandas, polars, pyarrow and DuckDB each read every
+    folder as one dataset (docs/analysts.md). Every file is rewritten or moved atomically, so
+    an upgrade cut short is finished by the next one, and two at once do the same work."""
+    mark = file_layout_path(data_dir)
+    if mark.is_file() and mark.read_text(encoding="utf-8").strip() == str(FILE_LAYOUT):
+        return
+    from pipeline import snapshots
+
+    keyed = snapshots.readable_snapshot_files(data_dir) + readable_parquet(
+        sorted(data_dir.glob(DRY_RUN_PLANS)), "dry-run plan"
+    )
+    rewritten = _drop_column(keyed, "run_id")
+    moved = 0
+    for old in sorted(exports_dir(data_dir).glob("*.parquet")):  # layout 1: all in one folder
+        new = export_path(data_dir, old.stem)
+        new.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileNotFoundError):  # another process moved it this moment
+            os.replace(old, new)
+            moved += 1
+    if rewritten or moved:
+        log.info(
+            "Upgraded the files of %s: %d snapshot and plan files without their run_id column, "
+            "%d exports into folders of their own.",
+            data_dir, rewritten, moved,
+        )  # fmt: skip
+    write_text_atomic(mark, f"{FILE_LAYOUT}\n")
+
+
+def _drop_column(paths: list[Path], column: str) -> int:
+    """Rewrite, atomically, each of ``paths`` that holds ``column`` without it; how many."""
+    rewritten = 0
+    for path in paths:
+        if column not in pq.read_schema(path).names:
+            continue
+        write_parquet_atomic(pl.read_parquet(path, glob=False).drop(column), path)
+        rewritten += 1
+    return rewritten
 
 
 @contextmanager
@@ -334,10 +385,15 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path, schema: Any | None = N
 
 
 def read_parquet_validated(
-    path: Path, schema: Any | None = None, *, recovery: str = "re-run the stage that wrote it"
+    path: Path,
+    schema: Any | None = None,
+    *,
+    recovery: str = "re-run the stage that wrote it",
+    path_keys: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """Read a Parquet file and validate it; a missing, unreadable or invalid file is a
-    :class:`DataError` naming it and ``recovery`` (the next step)."""
+    :class:`DataError` naming it and ``recovery`` (the next step). ``path_keys``: the keys
+    its Hive folders carry (e.g. the run id), added as text columns before validation."""
     if not path.is_file():
         raise DataError(f"Parquet file {path} does not exist; check the run id.")
     try:
@@ -347,6 +403,10 @@ def read_parquet_validated(
             f"The file {path} is damaged and cannot be read ({type(exc).__name__}); "
             f"{recovery} ({DAMAGED_DOC})."
         ) from None
+    if path_keys:
+        frame = frame.with_columns(
+            pl.lit(value, dtype=pl.String).alias(key) for key, value in path_keys.items()
+        )
     if schema is not None:
         from pipeline.schemas import validated
 
@@ -461,7 +521,7 @@ class Rebuilt:
     """What :func:`rebuild` did: where the old file went, what came back from ``exports/``."""
 
     moved_to: Path | None  # the damaged file, kept beside the new one
-    restored: dict[str, int]  # table → rows restored from exports/<table>.parquet
+    restored: dict[str, int]  # table → rows restored from exports/<table>/<table>.parquet
     not_restored: dict[str, str]  # table → why its export could not be used
     closed_runs: int  # runs left running or interrupted, now failed (their state is gone)
     snapshots: int  # readable snapshot files the new views read
@@ -492,9 +552,10 @@ def is_damaged(data_dir: Path) -> bool:
 
 def rebuild(data_dir: Path, *, now: datetime) -> Rebuilt:
     """Move the warehouse aside as ``warehouse.duckdb.damaged-<UTC time>``, create a new
-    one (migrations), restore the exported tables from ``exports/`` (as of the last
-    publish), close the runs whose working state is gone, and rebuild the views over the
-    snapshot and diff Parquet. The caller holds the run lock."""
+    one (migrations; an older layout's exports move into place), restore the exported
+    tables from ``exports/`` (as of the last publish), close the runs whose working state is
+    gone, and rebuild the views over the snapshot and diff Parquet. The caller holds the run
+    lock."""
     from pipeline import views
 
     path = warehouse_path(data_dir)
@@ -510,7 +571,7 @@ def rebuild(data_dir: Path, *, now: datetime) -> Rebuilt:
     stamps: list[datetime] = []
     with opened(data_dir, wait=0) as con:
         for table in views.EXPORTED_TABLES:
-            source = data_dir / "exports" / f"{table}.parquet"
+            source = export_path(data_dir, table)  # opened() moved layout 1's (upgrade_files)
             outcome = _restore(con, table, source)
             if isinstance(outcome, int):
                 restored[table] = outcome

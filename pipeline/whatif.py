@@ -4,7 +4,7 @@ history, beside the rules in force (docs/whatif.md).
 Stage: a read-side report (``invsync whatif``). Reads, for every run since a moment, its
 Amazon snapshot ``snapshots/amazon/dt=*/run_id=<run>/part-0.parquet``, the listings as they
 stood at the run ``listings/run_id=<run>/platform=<p>/listings.parquet`` and the run's
-``priced_at``, ``fx_jpy_per_usd`` and ``unique_asins`` from ``exports/runs.parquet``; and
+``priced_at``, ``fx_jpy_per_usd`` and ``unique_asins`` from ``exports/runs/runs.parquet``; and
 two configurations. Writes nothing: it works in an in-memory DuckDB over those Parquet
 files, never opens the warehouse and never calls an API (the command writes the report).
 
@@ -43,7 +43,6 @@ from pipeline.review import breaker_verdict
 from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import duckdb_file
 
-RUNS_EXPORT = "runs.parquet"  # under exports/: the warehouse's runs table
 SKIP_NO_LISTINGS = "no listings file (transformed before invsync kept the listings as they stood)"
 SKIP_NO_SNAPSHOT = "no snapshot file"
 # what one replayed row keeps (of sql/transform/priced_listings.sql's columns)
@@ -133,10 +132,18 @@ def display_zone(settings: Settings) -> ZoneInfo:
     return display.zone(settings.display.timezone)
 
 
+def _runs_export(data_dir: Path) -> Path:
+    """The warehouse's runs table as exported (``exports/runs/runs.parquet``; a data
+    directory a sync has not upgraded yet keeps it at ``exports/runs.parquet``)."""
+    export = layout.export_path(data_dir, "runs")
+    legacy = layout.legacy_export_path(data_dir, "runs")
+    return legacy if not export.is_file() and legacy.is_file() else export
+
+
 def find_history(data_dir: Path, since: datetime) -> History:
-    """The transformed runs priced at or after ``since`` (``exports/runs.parquet``) whose
+    """The transformed runs priced at or after ``since`` (``exports/runs/runs.parquet``) whose
     snapshot and listings files are on disk; a usage error when there is none."""
-    export = layout.exports_dir(data_dir) / RUNS_EXPORT
+    export = _runs_export(data_dir)
     if not export.is_file():
         raise UsageError(
             f"There is no run history in {data_dir} ({export} is missing); run "
@@ -201,7 +208,7 @@ def open_history(history: History) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("set TimeZone = 'UTC'")  # as every invsync connection: timestamps are UTC
     data_dir = history.data_dir
-    export = layout.exports_dir(data_dir) / RUNS_EXPORT
+    export = _runs_export(data_dir)
     con.execute("create temp table runs as select * from read_parquet($f)", {"f": _files([export])})
     listing_files = [
         layout.listing_history_path(data_dir, run.run_id, platform)

@@ -75,7 +75,7 @@ app.add_typer(warehouse_app, name="warehouse")  # pipeline/cli/warehouse.py
 
 
 # Commands that only read the data directory (config check reports an unwritable one).
-READ_ONLY_COMMANDS = frozenset({"runs", "history", "config", "sandbox"})
+READ_ONLY_COMMANDS = frozenset({"runs", "history", "config", "sandbox", "sql"})
 
 
 @dataclass
@@ -276,6 +276,7 @@ def listings_pull(
 
 
 listings_app.command("show")(listings_show)  # pipeline/cli/listings.py
+app.command("sql")(__import__("pipeline.cli.sql", fromlist=["sql_command"]).sql_command)
 app.command("whatif")(whatif_command)  # pipeline/cli/whatif.py
 
 

@@ -3,7 +3,7 @@ and guardrail rules over the stored history beside the rules in force (docs/what
 
 Stage: a read-side report. A thin wrapper over :mod:`pipeline.whatif` and
 :mod:`pipeline.whatif_report`: reads the snapshots, the listings as they stood and
-``exports/runs.parquet`` of the data directory, the configuration in force (the root
+``exports/runs/runs.parquet`` of the data directory, the configuration in force (the root
 ``--config``) and the candidate; writes only the HTML report (``--out``, default
 ``<data_dir>/reports/whatif-<time>.html``). Never opens the warehouse, never calls an API.
 """

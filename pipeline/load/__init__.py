@@ -208,7 +208,7 @@ def run(
     result = LoadResult(run_id, dry_run, accounts, held, seconds, gates=gates)
     if dry_run:
         result.plan_path = write_parquet_atomic(
-            plan_frame(run_id, accounts), plan_path(ws.data_dir, run_id)
+            plan_frame(accounts), plan_path(ws.data_dir, run_id)
         )
     else:
         _record_run(con, run_id, seconds)

@@ -145,14 +145,14 @@ def _ebay_sendable(
     return rows, True
 
 
-def plan_frame(run_id: str, accounts: list[AccountLoad]) -> pl.DataFrame:
-    """The planned calls as rows of ``dry_run.parquet``: one per call, in order."""
+def plan_frame(accounts: list[AccountLoad]) -> pl.DataFrame:
+    """The planned calls as rows of ``dry_run.parquet``: one per call, in order (the run id
+    is in the file's path, ``loads/run_id=…/``, only)."""
     records = []
     for outcome in accounts:
         for n, call in enumerate(outcome.planned, start=1):
             records.append(
                 {
-                    "run_id": run_id,
                     "platform": outcome.platform,
                     "account_id": outcome.account_id,
                     "call_no": n,
@@ -162,7 +162,6 @@ def plan_frame(run_id: str, accounts: list[AccountLoad]) -> pl.DataFrame:
                 }
             )
     schema = {
-        "run_id": pl.String,
         "platform": pl.String,
         "account_id": pl.String,
         "call_no": pl.Int64,

@@ -14,10 +14,22 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline import layout, snapshots, warehouse
 from tests.integration.test_fetch import catalogue, ledger, seed_listings, spapi_calls
+from tests.integration.test_readers import READERS
+
+
+class _AnyColumns:
+    """Equal to any set of columns holding the run id (the folder key) and the ASIN."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, set) and {"run_id", "asin"} <= other
+
+
+ANY_COLUMNS = _AnyColumns()
 
 
 @pytest.mark.slow
@@ -105,6 +117,10 @@ def test_kill_9_then_resume_continues_from_the_last_checkpointed_batch(
     con.close()
     assert outcome == "running"  # nobody could record the kill
     assert not snapshots.snapshot_exists(data_dir, run_id)
+    staging = layout.fetch_checkpoint_dir(data_dir, run_id).parent
+    parts = sorted(staging.glob(f"run_id=*/{layout.CHECKPOINT_PARTS}"))
+    for read in READERS.values():  # the checkpoint reads as one dataset, as every folder
+        assert read(staging) == (sum(pq.read_metadata(p).num_rows for p in parts), ANY_COLUMNS)
 
     done = cli("fetch", "--resume", env={**server.env(), "INVSYNC_DATA_DIR": str(data_dir)})
     assert done.exit_code == 0, done.output

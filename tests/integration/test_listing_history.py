@@ -76,7 +76,7 @@ def test_the_stored_listings_replay_to_the_same_decisions(cli, data_dir: Path) -
     ws = open_workspace(config=None, data_dir=data_dir, environ={})
     con = duckdb.connect()  # no warehouse at all: history files only
     try:
-        # platform_stats reads the run's unique_asins (exports/runs.parquet in a replay)
+        # platform_stats reads the run's unique_asins (exports/runs/runs.parquet in a replay)
         con.execute("create table runs as select $r as run_id, 5 as unique_asins", {"r": RUN})
         replayed = compute_diffs(
             con,

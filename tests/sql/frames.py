@@ -11,10 +11,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline import layout
+from pipeline import snapshots
 from pipeline.schemas import Snapshot
 from pipeline.snapshots import SNAPSHOT_SCHEMA
-from pipeline.warehouse import write_parquet_atomic
 
 DOUBTFUL = ("api_error", "unknown", "invalid_asin")
 
@@ -73,9 +72,7 @@ def write_snapshot(
     data_dir: Path, run_id: str, rows: list[dict[str, Any]], now: datetime | None = None
 ) -> Path:
     now = now or datetime.now(UTC)
-    frame = snapshot_frame(run_id, rows, now)
-    path = layout.snapshot_path(data_dir, run_id)  # where fetch writes it
-    return write_parquet_atomic(frame, path)  # snapshot_frame validated it already
+    return snapshots.write_snapshot(data_dir, run_id, snapshot_frame(run_id, rows, now))
 
 
 def insert_run(con: duckdb.DuckDBPyConnection, run_id: str, unique_asins: int | None) -> None:

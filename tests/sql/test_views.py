@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipeline import schemas, views, warehouse
+from pipeline import layout, schemas, views, warehouse
 from pipeline.snapshots import SNAPSHOT_SCHEMA
 from tests.sql.demo import DemoHistory, demo_history
 
@@ -67,7 +67,8 @@ def three_runs(data_dir: Path) -> duckdb.DuckDBPyConnection:
     for run, hours in (("r1", 0), ("r2", 3), ("r3", 6)):
         rows = [o for o in OBSERVATIONS if o[0] == run]
         path = data_dir / f"snapshots/amazon/dt=2026-11-01/run_id={run}/part-0.parquet"
-        warehouse.write_parquet_atomic(snapshot(run, rows), path, schemas.Snapshot)
+        frame = schemas.Snapshot.validate(snapshot(run, rows))
+        warehouse.write_parquet_atomic(frame.drop("run_id"), path)  # the run id: in the path
         con.execute(
             "insert into runs (run_id, command, mode, started_at, outcome, spapi_calls,"
             " fetch_seconds, quota_floor_seconds) values ($r, 'sync', 'sandbox', $t, 'ok', 1, 10.1, 10.0)",
@@ -141,7 +142,7 @@ def test_readers_use_the_analytics_copy_while_a_writer_holds_the_warehouse(tmp_p
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         con.execute("update runs set outcome = 'held' where run_id = 'r3'")
         assert views.publish(con, tmp_path) is False  # the reader holds it: skipped, no error
-        exported = pl.read_parquet(tmp_path / "exports" / "runs.parquet")
+        exported = pl.read_parquet(layout.export_path(tmp_path, "runs"))
         assert exported.filter(pl.col("run_id") == "r3")["outcome"].to_list() == ["held"]
         out, _ = holder.communicate("go\n", timeout=30)
         assert out.strip() == "held"  # the open reader sees the fresh export
