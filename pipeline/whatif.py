@@ -18,7 +18,9 @@ send is :func:`pipeline.decisions.next_action` (no person's decision), and the c
 costs are :func:`pipeline.load.plan.push_calls`.
 
 Each run is replayed over the listings that actually stood at it: the candidate's own
-pushes are not carried into the next run (docs/whatif.md, "What it replays").
+pushes are not carried into the next run, but a change the candidate already sent at the
+listing's previous run is not counted again (:func:`_without_repeats`; docs/whatif.md,
+"What it replays").
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pipeline.review import breaker_verdict
 from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import duckdb_file
 
+IN_FORCE = "in force"  # the rule set whose pushes the history holds
 SKIP_NO_LISTINGS = "no listings file (transformed before invsync kept the listings as they stood)"
 SKIP_NO_SNAPSHOT = "no snapshot file"
 # what one replayed row keeps (of sql/transform/priced_listings.sql's columns)
@@ -356,6 +359,60 @@ def _after(priced: pl.DataFrame, breakers: pl.DataFrame, fx: pl.DataFrame) -> pl
     )
 
 
+_SENT = pl.col("action").is_in(["change", "raise", "pause"]).fill_null(False)
+_KEY = ["platform", "account_id", "listing_key"]
+_STATE_AFTER = ("price_after", "quantity_after", "visible_after")
+
+
+def _sent_after(after: pl.DataFrame) -> pl.DataFrame:
+    """Per run and listing, the state a rule set's sent rows would leave it in."""
+    return after.filter(_SENT).select("replay_run", *_KEY, *_STATE_AFTER)
+
+
+def _without_repeats(
+    after: pl.DataFrame, moments: pl.DataFrame, in_force_sent: pl.DataFrame | None
+) -> pl.DataFrame:
+    """A candidate's rows less the changes it already sent at its previous replayed run.
+
+    Each run is replayed over the listings that really stood, so a candidate that reprices a
+    listing at 09:00 finds the old price again at 12:00 and decides the same change at every
+    run: counted as such, one new markup would cost a change and a call per listing per
+    run. Where the candidate sent a change at the listing's previous run that the rules in
+    force did not (``in_force_sent``: else the history would hold it, and a change decided
+    again means the platform did not take it, which counts), and sends one now that leaves
+    the listing at the same price, stock and visibility, the listing would already stand
+    there: that row is no change and no call (``action`` and ``change_kind`` null). The
+    rules in force need no such correction: the history they replay holds their own pushes.
+    """
+    ordered = after.join(moments, on="replay_run", how="left").sort([*_KEY, "priced_at"])
+    if in_force_sent is not None:
+        ordered = ordered.join(
+            in_force_sent.with_columns(pl.lit(True).alias("_in_force_sent")).rename(
+                {column: f"_in_force_{column}" for column in _STATE_AFTER}
+            ),
+            on=["replay_run", *_KEY],
+            how="left",
+        )
+        agreed = pl.col("_in_force_sent").fill_null(False)
+        for column in _STATE_AFTER:
+            agreed = agreed & pl.col(column).eq_missing(pl.col(f"_in_force_{column}"))
+    else:
+        agreed = pl.lit(False)
+    ordered = ordered.with_columns((_SENT & ~agreed).alias("_ours_alone"))
+    same = pl.lit(True)
+    for column in _STATE_AFTER:
+        same = same & pl.col(column).eq_missing(pl.col(column).shift(1).over(_KEY))
+    repeat = _SENT & pl.col("_ours_alone").shift(1).over(_KEY).fill_null(False) & same
+    return (
+        ordered.with_columns(repeat.alias("_repeat"))
+        .with_columns(
+            pl.when("_repeat").then(None).otherwise("action").alias("action"),
+            pl.when("_repeat").then(None).otherwise("change_kind").alias("change_kind"),
+        )
+        .select(after.columns)
+    )
+
+
 def _fx_frame(history: History) -> pl.DataFrame:
     return pl.DataFrame(
         {
@@ -413,9 +470,17 @@ def replay(history: History, rule_sets: list[RuleSet]) -> Replay:
     import time
 
     started = time.perf_counter()
+    moments = pl.DataFrame(
+        {
+            "replay_run": [r.run_id for r in history.runs],
+            "priced_at": [r.priced_at for r in history.runs],
+        },
+        schema={"replay_run": pl.String, "priced_at": pl.Datetime("us", "UTC")},
+    )
     con = open_history(history)
     fx = _fx_frame(history)
     accounts, breakers, below = [], [], []
+    in_force_sent: pl.DataFrame | None = None
     counted: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
     try:
         for rule_set in rule_sets:
@@ -425,6 +490,10 @@ def replay(history: History, rule_sets: list[RuleSet]) -> Replay:
                 counted[key] = _stats(con, priced)
             verdicts = _breakers(counted[key], rule_set.settings)
             after = _after(priced, verdicts, fx)
+            if rule_set.name == IN_FORCE:
+                in_force_sent = _sent_after(after)
+            else:
+                after = _without_repeats(after, moments, in_force_sent)
             name = pl.lit(rule_set.name).alias("rule_set")
             accounts.append(_per_account(after, rule_set).with_columns(name))
             breakers.append(verdicts.with_columns(name))
@@ -435,13 +504,6 @@ def replay(history: History, rule_sets: list[RuleSet]) -> Replay:
             )
     finally:
         con.close()
-    moments = pl.DataFrame(
-        {
-            "replay_run": [r.run_id for r in history.runs],
-            "priced_at": [r.priced_at for r in history.runs],
-        },
-        schema={"replay_run": pl.String, "priced_at": pl.Datetime("us", "UTC")},
-    )
     return Replay(
         history=history,
         rule_sets=rule_sets,

@@ -67,7 +67,7 @@ def whatif_command(
     result = replay_book.replay(
         history,
         [
-            replay_book.RuleSet("in force", ws.settings, in_force_source),
+            replay_book.RuleSet(replay_book.IN_FORCE, ws.settings, in_force_source),
             replay_book.RuleSet("candidate", candidate, str(config)),
         ],
     )

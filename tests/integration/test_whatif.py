@@ -188,20 +188,44 @@ def test_a_higher_markup_earns_more_and_leaves_no_more_listings_below_cost(demo:
         .row(0, named=True)
         for name in ("in force", "candidate")
     }
-    # every BASE price moves up to 1.8 × cost and the wider move limit lets it through:
-    # more changes, a larger margin on the same listings, and nothing new below cost
-    assert totals["candidate"]["changes"] > totals["in force"]["changes"]
+    # every BASE price moves up to 1.8 × cost and the wider move limit lets it through: a
+    # larger margin on the same listings, and nothing new below cost (its changes: below)
     assert totals["candidate"]["margin_minor"] > totals["in force"]["margin_minor"]
     assert totals["candidate"]["below_cost"] <= totals["in force"]["below_cost"]
-    # eBay's rule is the same in both, so the same changes there (its holds differ: the
-    # move limit is one for every platform)
+    # eBay's rule is the same in both, so the same changes at the first run; later, the
+    # candidate's wider move limit has already sent what the rules in force held, so it
+    # has no more changes left to make there than they do
     ebay = [
         result.accounts.filter((pl.col("platform") == "ebay") & (pl.col("rule_set") == name))
-        .select("run_id", "account_id", "changes")
-        .sort("run_id", "account_id")
+        .sort("priced_at")["changes"]
+        .to_list()
         for name in ("in force", "candidate")
     ]
-    assert ebay[0].height == RUNS and ebay[0].equals(ebay[1])
+    assert len(ebay[0]) == RUNS and ebay[0][0] == ebay[1][0]
+    assert all(c <= f for f, c in zip(ebay[0], ebay[1], strict=True))
+
+
+def test_a_candidates_change_is_counted_once_not_again_at_every_later_run(demo: Demo) -> None:
+    """The history holds the listings as the rules in force left them, so a candidate that
+    reprices a listing finds the old price again at the next run. A change it already sent
+    there (same price, stock and visibility after) is no new change and no new call: a new
+    markup costs its repricing once, then only what Amazon's moves ask for."""
+    history = whatif.find_history(demo.data, datetime(2000, 1, 1, tzinfo=UTC))
+    result = whatif.replay(
+        history,
+        [_rule_set(demo, "in force", "invsync.toml"), _rule_set(demo, "candidate", "higher.toml")],
+    )
+    per_run = (
+        result.accounts.filter((pl.col("platform") == "base") & (pl.col("rule_set") == "candidate"))
+        .group_by("priced_at")
+        .agg(pl.col("changes").sum(), pl.col("calls").sum(), pl.col("listings").sum())
+        .sort("priced_at")
+    )
+    first, *later = per_run.iter_rows(named=True)
+    assert first["changes"] > first["listings"] // 2  # the repricing: most BASE listings
+    for run in later:
+        assert run["changes"] < first["changes"] // 2, (first, later)
+        assert run["calls"] < first["calls"] // 2, (first, later)
 
 
 def test_a_markup_under_cost_with_no_guardrail_leaves_listings_below_cost(demo: Demo) -> None:
