@@ -384,33 +384,28 @@ def _without_repeats(
     there: that row is no change and no call (``action`` and ``change_kind`` null). The
     rules in force need no such correction: the history they replay holds their own pushes.
     """
-    ordered = after.join(moments, on="replay_run", how="left").sort([*_KEY, "priced_at"])
-    if in_force_sent is not None:
-        ordered = ordered.join(
-            in_force_sent.with_columns(pl.lit(True).alias("_in_force_sent")).rename(
-                {column: f"_in_force_{column}" for column in _STATE_AFTER}
-            ),
-            on=["replay_run", *_KEY],
-            how="left",
-        )
-        agreed = pl.col("_in_force_sent").fill_null(False)
-        for column in _STATE_AFTER:
-            agreed = agreed & pl.col(column).eq_missing(pl.col(f"_in_force_{column}"))
-    else:
-        agreed = pl.lit(False)
-    ordered = ordered.with_columns((_SENT & ~agreed).alias("_ours_alone"))
-    same = pl.lit(True)
-    for column in _STATE_AFTER:
-        same = same & pl.col(column).eq_missing(pl.col(column).shift(1).over(_KEY))
-    repeat = _SENT & pl.col("_ours_alone").shift(1).over(_KEY).fill_null(False) & same
-    return (
-        ordered.with_columns(repeat.alias("_repeat"))
-        .with_columns(
-            pl.when("_repeat").then(None).otherwise("action").alias("action"),
-            pl.when("_repeat").then(None).otherwise("change_kind").alias("change_kind"),
-        )
-        .select(after.columns)
+    order = moments.sort("priced_at").with_row_index("run_no").select("replay_run", "run_no")
+    sent = (
+        after.filter(_SENT).select("replay_run", *_KEY, *_STATE_AFTER).join(order, on="replay_run")
     )
+    if in_force_sent is not None:  # the changes the rules in force sent too are in the history
+        sent = sent.join(
+            in_force_sent, on=["replay_run", *_KEY, *_STATE_AFTER], how="anti", nulls_equal=True
+        )
+    # the previous run's own sends, moved to the run after it: a send there now is a repeat
+    previous = sent.select(*_KEY, *_STATE_AFTER, (pl.col("run_no") + 1).alias("run_no"))
+    now = (
+        after.filter(_SENT).select("replay_run", *_KEY, *_STATE_AFTER).join(order, on="replay_run")
+    )
+    repeats = now.join(previous, on=[*_KEY, *_STATE_AFTER, "run_no"], nulls_equal=True).select(
+        "replay_run", *_KEY, pl.lit(True).alias("_repeat")
+    )
+    marked = after.join(repeats, on=["replay_run", *_KEY], how="left")
+    repeat = pl.col("_repeat").fill_null(False)
+    return marked.with_columns(
+        pl.when(repeat).then(None).otherwise("action").alias("action"),
+        pl.when(repeat).then(None).otherwise("change_kind").alias("change_kind"),
+    ).select(after.columns)
 
 
 def _fx_frame(history: History) -> pl.DataFrame:
