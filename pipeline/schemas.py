@@ -315,7 +315,7 @@ class ListingHistory(pa.DataFrameModel):
     held: pl.Boolean
     hold_reason: str = pa.Field(nullable=True)
     expected_profit_minor: pl.Int64 = pa.Field(nullable=True)
-    change_id: str
+    change_id: str = pa.Field(nullable=True)  # null where nothing changes
 
     class Config:
         strict = True

@@ -219,7 +219,12 @@ def _write_history(con: duckdb.DuckDBPyConnection, platform: str, path: Path) ->
     and checking every value of every listing would double the transform at a million)."""
     query = con.sql(load_sql("transform/listing_history"), params={"platform": platform})
     with atomic_target(path) as temporary:
-        query.write_parquet(str(temporary))
+        # the file needs no row order, so DuckDB may write it from every thread at once
+        con.execute("set preserve_insertion_order = false")
+        try:
+            query.write_parquet(str(temporary))
+        finally:
+            con.execute("reset preserve_insertion_order")
         ListingHistory.validate(pl.scan_parquet(temporary, glob=False))
 
 

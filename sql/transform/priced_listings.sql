@@ -241,14 +241,15 @@ final as (
                 then 'loss_at_current_price'
         end as protection_reason,
         -- the change a person's decision binds to: the listing, its old and new values and
-        -- the Amazon observation's values (pipeline/decisions.py)
-        md5(concat_ws(
+        -- the Amazon observation's values (pipeline/decisions.py); a listing nothing
+        -- changes has none (no digest spent on the million that stay as they are)
+        case when change_kind is not null then md5(concat_ws(
             '|', platform, account_id, listing_key, asin,
             cast(old_price as varchar), cast(new_price as varchar),
             cast(old_quantity as varchar), cast(new_quantity as varchar),
             coalesce(cast(old_visible as varchar), '-'), coalesce(cast(new_visible as varchar), '-'),
             coalesce(cast(cost_jpy as varchar), '-'), source_says
-        )) as change_id
+        )) end as change_id
     from hold_checked
 )
 
