@@ -89,7 +89,6 @@ class TransformResult:
 class ComputedDiffs:
     frames: dict[str, pl.DataFrame]  # platform → validated diff (no run_id/platform column)
     stats: pl.DataFrame  # transform_platform_stats rows
-    history: dict[str, pl.DataFrame]  # platform → every listing priced (ListingHistory)
 
 
 def _frame(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> pl.DataFrame:
@@ -128,17 +127,15 @@ def compute_diffs(
     platforms: tuple[str, ...] = PLATFORMS,
     stored_listings: pl.DataFrame | None = None,
     history_paths: dict[str, Path] | None = None,
-    history_frames: bool = False,
 ) -> ComputedDiffs:
-    """Price every listing of ``platforms`` against ``snapshot`` and return validated diffs
-    and the run's listing history (every listing priced, the changed ones being the diff).
+    """Price every listing of ``platforms`` against ``snapshot`` and return validated diffs.
 
     ``snapshot`` is the run's snapshot frame (as :func:`run` validated it) or its Parquet
     file. Reads the listing tables through ``con`` — or, for a replay, ``stored_listings``:
     the listings as they stood at a past run (its ``listings/`` files with a ``platform``
-    column). Writes each platform's listing history to ``history_paths[platform]`` when given
-    (atomically; transform's run does) and returns it as frames with ``history_frames``;
-    otherwise writes nothing but temp tables and views, dropped again. eBay is priced only
+    column). Writes each platform's listing history (every listing priced, the changed ones
+    being the diff) to ``history_paths[platform]`` when given (atomically; transform's run
+    does); otherwise writes nothing but temp tables and views, dropped again. eBay is priced only
     when ``fx`` is given.
     """
     snapshot_frame = (
@@ -192,12 +189,8 @@ def compute_diffs(
             platform: _validated(_frame(con, "transform/diff", {"platform": platform}), platform)
             for platform in platforms
         }
-        history = {}
-        for platform in platforms:
-            if history_paths is not None:
-                _write_history(con, platform, history_paths[platform])
-            if history_frames:
-                history[platform] = _frame(con, "transform/listing_history", {"platform": platform})
+        for platform, path in (history_paths or {}).items():
+            _write_history(con, platform, path)
         stats = _frame(con, "transform/platform_stats", {"run_id": run_id, "as_of": as_of})
     finally:
         con.execute("drop view if exists priced_changes")
@@ -208,7 +201,7 @@ def compute_diffs(
             con.unregister(frame)
         if stored_listings is not None:
             con.unregister("stored_listings")
-    return ComputedDiffs(frames=frames, stats=stats, history=history)
+    return ComputedDiffs(frames=frames, stats=stats)
 
 
 def _write_history(con: duckdb.DuckDBPyConnection, platform: str, path: Path) -> None:
