@@ -112,6 +112,9 @@ class OfferPolicy(_Section):
 class AmazonSettings(_Section):
     marketplace: Literal["JP"] = "JP"
     operation: Literal["item_offers", "competitive_pricing"] = "item_offers"
+    # spread a fetch over every operation answering with the same facts, each paced at its
+    # own quota (pipeline/pool.py): item_offers adds getItemOffers to getItemOffersBatch
+    pool: bool = True
     offer_policy: OfferPolicy = OfferPolicy()
     batch_size: int = Field(default=20, ge=1, le=20)
     max_fallback_age: Seconds = 24 * 3600.0  # seconds
@@ -408,6 +411,33 @@ class FxSettings(_Section):
         return self
 
 
+def parse_budget(value: Any) -> float | None:
+    """``"all"`` (a full pass: every listed ASIN) → None, else a duration in seconds."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    if value is None:
+        return None
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("a fetch budget must be above 0 seconds, or 'all'")
+    return seconds
+
+
+Budget = Annotated[float | None, BeforeValidator(parse_budget)]
+
+
+class FetchSettings(_Section):
+    """``[fetch]``: how much of the listed ASINs one run observes (docs/fetch.md).
+
+    ``budget`` is quota time: ``"all"`` (default) fetches every listed ASIN, as ``make
+    sync`` does; a duration such as ``"15m"`` fetches, most urgent first, the ASINs the
+    pooled quota answers in that time, every ASIN still within
+    ``guardrails.max_source_age``.
+    """
+
+    budget: Budget = None
+
+
 class GuardrailSettings(_Section):
     """The review gate (docs/review.md): row holds and the per-platform breaker."""
 
@@ -483,6 +513,7 @@ DEMO_ACCOUNTS: tuple[Account, ...] = (
 class Settings(_Section):
     mode: Literal["sandbox", "live"] = "sandbox"
     amazon: AmazonSettings = AmazonSettings()
+    fetch: FetchSettings = FetchSettings()
     accounts: list[Account] = Field(default_factory=lambda: list(DEMO_ACCOUNTS))
     sandbox: SandboxSettings = SandboxSettings()
     load: LoadSettings = LoadSettings()

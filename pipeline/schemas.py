@@ -39,7 +39,8 @@ MAX_ITEM_ID = 2**63 - 1  # BASE item ids are BIGINT
 EBAY_APIS = ["inventory", "trading"]
 EBAY_CURRENCIES = ["USD"]
 
-OPERATIONS = ["item_offers", "competitive_pricing"]
+# snapshot `operation`: the lane that answered (pipeline/pool.py LANES)
+OPERATIONS = ["item_offers", "item_offers_single", "competitive_pricing"]
 
 
 class ListingsBase(pa.DataFrameModel):
