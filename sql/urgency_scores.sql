@@ -4,8 +4,10 @@
 -- Reads: the snapshot files $files (a run id is in a file's path only), wanted_asins (the
 -- valid listed ASINs, registered by pipeline/urgency.py) and run_listings (the transform's
 -- view of every listed listing, sql/transform/run_listings.sql).
--- Parameters: $files, $now (UTC), $good_statuses (fact statuses: an error, a fallback or an
--- unknown row is no observation), $prior_seconds (the prior's one pseudo-interval),
+-- Parameters: $files, $now (UTC), $seen_statuses (the fact statuses ok, no_offer,
+-- filtered_out, and invalid_asin: Amazon's own answer that the ASIN does not exist, so it is
+-- not asked again first in every run; an api_error, a fallback or an unknown row is no
+-- observation), $prior_seconds (the prior's one pseudo-interval),
 -- $jpy_per_usd (eBay prices in yen, for the exposure only).
 --
 -- Change rate (Cho & Garcia-Molina, "Estimating frequency of change", ACM TOIT 2003, the
@@ -23,7 +25,7 @@ observations as (
         hive_types = {'dt': varchar, 'run_id': varchar}
     ) as s
     semi join wanted_asins as w on w.asin = s.asin
-    where list_contains($good_statuses, s.status)
+    where list_contains($seen_statuses, s.status)
       and s.fetched_at is not null
       and s.fetched_at <= $now
 ),
