@@ -7,6 +7,7 @@ sequence of runs; and a budget that cannot says so with its numbers and holds st
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,45 @@ def test_a_budget_that_cannot_keep_the_max_age_says_so_and_holds_stale_changes(
     seen = set(plan_of(data_dir, run.run_id))
     carried = [r for r in diff_rows(data_dir, run.run_id) if r["asin"] not in seen]
     assert carried and all(r["held"] and "source_stale" in r["hold_reason"] for r in carried)
+
+
+def test_daemon_continuous_runs_budgeted_syncs_back_to_back_until_sigterm(
+    clean_environment: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import _OUR_VARS
+
+    Path("invsync.toml").write_text("[sandbox]\nn_asins = 100\ntime_scale = 400\n")
+    env = {k: v for k, v in os.environ.items() if not _OUR_VARS.match(k)}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "daemon", "--continuous", "--budget", "0.1s"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    assert daemon.stdout is not None
+    seen = []
+    for line in daemon.stdout:  # wait for the third run to start
+        seen.append(line)
+        if sum(x.startswith("fetch:") and "ASINs in" in x for x in seen) == 3:
+            break
+    daemon.send_signal(signal.SIGTERM)
+    out, _ = daemon.communicate(timeout=120)
+    text = "".join(seen) + out
+    assert daemon.returncode == 0, text
+    assert re.search(r"Daemon stopped after 3 run\(s\)", text), text
+    assert "Next run now (--continuous)." in text and "Next run in" not in text
+    rows = query(
+        clean_environment / "data",
+        "select started_at, finished_at, fetch_budget_seconds from runs order by started_at",
+    )
+    assert len(rows) == 3 and all(r[2] == 0.1 for r in rows)
+    gaps = [(b[0] - a[1]).total_seconds() for a, b in zip(rows, rows[1:], strict=False)]
+    assert all(gap < 5 for gap in gaps), gaps  # back to back, no interval between
+
+
+def test_daemon_continuous_and_every_are_exclusive(cli) -> None:
+    result = cli("daemon", "--continuous", "--every", "1h")
+    assert result.exit_code == 2 and "--continuous" in result.output
