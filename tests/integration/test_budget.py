@@ -6,6 +6,7 @@ sequence of runs; and a budget that cannot says so with its numbers and holds st
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -208,7 +209,7 @@ def test_daemon_continuous_runs_budgeted_syncs_back_to_back_until_sigterm(
         "select started_at, finished_at, fetch_budget_seconds from runs order by started_at",
     )
     assert len(rows) == 3 and all(r[2] == 0.1 for r in rows)
-    gaps = [(b[0] - a[1]).total_seconds() for a, b in zip(rows, rows[1:], strict=False)]
+    gaps = [(b[0] - a[1]).total_seconds() for a, b in itertools.pairwise(rows)]
     assert all(gap < 5 for gap in gaps), gaps  # back to back, no interval between
 
 
