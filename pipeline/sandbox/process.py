@@ -81,7 +81,14 @@ class ProcessSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> ProcessSpec:
         """A spec from a JSON object (or its text), or a preset name (see :data:`PRESETS`);
-        keys left out keep their defaults."""
+        keys left out keep their defaults. Anything else is a ValueError naming the problem."""
+        try:
+            return cls._from_json(data)
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"a process spec value has the wrong shape ({exc})") from None
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any] | str) -> ProcessSpec:
         if isinstance(data, str):
             text = data.strip()
             if not text.startswith("{"):

@@ -43,8 +43,10 @@ def test_the_bench_sandbox_process_runs_the_given_process():
     with sandbox_process(time_scale=100.0, n_asins=50, process=spec) as sandbox:
         answer = requests.get(sandbox.url + "/_sandbox/process", timeout=5).json()
         assert answer["spec"] == ProcessSpec.from_json(spec).to_json()
-        changes = requests.get(sandbox.url + "/_sandbox/process/changes", timeout=5).json()
-        assert isinstance(changes["amazon_changes"], list)
+        requests.post(sandbox.url + "/_sandbox/advance", json={"seconds": 60.0}, timeout=5)
+        changes = sandbox.amazon_changes()
+        assert len(changes) > 50  # 50 ASINs changing every sandbox minute, for 100 minutes
+        assert changes == sandbox.stats()["amazon_changes"][: len(changes)]
     with sandbox_process(time_scale=100.0, n_asins=50) as sandbox:
         assert requests.get(sandbox.url + "/_sandbox/process", timeout=5).json() == {
             "running": False
@@ -56,3 +58,6 @@ def test_post_process_takes_a_preset_name_as_its_body(sandbox):
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["spec"] == ProcessSpec().to_json()
+    wrong = requests.post(sandbox.url + "/_sandbox/process", json={"classes": 5}, timeout=5)
+    assert wrong.status_code == 400
+    assert "wrong shape" in wrong.json()["error"]
