@@ -4,13 +4,15 @@ interpreter lock with the server answering it (the real APIs live elsewhere too)
 Stage: bench. ``python -m bench.sandbox_process --time-scale S --n-asins N`` serves
 :class:`pipeline.sandbox.server.SandboxServer` on a free 127.0.0.1 port and prints
 ``READY <url>``; :func:`sandbox_process` starts it, waits for that line and stops it
-with SIGTERM. Reads and writes nothing on disk.
+with SIGTERM. ``--process '<json>'`` (or a preset name such as ``day``) starts Amazon's
+change process in it (docs/sandbox.md, "Amazon in time"). Reads and writes nothing on disk.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +51,13 @@ class RunningSandbox:
         """Clear the ledger, refill every bucket, reset the platforms' counters."""
         requests.post(f"{self.url}/_sandbox/reset", timeout=30).raise_for_status()
 
+    def amazon_changes(self) -> list[dict[str, Any]]:
+        """Every change Amazon's process made so far (``t`` on the ledger's clock, as the
+        calls' and platform changes' ``t``); empty without a process."""
+        answer = requests.get(f"{self.url}/_sandbox/process/changes", timeout=120)
+        answer.raise_for_status()
+        return list(answer.json()["amazon_changes"])
+
     def stats(self, calls: bool = True) -> dict[str, Any]:
         answer = requests.get(
             f"{self.url}/_sandbox/stats", params={"calls": int(calls)}, timeout=120
@@ -58,11 +67,17 @@ class RunningSandbox:
 
 
 @contextlib.contextmanager
-def sandbox_process(time_scale: float, n_asins: int, seed: int = 42) -> Iterator[RunningSandbox]:
+def sandbox_process(
+    time_scale: float, n_asins: int, seed: int = 42, process: str | dict[str, Any] | None = None
+) -> Iterator[RunningSandbox]:
+    """A sandbox in its own process; ``process`` (a spec as JSON text or object, or a preset
+    name) starts Amazon's change process there as the server is made."""
     command = [
         sys.executable, "-m", "bench.sandbox_process",
         "--time-scale", repr(time_scale), "--n-asins", str(n_asins), "--seed", str(seed),
     ]  # fmt: skip
+    if process is not None:
+        command += ["--process", process if isinstance(process, str) else json.dumps(process)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert process.stdout is not None
@@ -82,18 +97,23 @@ def sandbox_process(time_scale: float, n_asins: int, seed: int = 42) -> Iterator
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pipeline.sandbox.process import ProcessSpec
     from pipeline.sandbox.server import serve_forever
 
     parser = argparse.ArgumentParser(prog="python -m bench.sandbox_process")
     parser.add_argument("--time-scale", type=float, required=True)
     parser.add_argument("--n-asins", type=int, required=True)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--process", default=None, help="a process spec (JSON) or preset name")
     args = parser.parse_args(argv)
+    spec = None if args.process is None else ProcessSpec.from_json(args.process)
 
     def announce(server: Any) -> None:
         print(f"READY {server.url}", flush=True)
 
-    serve_forever(0, args.time_scale, args.seed, None, on_ready=announce, n_asins=args.n_asins)
+    serve_forever(
+        0, args.time_scale, args.seed, None, on_ready=announce, n_asins=args.n_asins, process=spec
+    )
 
 
 if __name__ == "__main__":

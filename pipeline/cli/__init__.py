@@ -835,8 +835,13 @@ def sandbox_serve(
     ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Catalogue seed.")] = 42,
     faults: Annotated[str | None, typer.Option("--faults", help="Fault spec, see docs.")] = None,
+    process: Annotated[
+        str | None,
+        typer.Option("--process", help="Amazon changes in time: a JSON spec or a preset (day)."),
+    ] = None,
 ) -> None:
     """Serve the sandbox marketplace (SP-API, BASE, eBay) on 127.0.0.1."""
+    from pipeline.sandbox.process import ProcessSpec
     from pipeline.sandbox.server import SandboxServer, serve_forever
 
     def announce(server: SandboxServer) -> None:
@@ -844,12 +849,15 @@ def sandbox_serve(
         console.print("export these to point invsync at it (demo credentials apply by themselves):")
         for name in ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL"):
             console.print(f"export {name}={server.url}", markup=False, highlight=False)
+        if process is not None:
+            console.print(f"Amazon changes in sandbox time (process {process}).", markup=False)
         console.print("Ctrl-C stops it.")
         sys.stdout.flush()
 
     try:
-        serve_forever(port, time_scale, seed, faults, on_ready=announce)
-    except ValueError as exc:  # a bad --faults spec or --time-scale: our own message
+        spec = None if process is None else ProcessSpec.from_json(process)
+        serve_forever(port, time_scale, seed, faults, on_ready=announce, process=spec)
+    except ValueError as exc:  # a bad --faults or --process spec or --time-scale: our message
         raise UsageError(f"The sandbox cannot start: {exc}.") from None
     except OSError:
         raise UsageError(

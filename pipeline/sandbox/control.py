@@ -15,6 +15,13 @@ are not recorded in the ledger (they are the test's hands, not the client's traf
 * ``GET  /_sandbox/stats?calls=1``       the ledger: per-operation counts, calls, changes
 * ``GET  /_sandbox/catalogue``           ASINs, invalid ASINs, demo listing counts, tick
 * ``GET  /_sandbox/catalogue/<asin>``    one ASIN's offers, buy box and reference price
+* ``POST /_sandbox/process``             start Amazon's change process (JSON spec or a
+                                         preset name, see ``process.py``) at the current time
+* ``GET  /_sandbox/process``             the running process: spec, sandbox time, changes
+* ``GET  /_sandbox/process/changes``     every change the process made (``amazon_changes``)
+
+The stats, catalogue and process routes first advance the process (if any) to now, as
+every SP-API answer does.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 import flask
 
+from pipeline.sandbox import process
 from pipeline.sandbox.catalogue import catalogue_of
 from pipeline.sandbox.state import SandboxState
 
@@ -45,6 +53,7 @@ def advance_world(state: SandboxState, steps: int) -> list[dict[str, Any]]:
 def ledger_stats(state: SandboxState, *, include_calls: bool) -> dict[str, Any]:
     """The ledger with the world's tick, time scale, seed and clock offset (``/stats``)."""
     with state.lock:
+        process.advance(state)
         result = state.ledger.stats(include_calls=include_calls)
         result["tick"] = catalogue_of(state).tick_number
         result["time_scale"] = state.time_scale
@@ -137,6 +146,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
     @bp.get("/catalogue")
     def catalogue_summary() -> flask.Response:
         with state.lock:
+            process.advance(state)
             catalogue = catalogue_of(state)
             listings = catalogue.demo_listings()
             return flask.jsonify(
@@ -152,6 +162,7 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
     @bp.get("/catalogue/<asin>")
     def catalogue_asin(asin: str) -> Any:
         with state.lock:
+            process.advance(state)
             catalogue = catalogue_of(state)
             if not catalogue.is_valid(asin):
                 return flask.jsonify({"error": f"{asin} is not in the catalogue"}), 404
@@ -168,4 +179,47 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
                 }
             )
 
+    @bp.post("/process")
+    def start_process() -> Any:
+        body: Any = flask.request.get_json(silent=True)
+        if body is None:
+            body = flask.request.get_data(as_text=True) or "{}"
+        if not isinstance(body, dict | str):
+            return bad("POST a JSON process spec or a preset name; see docs/sandbox.md.")
+        try:
+            spec = process.ProcessSpec.from_json(body)
+        except (ValueError, TypeError, KeyError) as exc:
+            return bad(f"Process spec rejected ({exc}); see docs/sandbox.md, Amazon in time.")
+        with state.lock:
+            process.start(state, spec)
+            return flask.jsonify(process_summary(state))
+
+    @bp.get("/process")
+    def get_process() -> flask.Response:
+        with state.lock:
+            process.advance(state)
+            return flask.jsonify(process_summary(state))
+
+    @bp.get("/process/changes")
+    def process_changes() -> flask.Response:
+        with state.lock:
+            process.advance(state)
+            changes = [dataclasses.asdict(c) for c in state.ledger.amazon_changes]
+            return flask.jsonify({"amazon_changes": changes})
+
     return bp
+
+
+def process_summary(state: SandboxState) -> dict[str, Any]:
+    """The running process (``{"running": false}`` without one): spec, start, sandbox time."""
+    running = process.running_process(state)
+    if running is None:
+        return {"running": False}
+    return {
+        "running": True,
+        "spec": running.world.spec.to_json(),
+        "started": running.started - state.ledger.started,  # ledger seconds
+        "process_t": running.world.now,
+        "time_scale": running.time_scale,
+        "amazon_changes": len(state.ledger.amazon_changes),
+    }

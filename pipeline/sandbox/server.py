@@ -10,6 +10,8 @@ BASE token grant (the rotated refresh token the client keeps). Everything else l
   ``ebay.blueprint(state)``, and the consent pages of both (``consent.blueprint(state)``).
 * :class:`SandboxServer` runs it on a real socket in a background thread (tests, the demo).
 * :func:`serve_forever` backs ``invsync sandbox serve``.
+* ``process=`` (a :class:`~pipeline.sandbox.process.ProcessSpec`) starts Amazon's change
+  process at the server's creation (sandbox time 0); none runs unless asked.
 
 Latency: werkzeug writes the status line and headers, then the body, in separate
 ``send`` calls; with Nagle's algorithm on and the client's delayed ACK, each response
@@ -33,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 
 from pipeline.loopback import HOST, LoopbackServer
 from pipeline.sandbox import control, spapi
+from pipeline.sandbox import process as amazon_process
 from pipeline.sandbox.catalogue import Catalogue, catalogue_of
 from pipeline.sandbox.clock import SandboxClock
 from pipeline.sandbox.credentials import DEMO_ENV
@@ -116,6 +119,7 @@ class SandboxServer:
         persist_path: Path | None = None,
         n_asins: int | None = None,
         clock: SandboxClock | None = None,
+        process: amazon_process.ProcessSpec | None = None,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be above 0")
@@ -145,6 +149,8 @@ class SandboxServer:
         if world is not None:
             others = {k: v for k, v in world.get("apis", {}).items() if k != "catalogue"}
             self.state.load({"apis": others})
+        if process is not None:
+            self.start_process(process)
         self._loopback: LoopbackServer | None = None
         self._saving = threading.Event()
 
@@ -206,6 +212,11 @@ class SandboxServer:
         """Move the world ``steps`` ticks on, as ``POST /_sandbox/tick`` does."""
         control.advance_world(self.state, steps)
 
+    def start_process(self, spec: amazon_process.ProcessSpec) -> None:
+        """Start Amazon's change process now, as ``POST /_sandbox/process`` does."""
+        with self.state.lock:
+            amazon_process.start(self.state, spec)
+
     def env(self) -> dict[str, str]:
         """Endpoint overrides pointing at this server, plus the demo credentials."""
         if not self.url:
@@ -225,6 +236,7 @@ def serve_forever(
     on_ready: Callable[[SandboxServer], None] | None = None,
     persist_path: Path | None = None,
     n_asins: int | None = None,
+    process: amazon_process.ProcessSpec | None = None,
 ) -> None:
     """Run a sandbox until SIGINT or SIGTERM; ``on_ready`` gets the started server."""
     stopping = threading.Event()
@@ -240,6 +252,7 @@ def serve_forever(
         faults=faults,
         persist_path=persist_path,
         n_asins=n_asins,
+        process=process,
     )
     try:
         server.start()

@@ -17,6 +17,9 @@ faults (500/503) → request validation (400/404) → the answer (200, perhaps c
 storm, no bucket and only the ``error_rate.token`` fault. Access tokens expire on the
 sandbox clock (``state.clock``), so advancing it expires them. Amounts are JPY, sent as JSON numbers with a decimal point (``1280.0``)
 as Amazon sends them, so a parser that assumes integers fails here as it would live.
+
+With a change process running (``process.py``, "Amazon in time" in docs/sandbox.md), every
+SP-API answer first advances it to now, so each answer shows the world at its moment.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 
 import flask
 
+from pipeline.sandbox import process
 from pipeline.sandbox.catalogue import Catalogue, Offer, catalogue_of
 from pipeline.sandbox.credentials import DEMO_ENV
 from pipeline.sandbox.gate import Call, Dialect, Gate, Refused, Reply
@@ -446,7 +450,11 @@ def blueprint(state: SandboxState) -> flask.Blueprint:
     lwa = Gate(state, LwaDialect(state))
 
     def answer(operation: str, items: list[str], handle: Callable[[], Reply]) -> flask.Response:
-        return gate.answer(operation, lambda call: handle(), items=items)
+        def advanced(call: Any) -> Reply:
+            process.advance(state)  # Amazon's world has moved on since the last answer
+            return handle()
+
+        return gate.answer(operation, advanced, items=items)
 
     # --- LWA ---
 

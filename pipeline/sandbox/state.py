@@ -89,6 +89,17 @@ class ChangeRecord:
     via: str  # items/edit | items/edit_stock | bulk_update_price_quantity | ReviseInventoryStatus
 
 
+@dataclass
+class AmazonChangeRecord:
+    """One change of Amazon's offers made by the sandbox's process (``process.py``)."""
+
+    t: float  # clock seconds since the ledger started when it HAPPENED (as CallRecord.t)
+    process_t: float  # sandbox seconds since the process started
+    asin: str
+    kind: str  # price | stockout | restock
+    factor: float  # the price factor of a price change, 1.0 otherwise
+
+
 class Ledger:
     """Everything the sandbox answered and changed, for tests and the demo summary."""
 
@@ -97,6 +108,7 @@ class Ledger:
         self.started = clock()
         self.calls: list[CallRecord] = []
         self.changes: list[ChangeRecord] = []
+        self.amazon_changes: list[AmazonChangeRecord] = []
 
     def record_call(
         self,
@@ -140,10 +152,20 @@ class Ledger:
         self.changes.append(record)
         return record
 
+    def record_amazon_change(
+        self, *, at: float, process_t: float, asin: str, kind: str, factor: float
+    ) -> AmazonChangeRecord:
+        """Record a change the process applied; ``at`` is the clock() reading at which it
+        happened in the world (not when a request made the sandbox apply it)."""
+        record = AmazonChangeRecord(at - self.started, process_t, asin, kind, factor)
+        self.amazon_changes.append(record)
+        return record
+
     def reset(self) -> None:
         self.started = self._clock()
         self.calls.clear()
         self.changes.clear()
+        self.amazon_changes.clear()
 
     def stats(self, *, include_calls: bool = True) -> dict[str, Any]:
         """The ledger as JSON-ready data (``GET /_sandbox/stats``)."""
@@ -163,10 +185,12 @@ class Ledger:
             "per_operation": per_operation,
             "total_calls": len(self.calls),
             "total_changes": len(self.changes),
+            "total_amazon_changes": len(self.amazon_changes),
         }
         if include_calls:
             result["calls"] = [asdict(c) for c in self.calls]
             result["changes"] = [asdict(c) for c in self.changes]
+            result["amazon_changes"] = [asdict(c) for c in self.amazon_changes]
         return result
 
 
