@@ -22,6 +22,7 @@ Definitions (docs/fetch.md, "How make bench measures freshness"):
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,7 +112,7 @@ def reactions(
 
 
 def exposure_seconds(
-    listing: Sequence[tuple[float, int | None, bool]],
+    listing: Sequence[tuple[float, float | None, bool]],
     cost: Sequence[tuple[float, int | None]],
     start: float,
     end: float,
@@ -126,7 +127,7 @@ def exposure_seconds(
     listing_times = [t for t, *_ in listing]
     cost_times = [t for t, _ in cost]
     below = missing = 0.0
-    for left, right in zip(cuts, cuts[1:], strict=False):
+    for left, right in itertools.pairwise(cuts):
         li = bisect.bisect_right(listing_times, left) - 1
         ci = bisect.bisect_right(cost_times, left) - 1
         if li < 0 or ci < 0:
@@ -142,9 +143,7 @@ def exposure_seconds(
     return below, missing
 
 
-def max_observation_age(
-    observations: Sequence[float], start: float, end: float
-) -> float:
+def max_observation_age(observations: Sequence[float], start: float, end: float) -> float:
     """The largest age an ASIN's newest observation reached within [start, end]: gaps
     between consecutive observations, from the last one before ``start`` (or ``start`` if
     there is none) to the end."""
@@ -152,6 +151,6 @@ def max_observation_age(
     before = [t for t in ordered if t <= start]
     inside = [t for t in ordered if start < t <= end]
     points = [before[-1] if before else start, *inside]
-    gaps = [b - a for a, b in zip(points, points[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(points)]
     gaps.append(end - points[-1])
     return max(gaps)
