@@ -8,7 +8,11 @@ reset sandbox (empty ledger, full buckets):
   ledger (calls, 429s, first-to-last call span) and from the fetch result (wall time);
   :func:`measure_invsync_together` runs both operations at once, each client and each
   sandbox in a process of its own;
-* the replaced design (:mod:`bench.replaced_design`) on the same listings.
+* the replaced design (:mod:`bench.replaced_design`) on the same listings;
+* the pooled pass (:func:`measure_pool`, section ``pool``): one full pass with getItemOffers
+  beside getItemOffersBatch (``[amazon] pool``), against the pooled floor and the batch
+  operation's own floor, checked ASIN by ASIN on the sandbox's ledger. The other invsync
+  measurements keep ``pool = false``: they measure one operation's pacer.
 
 Writes only under the temp work directory it is given.
 """
@@ -31,7 +35,7 @@ import polars as pl
 
 from bench import replaced_design
 from bench.sandbox_process import RunningSandbox, sandbox_process
-from pipeline import extract, fetch, runs, warehouse
+from pipeline import extract, fetch, pool, runs, warehouse
 from pipeline.config import Workspace, open_workspace
 from pipeline.pacer import DEFAULT_PLANS
 from pipeline.sandbox.catalogue import Catalogue
@@ -83,13 +87,15 @@ def seed_warehouse(con: duckdb.DuckDBPyConnection, listings: dict[str, list[str]
 
 
 def bench_workspace(
-    sandbox: RunningSandbox, data_dir: Path, operation: str = "item_offers"
+    sandbox: RunningSandbox, data_dir: Path, operation: str = "item_offers", *, pooled: bool = False
 ) -> Workspace:
-    """A sandbox-mode workspace aimed at ``sandbox`` with ``operation`` and its time scale."""
+    """A sandbox-mode workspace aimed at ``sandbox`` with ``operation``, its time scale and
+    ``[amazon] pool`` (off unless ``pooled``: most measurements here are one operation's)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / f"invsync-{data_dir.name}.toml"
     config.write_text(
-        f'[amazon]\noperation = "{operation}"\n\n[sandbox]\ntime_scale = {sandbox.time_scale}\n',
+        f'[amazon]\noperation = "{operation}"\npool = {str(pooled).lower()}\n\n'
+        f"[sandbox]\ntime_scale = {sandbox.time_scale}\n",
         encoding="utf-8",
     )
     return open_workspace(config=config, data_dir=data_dir, environ=sandbox.env())
@@ -230,6 +236,105 @@ def measure_invsync(
         return [invsync_fetch_once(ws, con, sandbox, operation) for _ in range(runs_count)]
     finally:
         con.close()
+
+
+# --- the pooled pass --------------------------------------------------------------------
+
+
+@dataclass
+class PoolRun:
+    """One pooled full pass, from the sandbox's ledger and the fetch result."""
+
+    time_scale: float
+    sent_asins: int  # well-formed ASINs sent (the catalogue's invalid ones included)
+    span_seconds: float  # server side, first to last SP-API call
+    wall_seconds: float
+    pooled_floor_seconds: float  # pool.floor_seconds(sent, lanes at the scaled rates)
+    batch_floor_seconds: float  # getItemOffersBatch alone: (ceil(sent / 20) − 1) / rate
+    calls: dict[str, int]  # operationId → calls the sandbox saw
+    asins: dict[str, int]  # operationId → ASINs its accepted calls answered
+    throttled: int
+    steady_throttled: int  # 429s after each operation's first accepted call
+    answered_once: int  # ASINs the ledger shows answered by exactly one accepted call
+    answered_twice: int  # ASINs answered more than once
+    missing: int  # ASINs sent but never answered
+    recorded_floor_seconds: float  # runs.quota_floor_seconds
+
+    @property
+    def batch_ratio(self) -> float:
+        return self.span_seconds / self.batch_floor_seconds
+
+    @property
+    def pooled_ratio(self) -> float:
+        return self.span_seconds / self.pooled_floor_seconds
+
+    @property
+    def ledger_ok(self) -> bool:
+        return self.answered_twice == 0 and self.missing == 0
+
+
+def measure_pool(sandbox: RunningSandbox, work: Path, runs_count: int) -> list[PoolRun]:
+    """``runs_count`` pooled full passes of the demo listings (item_offers, pool on)."""
+    ws = bench_workspace(sandbox, work / f"fetch-pool-{sandbox.time_scale:g}", pooled=True)
+    con = warehouse.connect(ws.data_dir)
+    try:
+        seed_warehouse(con, demo_listings(sandbox.n_asins))
+        return [pool_fetch_once(ws, con, sandbox) for _ in range(runs_count)]
+    finally:
+        con.close()
+
+
+def pool_fetch_once(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, sandbox: RunningSandbox
+) -> PoolRun:
+    sandbox.reset()
+    run_id = runs.start_run(con, ws, "bench-pool")
+    extracted = extract.run(ws, con, run_id=run_id)
+    result = fetch.run(ws, con, run_id, extracted.asins)
+    runs.finish_run(con, run_id, "ok", "bench")
+    calls = spapi_calls(sandbox.stats())
+    sent = extracted.valid["asin"].to_list()
+    scale = sandbox.time_scale
+    lanes = pool.lanes_for(
+        "item_offers", rates={name: pool.LANES[name][2] * scale for name in pool.LANES}
+    )
+    answered = [c for c in calls if c["status"] in (200, 400)]  # 400: getItemOffers' invalid
+    counts: dict[str, int] = {}
+    for call in answered:
+        for asin in call["items"]:
+            counts[asin] = counts.get(asin, 0) + 1
+    by_op: dict[str, int] = {}
+    asins_by_op: dict[str, int] = {}
+    steady = 0
+    seen_ok: set[str] = set()
+    for call in calls:
+        op = call["operation"]
+        by_op[op] = by_op.get(op, 0) + 1
+        if call["status"] == 429:
+            steady += op in seen_ok
+        else:
+            seen_ok.add(op)
+            asins_by_op[op] = asins_by_op.get(op, 0) + len(call["items"])
+    times = [c["t"] for c in calls]
+    floor = con.execute(
+        "select quota_floor_seconds from runs where run_id = $r", {"r": run_id}
+    ).fetchall()[0][0]
+    return PoolRun(
+        time_scale=scale,
+        sent_asins=len(sent),
+        span_seconds=(max(times) - min(times)) if times else 0.0,
+        wall_seconds=result.seconds,
+        pooled_floor_seconds=pool.floor_seconds(len(sent), lanes),
+        batch_floor_seconds=pool.single_floor_seconds(len(sent), lanes[0]),
+        calls=by_op,
+        asins=asins_by_op,
+        throttled=sum(c["status"] == 429 for c in calls),
+        steady_throttled=steady,
+        answered_once=sum(counts.get(a, 0) == 1 for a in sent),
+        answered_twice=sum(counts.get(a, 0) > 1 for a in sent),
+        missing=sum(counts.get(a, 0) == 0 for a in sent),
+        recorded_floor_seconds=float(floor or 0.0),
+    )
 
 
 # --- the replaced design -------------------------------------------------------------------

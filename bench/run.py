@@ -28,7 +28,10 @@ from bench.report import Results, Section, render
 from bench.sandbox_process import sandbox_process
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("fetch", "transform", "load", "chaos", "whatif")
+SECTIONS = ("fetch", "pool", "transform", "load", "chaos", "whatif")
+# The pooled pass: getItemOffers' 2 s interval × 1/20 = 100 ms (getItemOffersBatch 500 ms),
+# 50× the ~2 ms a call costs over its interval, and 10,000 ASINs in about 200 s.
+POOL_SCALE = 20.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,12 @@ def measure_fetch(results: Results, plan: Plan, work: Path, runs: int) -> None:
     results.settings["fetch_unique"] = results.fetch["item_offers"][0].unique_asins
 
 
+def measure_pool(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    """One pooled full pass of the fetch world (``runs`` does not apply: 200 s each)."""
+    with sandbox_process(POOL_SCALE, plan.fetch_asins) as sandbox:
+        results.pool = fetch_bench.measure_pool(sandbox, work, 1)
+
+
 def measure_transform(results: Results, plan: Plan, work: Path, runs: int) -> None:
     for listings, asins in plan.transform_sizes:
         template = transform_bench.generate(
@@ -142,6 +151,7 @@ def measure_whatif(results: Results, plan: Plan, work: Path, runs: int) -> None:
 CHAOS_SEED = 14
 MEASURES = {
     "fetch": measure_fetch,
+    "pool": measure_pool,
     "transform": measure_transform,
     "load": measure_load,
     "chaos": measure_chaos,

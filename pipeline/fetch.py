@@ -33,12 +33,15 @@ the checkpoint and asks again only for the batch that was in flight.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
 import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,9 +51,8 @@ import duckdb
 import polars as pl
 import tenacity
 
-from pipeline import runs, snapshots
+from pipeline import pool, runs, snapshots
 from pipeline.clients.spapi import (
-    OPERATION_IDS,
     BatchAnswer,
     Observation,
     SpApiCallError,
@@ -62,7 +64,8 @@ from pipeline.clients.spapi import (
 from pipeline.config import Workspace
 from pipeline.errors import ApiAuthError, UsageError
 from pipeline.interrupt import StopRequest, stopping_on_signals
-from pipeline.pacer import DEFAULT_PLANS, Pacer
+from pipeline.pacer import Pacer
+from pipeline.pool import Lane
 from pipeline.sql import query_frame, run_sql
 from pipeline.statuses import FINAL_STATUSES, GOOD_STATUSES
 from pipeline.warehouse import transaction
@@ -180,13 +183,18 @@ class FetchResult:
     statuses: dict[str, int]  # rows per snapshot status
     counters: FetchCounters
     seconds: float  # this fetch's wall time
-    quota_floor_seconds: float  # (accepted calls − burst) / rate, for this fetch's calls
-    rate: float  # requests/s in use at the end
+    quota_floor_seconds: float  # pooled: max over lanes of (accepted calls − burst) / rate
+    rate: float  # requests/s in use at the end (the configured operation's lane)
     operation: str
     interrupted_by: int | None = None  # signal number when stopped
     resumed: bool = False
     sent_asins: int = 0  # distinct ASINs this fetch sent to Amazon
     asins_planned: int = 0  # valid ASINs of the run
+    # per lane (snapshot operation): the run's calls, this fetch's final rates (requests/s)
+    # and the ASINs this fetch's answers came from
+    lane_calls: dict[str, int] = field(default_factory=dict)
+    lane_rates: dict[str, float] = field(default_factory=dict)
+    lane_asins: dict[str, int] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -200,30 +208,95 @@ class FetchResult:
 
 
 @dataclass
-class _Fetcher:
-    """One fetch pass over a list of ASINs with one client and one pacer."""
+class _Queue:
+    """One pass's ASINs in plan order, shared by every lane: each lane takes the next
+    ``batch`` of them when its quota slot comes, so the lanes finish together."""
 
+    asins: deque[str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, count: int) -> list[str]:
+        with self.lock:
+            return [self.asins.popleft() for _ in range(min(count, len(self.asins)))]
+
+    def __len__(self) -> int:
+        return len(self.asins)
+
+
+@dataclass
+class _Shared:
+    """What the lanes of one fetch share: the answers, the checkpoint and the progress,
+    each touched under one lock (a lane calls in; only the bookkeeping is serialised)."""
+
+    results: dict[str, tuple[Observation, datetime, str]]
+    progress: FetchProgress
+    lanes: list[Lane]
+    on_batch: Callable[[list[str]], None] = lambda batch: None  # after each batch's answer
+    fetchers: list[_Fetcher] = field(default_factory=list)
+    asins_done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def counters(self) -> FetchCounters:
+        """The calls of every lane so far."""
+        total = FetchCounters()
+        for one in self.fetchers:
+            total.calls += one.counters.calls
+            total.throttled += one.counters.throttled
+            total.retries += one.counters.retries
+            total.retry_pass_calls += one.counters.retry_pass_calls
+            total.batches += one.counters.batches
+        return total
+
+    def floor_seconds(self) -> float:
+        """The pooled floor of the calls answered so far: lanes run in parallel, so the
+        longest lane's (calls − burst) intervals."""
+        return max((one.pacer.floor_seconds for one in self.fetchers), default=0.0)
+
+    def remaining_eta(self, remaining_asins: int) -> float:
+        """Seconds of quota the ASINs not yet taken need, at the rates in force (the pooled
+        rate: within one interval of :func:`pipeline.pool.floor_seconds`, and cheap enough
+        to compute after every call)."""
+        rates = {one.lane.operation: one.pacer.rate for one in self.fetchers}
+        return remaining_asins / pool.pooled_rate(pool.with_rates(self.lanes, rates))
+
+    def answered(
+        self, batch: list[str], found: dict[str, tuple[Observation, datetime, str]],
+        *, retry_pass: bool, remaining: int,
+    ) -> None:  # fmt: skip
+        with self.lock:
+            self.results.update(found)
+            self.on_batch(batch)
+            if not retry_pass:
+                self.asins_done += len(batch)
+            total = self.counters()
+            self.progress.update(
+                asins_done=self.asins_done, calls=total.calls, throttled=total.throttled,
+                eta_seconds=self.remaining_eta(remaining),
+            )  # fmt: skip
+
+
+@dataclass
+class _Fetcher:
+    """One lane of a fetch: its client, its pacer (its own learned rate, its own 429s) and
+    its calls, taking batches from the pass's shared queue."""
+
+    lane: Lane
     client: SpApiClient
     pacer: Pacer
     stop: StopRequest
-    counters: FetchCounters
-    progress: FetchProgress
-    total_asins: int
-    asins_done: int = 0
+    shared: _Shared
+    counters: FetchCounters = field(default_factory=FetchCounters)
     sent: set[str] = field(default_factory=set)
-    on_batch: Callable[[list[str]], None] = lambda batch: None  # after each batch's answer
     _jitter: random.Random = field(default_factory=random.Random)
     _token_refreshed: bool = False
 
-    def remaining_eta(self, remaining_calls: int) -> float:
-        return self.pacer.eta_seconds(remaining_calls)
-
-    def call(self, batch: list[str], *, first_is_retry: bool) -> BatchAnswer:
-        """One batch, retried as the failure allows; raises the last SpApiCallError."""
+    def call(self, batch: list[str], *, first_is_retry: bool, waited: bool) -> BatchAnswer:
+        """One batch, retried as the failure allows; raises the last SpApiCallError.
+        ``waited``: the pacer's wait for the first try is already over."""
         tries = {"errors": 0, "throttled": 0, "attempts": 0}
 
         def attempt() -> BatchAnswer:
-            if not self.pacer.wait(self.stop.sleep):
+            if (tries["attempts"] > 0 or not waited) and not self.pacer.wait(self.stop.sleep):
                 raise FetchInterrupted
             is_retry = tries["attempts"] > 0 or first_is_retry
             tries["attempts"] += 1
@@ -305,45 +378,70 @@ class _Fetcher:
                     self.client.operation_id, change.old_rate, change.new_rate,
                 )  # fmt: skip
 
-    def run_pass(
-        self,
-        asins: list[str],
-        batch_size: int,
-        results: dict[str, tuple[Observation, datetime]],
-        *,
-        retry_pass: bool,
-    ) -> bool:
-        """Fetch ``asins`` in batches into ``results``; False when a stop ended it early."""
-        todo = batches(asins, batch_size)
-        for index, batch in enumerate(todo):
-            if self.stop.is_set():
+    def work(self, queue: _Queue, *, retry_pass: bool) -> bool:
+        """Take batches from ``queue`` as this lane's quota allows until it is empty; False
+        when a stop ended it early. The batch is taken when the slot has come, not before,
+        so a lane never holds ASINs another lane could answer sooner."""
+        operation = self.lane.operation
+        while True:
+            if self.stop.is_set() or not self.pacer.wait(self.stop.sleep):
                 return False
+            batch = queue.take(self.lane.batch)
+            if not batch:
+                return True
             calls_before = self.counters.calls
+            found: dict[str, tuple[Observation, datetime, str]] = {}
             try:
-                answer = self.call(batch, first_is_retry=retry_pass)
+                answer = self.call(batch, first_is_retry=retry_pass, waited=True)
             except FetchInterrupted:
-                return False
+                return False  # the batch waiting to retry is abandoned: a resume asks again
             except SpApiCallError as exc:
                 failed_at = datetime.now(UTC)
                 for asin in batch:
-                    results[asin] = (Observation.failed(asin, exc.code), failed_at)
+                    found[asin] = (Observation.failed(asin, exc.code), failed_at, operation)
             else:
                 answered_at = datetime.now(UTC)
                 for observation in answer.observations:
-                    results[observation.asin] = (observation, answered_at)
+                    found[observation.asin] = (observation, answered_at, operation)
             finally:
                 if retry_pass:
                     self.counters.retry_pass_calls += self.counters.calls - calls_before
-            self.on_batch(batch)
-            if not retry_pass:
-                self.asins_done += len(batch)
-            self.progress.update(
-                asins_done=self.asins_done,
-                calls=self.counters.calls,
-                throttled=self.counters.throttled,
-                eta_seconds=self.remaining_eta(len(todo) - index - 1),
-            )
-        return True
+            self.shared.answered(batch, found, retry_pass=retry_pass, remaining=len(queue))
+
+
+def _pooled_pass(
+    fetchers: list[_Fetcher], asins: list[str], *, retry_pass: bool,
+    stop: StopRequest, halt: StopRequest,
+) -> bool:  # fmt: skip
+    """One pass over ``asins``: one worker thread per lane on one shared queue. The
+    caller's ``stop`` (a signal) halts every lane after its call in flight, and so does a
+    lane's refused credentials (raised here once all lanes stopped). False when stopped."""
+    queue = _Queue(deque(asins))
+    finished: dict[str, bool] = {}
+    failures: list[BaseException] = []
+
+    def work(fetcher: _Fetcher) -> None:
+        try:
+            finished[fetcher.lane.operation] = fetcher.work(queue, retry_pass=retry_pass)
+        except BaseException as exc:  # handed to the calling thread
+            failures.append(exc)
+            halt.set()
+
+    threads = [
+        threading.Thread(target=work, args=(one,), name=f"fetch-{one.lane.operation}")
+        for one in fetchers
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        if stop.event.wait(0.02):  # a signal (or the caller) asked to stop: halt every lane
+            halt.set(stop.signum)
+            break
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return all(finished.get(one.lane.operation, False) for one in fetchers)
 
 
 @dataclass
@@ -379,6 +477,9 @@ class FetchCollected:
     signum: int | None
     auth_error: ApiAuthError | None
     sent_asins: int
+    lane_calls: dict[str, int] = field(default_factory=dict)  # SP-API calls per lane
+    lane_rates: dict[str, float] = field(default_factory=dict)  # requests/s at the end
+    lane_asins: dict[str, int] = field(default_factory=dict)  # ASINs each lane answered
 
 
 def run(
@@ -392,6 +493,7 @@ def run(
     resume: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     initial_rate: float | None = None,
+    initial_rates: Mapping[str, float] | None = None,
 ) -> FetchResult:
     """Fetch the run's ASINs into its snapshot and record the figures on ``runs``.
 
@@ -399,8 +501,10 @@ def run(
     may be None: the run's ``fetch_plan`` says what to fetch and its snapshot what it has.
     The run's outcome is set only when the fetch is interrupted (``interrupted``) or the
     credentials are refused (``failed``); the caller finishes a successful run.
-    ``initial_rate`` (requests/s) replaces the documented default until the first
-    ``x-amzn-RateLimit-Limit`` header; ``now`` is the clock fallback ages are measured on.
+    ``initial_rate`` (requests/s) replaces the documented default of the configured
+    operation until the first ``x-amzn-RateLimit-Limit`` header, and scales the other lanes
+    by the same factor; ``initial_rates`` (snapshot operation → requests/s) names each
+    lane's instead (:func:`lane_rates`); ``now`` is the clock fallback ages are measured on.
 
     This holds ``con`` throughout; a caller that must not hold the warehouse during the
     network loop (``sync``, ``invsync fetch``) calls :func:`prepare`, :func:`collect` and
@@ -408,8 +512,9 @@ def run(
     """
     prepared = prepare(ws, con, run_id, asins, resume=resume)
     collected = collect(
-        ws, prepared, progress=progress, stop=stop, now=now, initial_rate=initial_rate
-    )
+        ws, prepared, progress=progress, stop=stop, now=now, initial_rate=initial_rate,
+        initial_rates=initial_rates,
+    )  # fmt: skip
     return record(con, prepared, collected)
 
 
@@ -491,9 +596,7 @@ class _Checkpoint:
 
     data_dir: Path
     prepared: FetchPrepared
-    results: dict[str, tuple[Observation, datetime]]
-    counters: FetchCounters
-    pacer: Pacer
+    shared: _Shared  # the answers and every lane's counters (called under its lock)
     number: int = 0
     broken: bool = False
 
@@ -505,18 +608,18 @@ class _Checkpoint:
             return
         prepared = self.prepared
         rows = []
+        results = self.shared.results
         for asin in batch:
-            if asin in self.results:
-                observation, fetched_at = self.results[asin]
-                rows.append(
-                    observation_row(observation, prepared.run_id, prepared.operation, fetched_at)
-                )
+            if asin in results:
+                observation, fetched_at, operation = results[asin]
+                rows.append(observation_row(observation, prepared.run_id, operation, fetched_at))
         base = prepared.checkpointed
+        counters = self.shared.counters()
         mine = {
-            "calls": self.counters.calls, "throttled": self.counters.throttled,
-            "retries": self.counters.retries, "retry_pass_calls": self.counters.retry_pass_calls,
+            "calls": counters.calls, "throttled": counters.throttled,
+            "retries": counters.retries, "retry_pass_calls": counters.retry_pass_calls,
             "fetch_seconds": time.monotonic() - prepared.started,
-            "quota_floor_seconds": self.pacer.floor_seconds,
+            "quota_floor_seconds": self.shared.floor_seconds(),
         }  # fmt: skip
         try:
             snapshots.write_checkpoint(
@@ -534,6 +637,23 @@ class _Checkpoint:
         self.number += 1
 
 
+def lane_rates(
+    operation: str, *, pooled: bool, initial_rate: float | None,
+    initial_rates: Mapping[str, float] | None,
+) -> dict[str, float] | None:  # fmt: skip
+    """The starting rate of each lane (requests/s), None for the documented defaults.
+    ``initial_rates`` names them per snapshot operation; ``initial_rate`` alone is the
+    configured operation's, and the other lanes are scaled by the same factor over their
+    documented defaults (a sandbox at time scale 20 runs every operation 20 × faster)."""
+    if initial_rates:
+        return dict(initial_rates)
+    if initial_rate is None:
+        return None
+    factor = initial_rate / pool.LANES[operation][2]
+    names = pool.POOLS[operation] if pooled else (operation,)
+    return {name: pool.LANES[name][2] * factor for name in names}
+
+
 def collect(
     ws: Workspace,
     prepared: FetchPrepared,
@@ -542,55 +662,74 @@ def collect(
     stop: StopRequest | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     initial_rate: float | None = None,
+    initial_rates: Mapping[str, float] | None = None,
 ) -> FetchCollected:
     """The network loop and the run's snapshot: SP-API and Parquet files only, never the
-    warehouse. A refused credential is kept in the result for :func:`record` to record."""
+    warehouse. A refused credential is kept in the result for :func:`record` to record.
+
+    The ASINs are spread over every lane of the pool (:func:`pipeline.pool.lanes_for`:
+    getItemOffersBatch and getItemOffers for ``item_offers`` with ``[amazon] pool``), one
+    worker thread per lane, each paced on its own bucket, all taking from one queue in
+    ``prepared.todo`` order. ``initial_rate`` / ``initial_rates``: see :func:`lane_rates`."""
     amazon = ws.settings.amazon
     run_id, operation, todo = prepared.run_id, prepared.operation, prepared.todo
     progress = progress or SilentProgress()
     rows: list[dict[str, Any]] = malformed_rows(prepared.malformed, run_id, operation)
-
-    rate, burst = DEFAULT_PLANS[OPERATION_IDS[operation]]
-    # 0.75 % of an interval of safety (75 ms of 10 s; at 0.5 % the bench saw one 429 in
-    # 1,500 calls at 200 ms); the last 2 ms of each wait spin (a timed sleep wakes 0.2-0.3 ms
-    # late on average; 2 ms of CPU per 10 s interval is nothing)
-    pacer = Pacer(initial_rate or rate, burst, safety=0.0075, spin_seconds=0.002)
-    counters = FetchCounters()
+    rates = lane_rates(
+        operation, pooled=amazon.pool, initial_rate=initial_rate, initial_rates=initial_rates
+    )
+    lanes = pool.lanes_for(operation, pool=amazon.pool, batch_size=amazon.batch_size, rates=rates)
     stop = stop or StopRequest()
-    results: dict[str, tuple[Observation, datetime]] = {}
+    halt = StopRequest()  # every lane stops on it: a stop asked for, or a lane's refusal
+    shared = _Shared(results={}, progress=progress, lanes=lanes)
     interrupted = False
     auth_error: ApiAuthError | None = None
-    fetcher: _Fetcher | None = None
     with stopping_on_signals(stop), contextlib.ExitStack() as stack:
         if todo:
-            client = stack.enter_context(SpApiClient(ws, operation))
-            fetcher = _Fetcher(client, pacer, stop, counters, progress, total_asins=len(todo))
-            fetcher.on_batch = _Checkpoint(ws.data_dir, prepared, results, counters, pacer)
-            calls_planned = math.ceil(len(todo) / amazon.batch_size)
+            for one in lanes:
+                client = stack.enter_context(SpApiClient(ws, one.operation))
+                # 0.75 % of an interval of safety (75 ms of 10 s; at 0.5 % the bench saw one
+                # 429 in 1,500 calls at 200 ms); the last 2 ms of each wait spin (a timed
+                # sleep wakes 0.2-0.3 ms late on average; 2 ms of CPU per interval is nothing)
+                pacer = Pacer(one.rate, one.burst, safety=0.0075, spin_seconds=0.002)
+                shared.fetchers.append(_Fetcher(one, client, pacer, halt, shared))
+            shared.on_batch = _Checkpoint(ws.data_dir, prepared, shared)
+            shares = pool.split(len(todo), lanes)
+            calls_planned = sum(
+                math.ceil(shares.get(one.operation, 0) / one.batch) for one in lanes
+            )
             progress.start(
                 asins=len(todo), calls=calls_planned,
-                eta_seconds=pacer.eta_seconds(calls_planned - burst), operation=operation,
+                eta_seconds=pool.floor_seconds(len(todo), lanes),
+                operation=" + ".join(one.operation for one in lanes),
             )  # fmt: skip
             try:
                 with contextlib.suppress(SpApiCallError):
-                    client.warm_token()  # a failure here is retried by the first batch
-                completed = fetcher.run_pass(todo, amazon.batch_size, results, retry_pass=False)
-                failed = [
-                    a for a, (o, _) in results.items() if o.status == "api_error" and o.retry_in_run
-                ]
+                    # one token for every lane (the library caches it per refresh token); a
+                    # failure here is retried by the first batch
+                    shared.fetchers[0].client.warm_token()
+                completed = _pooled_pass(
+                    shared.fetchers, todo, retry_pass=False, stop=stop, halt=halt
+                )
+                failed = {
+                    a for a, (o, _, _) in shared.results.items()
+                    if o.status == "api_error" and o.retry_in_run
+                }  # fmt: skip
                 if completed and failed:
                     logger.info("retry pass: %d ASINs in one batched pass", len(failed))
-                    completed = fetcher.run_pass(
-                        failed, amazon.batch_size, results, retry_pass=True
-                    )
+                    completed = _pooled_pass(
+                        shared.fetchers, [a for a in todo if a in failed], retry_pass=True,
+                        stop=stop, halt=halt,
+                    )  # fmt: skip
                 interrupted = not completed
             except ApiAuthError as exc:
                 auth_error = exc
             finally:
                 progress.finish()
 
-    for observation, fetched_at in results.values():
-        rows.append(observation_row(observation, run_id, operation, fetched_at))
+    results = shared.results
+    for observation, fetched_at, lane_operation in results.values():
+        rows.append(observation_row(observation, run_id, lane_operation, fetched_at))
     frame = pl.concat([snapshots.conform(prepared.kept), snapshots.snapshot_frame(rows)])
     failures = frame.filter(pl.col("status") == "api_error")["asin"].to_list()
     moment = now()
@@ -601,18 +740,27 @@ def collect(
     frame = resolve_failures(frame, last_good, max_age_seconds=amazon.max_fallback_age)
     path = snapshots.write_snapshot(ws.data_dir, run_id, frame)
     snapshots.remove_checkpoint(ws.data_dir, run_id)  # the snapshot holds all it held
+    answered: dict[str, int] = {}
+    for _, _, lane_operation in results.values():
+        answered[lane_operation] = answered.get(lane_operation, 0) + 1
+    sent: set[str] = set()
+    for fetcher in shared.fetchers:
+        sent |= fetcher.sent
     return FetchCollected(
         snapshot=path,
         statuses={str(s): int(n) for s, n in frame.group_by("status").len().iter_rows()},
-        counters=counters,
+        counters=shared.counters(),
         fetched=len(results),
         seconds=time.monotonic() - prepared.started,
-        quota_floor_seconds=pacer.floor_seconds,
-        rate=pacer.rate,
+        quota_floor_seconds=shared.floor_seconds(),
+        rate=shared.fetchers[0].pacer.rate if shared.fetchers else lanes[0].rate,
         interrupted=interrupted,
         signum=stop.signum if interrupted else None,
         auth_error=auth_error,
-        sent_asins=len(fetcher.sent) if fetcher else 0,
+        sent_asins=len(sent),
+        lane_calls={one.lane.operation: one.counters.calls for one in shared.fetchers},
+        lane_rates={one.lane.operation: one.pacer.rate for one in shared.fetchers},
+        lane_asins=answered,
     )
 
 
@@ -642,6 +790,10 @@ def record(
         quota_floor_seconds=floor,
     )
     interrupted = collected.interrupted
+    lane_calls = dict(previous.get("operation_calls") or {})
+    for name, calls in collected.lane_calls.items():
+        lane_calls[name] = lane_calls.get(name, 0) + calls
+    lane_rates = {**(previous.get("operation_rates") or {}), **collected.lane_rates}
     run_sql(
         con,
         "fetch_record_run",
@@ -650,6 +802,8 @@ def record(
             "retry_pass_calls": total.retry_pass_calls,
             "rate": collected.rate,
             "interruptions": previous.get("interruptions", 0) + (1 if interrupted else 0),
+            "operation_calls": json.dumps(lane_calls, sort_keys=True),
+            "operation_rates": json.dumps(lane_rates, sort_keys=True),
         },
     )
     if collected.auth_error is not None:
@@ -674,6 +828,9 @@ def record(
         resumed=prepared.resume,
         sent_asins=collected.sent_asins,
         asins_planned=len(prepared.valid),
+        lane_calls=lane_calls,
+        lane_rates=lane_rates,
+        lane_asins=collected.lane_asins,
     )
 
 
@@ -687,17 +844,20 @@ def _previous_counters(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str,
     row = con.execute(
         "select coalesce(spapi_calls, 0), coalesce(spapi_429s, 0), coalesce(spapi_retries, 0),"
         " coalesce(spapi_retry_pass_calls, 0), coalesce(fetch_seconds, 0),"
-        " coalesce(quota_floor_seconds, 0), coalesce(fetch_interruptions, 0)"
+        " coalesce(quota_floor_seconds, 0), coalesce(fetch_interruptions, 0),"
+        " spapi_operation_calls, spapi_operation_rates"
         " from runs where run_id = $r",
         {"r": run_id},
     ).fetchall()
     if not row:
         return {}
-    calls, throttled, retries, pass_calls, seconds, floor, interruptions = row[0]
+    calls, throttled, retries, pass_calls, seconds, floor, interruptions, by_op, rates = row[0]
     return {
         "calls": calls, "throttled": throttled, "retries": retries,
         "retry_pass_calls": pass_calls, "fetch_seconds": seconds,
         "quota_floor_seconds": floor, "interruptions": interruptions,
+        "operation_calls": json.loads(by_op) if by_op else {},
+        "operation_rates": json.loads(rates) if rates else {},
     }  # fmt: skip
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 # Documented default usage plans (requests per second, burst) per operation name.
 DEFAULT_PLANS: dict[str, tuple[float, int]] = {
     "getItemOffersBatch": (0.1, 1),
+    "getItemOffers": (0.5, 1),
     "getCompetitivePricing": (0.5, 1),
 }
 

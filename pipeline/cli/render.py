@@ -56,9 +56,10 @@ class LineProgress:
     def start(self, *, asins: int, calls: int, eta_seconds: float, operation: str) -> None:
         self._total = asins
         self._last = time.monotonic()
-        self.emit(
-            f"fetch: {asins} ASINs in {calls} {operation} calls; quota floor {eta_seconds:.0f} s"
-        )
+        # a pooled fetch names its lanes ("item_offers + item_offers_single"): its floor is
+        # the pool's (pipeline.pool.floor_seconds)
+        floor = "pooled quota floor" if "+" in operation else "quota floor"
+        self.emit(f"fetch: {asins} ASINs in {calls} {operation} calls; {floor} {eta_seconds:.0f} s")
 
     def update(self, *, asins_done: int, calls: int, throttled: int, eta_seconds: float) -> None:
         self._state = (asins_done, calls, throttled, eta_seconds)

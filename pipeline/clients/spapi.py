@@ -13,8 +13,10 @@ Two halves:
   HTTP status and the ``x-amzn-RateLimit-Limit`` header, because the library's
   ``ApiResponse`` has no status code and fetches its LWA token inside the first call.
 * Pure parsers turn an answer's payload into one :class:`Observation` per requested
-  ASIN: ``observations_from_item_offers`` (getItemOffersBatch, with the offer policy)
-  and ``observations_from_competitive_pricing`` (getCompetitivePricing).
+  ASIN: ``observations_from_item_offers`` (getItemOffersBatch, with the offer policy),
+  ``observation_from_item_offers`` (getItemOffers, one ASIN, the same offer model and
+  policy: the pooled lane ``item_offers_single``) and
+  ``observations_from_competitive_pricing`` (getCompetitivePricing).
 
 Money: amounts arrive as JSON numbers; they are read as ``Decimal`` (never float) and
 turned into integer minor units of the marketplace currency (yen for JP) with
@@ -52,12 +54,15 @@ for _name in ("sp_api", "sp_api.base.client", "sp_api.auth.access_token_client")
 for _name in ("httpx", "httpcore"):  # one line per request is noise; the run records calls
     logging.getLogger(_name).setLevel(logging.WARNING)
 
-# Operation names as configured → Amazon's operationId (the sandbox ledger's key too).
+# Snapshot operations (the configured ones and the pooled lane getItemOffers, see
+# pipeline.pool) → Amazon's operationId (the sandbox ledger's key too).
 OPERATION_IDS = {
     "item_offers": "getItemOffersBatch",
+    "item_offers_single": "getItemOffers",
     "competitive_pricing": "getCompetitivePricing",
 }
-MAX_BATCH = 20  # ASINs per call for both operations
+MAX_BATCH = 20  # ASINs per call for both batched operations
+MAX_ASINS = {"item_offers": 20, "item_offers_single": 1, "competitive_pricing": 20}
 CURRENCY_BY_MARKETPLACE = {"A1VC38T7YXB528": "JPY"}
 _MINOR_UNIT_EXPONENT = {"JPY": 0, "USD": 2, "EUR": 2, "GBP": 2}
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # seconds
@@ -389,6 +394,18 @@ def observations_from_item_offers(
     return [found.get(a) or Observation.failed(a, "MissingFromResponse") for a in asins]
 
 
+def observation_from_item_offers(
+    payload: Any, asin: str, policy: OfferPolicy, currency: str
+) -> Observation:
+    """A getItemOffers payload (one ``GetOffersResult``) → the ASIN's observation, read
+    exactly as one item of a getItemOffersBatch answer (the same model, the same policy)."""
+    if not isinstance(payload, Mapping) or not payload:
+        raise SpApiTransientError(
+            "SP-API getItemOffers answered without a payload; retrying.", "MalformedResponse"
+        )
+    return observation_from_offers(asin, payload, policy, currency)
+
+
 def _is_new_buy_box(entry: Mapping[str, Any]) -> bool:
     return (
         str(entry.get("CompetitivePriceId")) == "1"
@@ -710,11 +727,13 @@ class SpApiClient:
         clear_token_cache()
 
     def fetch_batch(self, asins: Sequence[str]) -> BatchAnswer:
-        """Ask Amazon about up to 20 distinct ASINs in ONE call."""
+        """Ask Amazon about up to 20 distinct ASINs (1 for ``item_offers_single``) in ONE
+        call."""
         from sp_api.base import SellingApiException
 
-        if not asins or len(asins) > MAX_BATCH or len(set(asins)) != len(asins):
-            raise ValueError("a batch holds 1 to 20 distinct ASINs")  # a bug in the caller
+        most = MAX_ASINS[self.operation]
+        if not asins or len(asins) > most or len(set(asins)) != len(asins):
+            raise ValueError(f"a batch holds 1 to {most} distinct ASINs")  # a bug in the caller
         self._token()
         with self._lock:
             self._exchange = Exchange()
@@ -732,9 +751,16 @@ class SpApiClient:
                     for asin in asins
                 ]
                 response = self._products.get_item_offers_batch(requests_=requests_)
+            elif self.operation == "item_offers_single":
+                response = self._products.get_item_offers(
+                    asins[0], item_condition=self.policy.condition, customer_type="Consumer"
+                )
             else:
                 response = self._products.get_competitive_pricing_for_asins(list(asins))
         except SellingApiException as exc:
+            rejected = self._single_item_error(asins, exc)
+            if rejected is not None:
+                return rejected
             raise self._classify_library_error(exc) from None
         except httpx.TimeoutException:
             raise SpApiTransientError(
@@ -755,11 +781,29 @@ class SpApiClient:
             observations = observations_from_item_offers(
                 response.payload, asins, self.policy, self.currency
             )
+        elif self.operation == "item_offers_single":
+            observations = [
+                observation_from_item_offers(response.payload, asins[0], self.policy, self.currency)
+            ]
         else:
             observations = observations_from_competitive_pricing(
                 response.payload, asins, self.currency
             )
         return BatchAnswer(observations=observations, exchange=exchange)
+
+    def _single_item_error(self, asins: Sequence[str], exc: Any) -> BatchAnswer | None:
+        """getItemOffers answers an invalid ASIN with a request-level 400 (the batch puts
+        the same error on its item): read it as the item's answer, as the batch's is read.
+        None for any other failure (classified as a failed call)."""
+        exchange = self._snapshot()
+        status = exchange.status or int(getattr(exc, "code", 0) or 0)
+        if self.operation != "item_offers_single" or status not in (400, 404):
+            return None
+        errors = getattr(exc, "error", None)
+        observation = _item_error(asins[0], status, {"errors": errors})
+        if observation.status != "invalid_asin":
+            return None
+        return BatchAnswer(observations=[observation], exchange=exchange)
 
     def _snapshot(self) -> Exchange:
         with self._lock:

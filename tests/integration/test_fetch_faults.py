@@ -4,7 +4,7 @@ run recorded. Fallback uses only observations younger than max_fallback_age."""
 
 from __future__ import annotations
 
-import math
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,20 +63,30 @@ def test_errors_storm_and_outage_leave_every_asin_in_a_defined_status(
     # machine cannot shrink them: a storm, then an outage of 12 requests; errors throughout.
     # The outage outlasts a batch's four tries (the pacer sends one request at a time), so
     # some ASINs are left for the one batched retry pass, which comes after it closed.
-    spec = "error_rate.getItemOffersBatch=0.2,throttle_storm_calls=3-8,outage_calls=12-24"
+    spec = (
+        "error_rate.getItemOffersBatch=0.2,error_rate.getItemOffers=0.2,"
+        "throttle_storm_calls=3-8,outage_calls=12-24"
+    )
     result = fetch_run(ws, con, initial_rate=0.1 * SCALE, progress=FaultsAtStart(server, spec))
 
-    calls = spapi_calls(ledger(server), "getItemOffersBatch")
+    calls = spapi_calls(ledger(server))  # both lanes of the pool
     by_status = Counter(c["status"] for c in calls)
     assert by_status[500] > 0 and by_status[503] > 0 and by_status[429] > 0, by_status
     row = run_row(con, result.run_id)
-    # single fetch: the formula plus the retries the run recorded, nothing else
-    assert len(calls) == math.ceil(600 / 20) + row["spapi_retries"]
+    # single fetch: one first call per batch the lanes took plus the retries the run
+    # recorded, nothing else; every ASIN first asked about once
+    first = [c for c in calls if c["operation"] == "getItemOffersBatch"]
     assert row["spapi_calls"] == len(calls)
     assert row["spapi_429s"] == by_status[429]
     assert row["spapi_retry_pass_calls"] > 0
-    # retries are batched: no call ever asks about one ASIN alone
-    assert all(len(c["items"]) > 1 for c in calls)
+    assert len(calls) - row["spapi_retries"] == result.counters.batches
+    per_op = json.loads(row["spapi_operation_calls"])
+    assert per_op["item_offers"] == len(first)
+    assert per_op["item_offers_single"] == len(calls) - len(first)
+    # retries stay batched: the batch lane re-asks up to 20 ASINs in one call (only the
+    # shared queue's last take may be shorter), the single lane one
+    assert max(len(c["items"]) for c in first) == 20
+    assert all(len(c["items"]) == 1 for c in calls if c["operation"] == "getItemOffers")
 
     frame = snapshots.read_snapshot(data_dir, result.run_id)
     assert sorted(frame["asin"]) == sorted(asins)
@@ -118,7 +128,7 @@ def test_fallback_only_from_observations_younger_than_max_fallback_age(
     earlier = snapshots.read_snapshot(data_dir, first.run_id)
     assert set(earlier["status"]) <= FACTS
 
-    set_faults(server, "error_rate.getItemOffersBatch=1.0")
+    set_faults(server, "error_rate.getItemOffersBatch=1.0,error_rate.getItemOffers=1.0")
     moment = datetime.now(UTC) + later
     second = fetch_run(ws, con, initial_rate=0.1 * SCALE, now=lambda: moment)
     frame = snapshots.read_snapshot(data_dir, second.run_id)
@@ -145,7 +155,7 @@ def test_a_malformed_body_is_an_error_never_no_offers(start_sandbox, con, data_d
     seed_listings(con, asins)
     set_faults(server, "malformed_rate=0.3")
     result = fetch_run(workspace(server, data_dir), con, initial_rate=0.1 * SCALE)
-    calls = spapi_calls(ledger(server), "getItemOffersBatch")
+    calls = spapi_calls(ledger(server))  # both lanes of the pool
     assert any(c["outcome"] == "fault:malformed" for c in calls)
     frame = snapshots.read_snapshot(data_dir, result.run_id)
     good = {a for c in calls if c["outcome"] == "ok" for a in c["items"]}
@@ -172,5 +182,10 @@ def test_expired_tokens_are_refreshed_once_then_stop(start_sandbox, con, data_di
     with pytest.raises(ApiAuthError, match="re-authorise"):
         fetch_run(workspace(server, data_dir), con, initial_rate=0.1 * SCALE)
     stats = ledger(server)
-    assert len(spapi_calls(stats)) == 2  # the refused call and the one with a fresh token
-    assert stats["per_operation"]["lwa.token"]["calls"] == 2
+    # per lane of the pool (each stops once any lane is refused): at most the refused call
+    # and the one with a fresh token
+    by_lane = Counter(c["operation"] for c in spapi_calls(stats))
+    assert by_lane["getItemOffersBatch"] + by_lane["getItemOffers"] == sum(by_lane.values())
+    assert max(by_lane.values()) <= 2
+    assert 2 in by_lane.values()  # one lane asked again with a fresh token, then stopped
+    assert 2 <= stats["per_operation"]["lwa.token"]["calls"] <= 1 + len(by_lane)

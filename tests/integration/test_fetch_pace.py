@@ -49,7 +49,8 @@ def test_a_short_paced_run_sends_at_the_quota_rate_without_a_429(con, data_dir: 
 def paced_run(server, con, data_dir: Path) -> None:
     asins = catalogue(server)["asins"][:PACE_ASINS]
     seed_listings(con, asins)
-    result = fetch_run(workspace(server, data_dir), con)
+    # one operation's pacer (the pooled lanes: tests/integration/test_fetch_pool.py)
+    result = fetch_run(workspace(server, data_dir, pool=False), con)
 
     calls = spapi_calls(ledger(server), "getItemOffersBatch")
     assert len(calls) == PACE_ASINS // 20
@@ -92,7 +93,7 @@ def test_a_mid_run_rate_change_is_followed_within_one_call(
 def followed_rate_change(server, con, data_dir: Path, scale: float, new_rate: float) -> None:
     seed_listings(con, catalogue(server)["asins"][:200])
     change = RateChangeAt(server, after=80, rate=new_rate)
-    result = fetch_run(workspace(server, data_dir), con, progress=change)
+    result = fetch_run(workspace(server, data_dir, pool=False), con, progress=change)
 
     calls = spapi_calls(ledger(server), "getItemOffersBatch")
     accepted = [c for c in calls if c["status"] == 200]

@@ -61,7 +61,7 @@ def test_two_demo_syncs_the_second_pushes_only_what_changed(cli) -> None:
     calls = math.ceil(valid / 20)
     made = int(re.search(r"SP-API calls +([\d,]+)", summary).group(1).replace(",", ""))
     retried = int(re.search(r"retries (\d+)", summary).group(1))
-    assert made == calls + retried and valid > 250
+    assert valid > 250 and made >= retried
     assert "SP-API in Phase 2 0" in summary
     assert re.search(r"fetch time .* against a quota floor of", summary)
     # what the pull found, with the counts of what left the sync or changed by hand
@@ -78,8 +78,19 @@ def test_two_demo_syncs_the_second_pushes_only_what_changed(cli) -> None:
     first_ledger, second_ledger = ledger(data, one), ledger(data, two)
     # the sandbox's world moved one tick; the second run fetched every ASIN once again
     assert second_ledger["tick"] == first_ledger["tick"] + 1
-    retries = int(re.search(r"retries (\d+)", second.stdout).group(1))
-    assert second_ledger["per_operation"]["spapi.getItemOffersBatch"]["calls"] == calls + retries
+    # the pool's two lanes (getItemOffersBatch, getItemOffers) made every call the run counted
+    made_first = sum(
+        v["calls"] for k, v in first_ledger["per_operation"].items() if k.startswith("spapi.")
+    )
+    assert made == made_first
+    made_second = int(re.search(r"SP-API calls +([\d,]+)", second.stdout).group(1).replace(",", ""))
+    per_op = second_ledger["per_operation"]
+    assert (
+        per_op["spapi.getItemOffersBatch"]["calls"]
+        + per_op.get("spapi.getItemOffers", {"calls": 0})["calls"]
+        == made_second
+    )
+    assert per_op["spapi.getItemOffersBatch"]["calls"] < calls  # the pool took a share
     # every change the platforms applied in run 2 is one journal row of run 2, applied once
     changes = [(c["platform"], c["account"], c["key"]) for c in second_ledger["changes"]]
     assert len(changes) == len(set(changes))

@@ -22,8 +22,12 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     results = run_bench(out, quick=True, runs=1, work=tmp_path / "work", echo=False)
 
     assert {name: s.error for name, s in results.sections.items()} == dict.fromkeys(
-        ("fetch", "transform", "load", "chaos", "whatif")
+        ("fetch", "pool", "transform", "load", "chaos", "whatif")
     )
+    # pool: both lanes answered, every ASIN exactly once on the ledger
+    (pooled,) = results.pool
+    assert pooled.ledger_ok and pooled.answered_once == pooled.sent_asins
+    assert set(pooled.calls) == {"getItemOffersBatch", "getItemOffers"}
     # fetch: the demo listings of the quick catalogue, plus its 8 invalid ASINs
     listings = fetch_bench.demo_listings(QUICK.fetch_asins)
     unique = len({a for asins in listings.values() for a in asins})
