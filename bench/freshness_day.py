@@ -90,10 +90,16 @@ class DayPlan:
         return self.day_seconds / self.time_scale
 
 
-# 10,000 ASINs, a day in 14.4 wall minutes (S = 100: getItemOffersBatch at 10 req/s, 100 ms
-# between calls, far above the machine's jitter); C runs 10-minute budgets.
-FULL_DAY = DayPlan(n_asins=10_000, time_scale=100.0, day_seconds=86_400.0, budget_seconds=600.0)
-QUICK_DAY = DayPlan(n_asins=300, time_scale=400.0, day_seconds=6 * 3600.0, budget_seconds=300.0)
+# 10,000 ASINs, a day in 14.4 wall minutes (S = 100: getItemOffersBatch every 100 ms,
+# getItemOffers every 20 ms), so that the initial syncs, the day and the figures fit the
+# section's 25 minutes. C's budget: 15 sandbox minutes. Each run also pays the sync's
+# overhead (~25 wall s = ~40 sandbox min at S = 100), so a run comes every ~55 minutes and
+# the max-age sweep needs k = N·P / (A − 2P) ≈ 10,000 × 55 / (720 − 110) ≈ 900 ASINs of it;
+# 15 minutes at 2.5 ASINs/s answer 2,250: the sweep plus about 1,350 by urgency, more than
+# the 1,000 ASINs that change about hourly. 10 minutes (1,500) would leave fewer than those.
+FULL_DAY = DayPlan(n_asins=10_000, time_scale=100.0, day_seconds=86_400.0, budget_seconds=900.0)
+# the smoke test's: 300 ASINs, 3 sandbox hours in 27 wall seconds
+QUICK_DAY = DayPlan(n_asins=300, time_scale=400.0, day_seconds=3 * 3600.0, budget_seconds=300.0)
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,8 @@ class DesignResult:
     calls: dict[str, int] = field(default_factory=dict)  # operation → calls within the day
     throttled: dict[str, int] = field(default_factory=dict)  # operation → 429s within the day
     steady_throttled: int = 0  # 429s after each run's first accepted call
-    amazon_changes_ledger: int = 0  # the sandbox's own count (a check on the replay)
+    # the sandbox's own Amazon changes within the day, as (ASIN, kind); the replay's must match
+    ledger_changes: list[tuple[str, str]] = field(default_factory=list)
     initial_sync_wall: float = 0.0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -175,6 +182,11 @@ class FreshnessDay:
     changes_by_class: Counter[int] = field(default_factory=Counter)
     seconds: float = 0.0
     replay_seconds: float = 0.0
+    replayed: list[tuple[str, str]] = field(default_factory=list)  # (ASIN, kind) in order
+
+    def replay_agrees(self) -> bool:
+        """The standalone replay made exactly the changes every sandbox made in the day."""
+        return all(d.error or d.ledger_changes == self.replayed for d in self.designs.values())
 
 
 # --- running the designs -----------------------------------------------------------------
@@ -264,9 +276,19 @@ def _run_invsync_design(
                     )
             finally:
                 _stop(daemon)
-            raw.stats = sandbox.stats(calls=True)
+            raw.stats = _ledger(sandbox)
         finally:
             log.close()
+
+
+def _ledger(sandbox: RunningSandbox) -> dict[str, Any]:
+    """The sandbox's ledger, its process first advanced to now (past the day's end), so its
+    Amazon changes cover the whole day."""
+    answer = requests.get(f"{sandbox.url}/_sandbox/process/changes", timeout=120)
+    answer.raise_for_status()
+    stats = sandbox.stats(calls=True)
+    stats["amazon_changes"] = answer.json()["amazon_changes"]
+    return stats
 
 
 def _stop(process: subprocess.Popen[Any]) -> None:
@@ -300,7 +322,7 @@ def _run_replaced_design(
             raw.passes.append((began, time.time(), not (result.died or result.stopped)))
             if result.died:
                 time.sleep(replaced_design.BATCH_INTERVAL / plan.time_scale)
-        raw.stats = sandbox.stats(calls=True)
+        raw.stats = _ledger(sandbox)
 
 
 def _guarded(target: Callable[..., None], raw: _Raw, *args: Any) -> Callable[[], None]:
@@ -342,6 +364,7 @@ def run_day(plan: DayPlan, work: Path, say: Callable[[str], None] | None = None)
     listings = platform_listings(plan.seed, plan.n_asins)
     result = FreshnessDay(plan=plan, replay_seconds=time.monotonic() - replay_began)
     result.changes = Counter(c.kind for c in world.changes)
+    result.replayed = [(c.asin, c.kind) for c in world.changes]
     result.changes_by_class = Counter(world.rate_class[c.asin] for c in world.changes)
     for design in designs:
         raw = raws[design.name]
@@ -434,7 +457,11 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
     result = DesignResult(design.name, design.label)
     result.initial_sync_wall = raw.initial_wall
     calls: list[dict[str, Any]] = raw.stats.get("calls", [])
-    result.amazon_changes_ledger = int(raw.stats.get("total_amazon_changes", 0))
+    result.ledger_changes = [
+        (str(c["asin"]), str(c["kind"]))
+        for c in raw.stats.get("amazon_changes", [])
+        if float(c["process_t"]) <= plan.day_seconds
+    ]
     offsets = sorted(float(c["wall"]) - float(c["t"]) for c in calls) or [0.0]
     wall_offset = offsets[len(offsets) // 2]  # unix = ledger t + offset
 
@@ -447,7 +474,7 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
     result.listed_asins = len(listed)
     if design.replaced:
         result.runs = [
-            RunRecord(to_time(b - wall_offset), to_time(e - wall_offset), 0.0, e - b,
+            RunRecord(to_time(b - wall_offset), to_time(e - wall_offset), e - b, e - b,
                       "ok" if done else "died or stopped")
             for b, e, done in raw.passes
         ]  # fmt: skip
@@ -554,6 +581,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-asins", type=int, default=None)
     parser.add_argument("--time-scale", type=float, default=None)
     parser.add_argument("--hours", type=float, default=None)
+    parser.add_argument("--budget-minutes", type=float, default=None)
     args = parser.parse_args(argv)
     plan = QUICK_DAY if args.quick else FULL_DAY
     changes: dict[str, Any] = {}
@@ -563,6 +591,8 @@ def main(argv: list[str] | None = None) -> None:
         changes["time_scale"] = args.time_scale
     if args.hours:
         changes["day_seconds"] = args.hours * 3600.0
+    if args.budget_minutes:
+        changes["budget_seconds"] = args.budget_minutes * 60.0
     if changes:
         plan = DayPlan(**{**plan.__dict__, **changes})
     with contextlib.ExitStack() as stack:

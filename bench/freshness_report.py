@@ -96,11 +96,14 @@ def summary_lines(day: FreshnessDay) -> list[str]:
         for kind in HEADLINE:
             found = r.reactions.get(kind) or Reactions()
             cells.append(" / ".join(_m(found.quantile(q)) for q in (0.5, 0.95, 1.0)))
-        calls = ", ".join(f"{op} {n:,}" for op, n in sorted(r.calls.items()))
+        calls = ", ".join(
+            f"{op} {n:,} ({r.throttled.get(op, 0)} × 429)" for op, n in sorted(r.calls.items())
+        )
         overhead = r.overhead_wall
         lines.append(
-            f"| {name}: {r.label} | {len(r.runs)} ({_m(r.period)}) | {overhead:.1f} "
-            f"({_m(overhead * day.plan.time_scale)}) | {cells[0]} | {cells[1]} | "
+            f"| {name}: {r.label} | {len(r.runs)} ({_m(r.period)}) | "
+            f"{'–' if name == 'A' else f'{overhead:.1f} ({_m(overhead * day.plan.time_scale)})'}"
+            f" | {cells[0]} | {cells[1]} | "
             f"{r.below_cost_minutes:,.0f} + {r.no_supply_minutes:,.0f} = "
             f"{r.exposure_minutes:,.0f} | {r.max_age / 3600:.2f} ({r.asins_over_age} over) | "
             f"{calls} | {sum(r.throttled.values())} ({r.steady_throttled}) |"
@@ -144,7 +147,9 @@ def section(day: FreshnessDay | None) -> list[str]:
         f"{spec.stockout_share:.0%} of changes stock-outs, outages of mean "
         f"{spec.mean_outage_seconds / 3600:g} h, price moves "
         f"{spec.price_move[0]:.0%}–{spec.price_move[1]:.0%}). The day's changes: {changes} "
-        f"(replayed standalone in {day.replay_seconds:.1f} s). invsync's designs start in step "
+        f"(replayed standalone in {day.replay_seconds:.1f} s; the replay "
+        f"{'matches' if day.replay_agrees() else '**does not match**'} every sandbox's "
+        "ledger, change for change). invsync's designs start in step "
         f"(an untimed full sync); `guardrails.max_source_age` "
         f"{plan.max_source_age / 3600:g} h and C's budget {plan.budget_seconds / 60:g} min "
         f"are written into their configs divided by the time scale. Section: "

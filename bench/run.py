@@ -5,9 +5,11 @@ Stage: bench. Reads nothing but the code it measures; writes the document (``--o
 while it runs, temp directories under ``--work`` (a fresh temp dir by default, removed at
 the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real bench
 takes about 25 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``).
-``--sections whatif`` measures the what-if replay alone (``bench/whatif_bench.py``).
+``--sections whatif`` measures the what-if replay alone (``bench/whatif_bench.py``);
+``--sections freshness`` the simulated day of issue 16 alone (``bench/freshness_day.py``,
+at most 25 more minutes).
 
-Each section (fetch, transform, load, chaos, whatif) is measured on its own; one that fails
+Each section (fetch, pool, transform, load, chaos, whatif, freshness) is measured on its own; one that fails
 is written into the document as failed, the others still run, and the exit status is 1.
 """
 
@@ -22,13 +24,21 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import chaos, fetch_bench, load_bench, replaced_design, transform_bench, whatif_bench
+from bench import (
+    chaos,
+    fetch_bench,
+    freshness_day,
+    load_bench,
+    replaced_design,
+    transform_bench,
+    whatif_bench,
+)
 from bench.machine import describe_machine, load_average
 from bench.report import Results, Section, render
 from bench.sandbox_process import sandbox_process
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("fetch", "pool", "transform", "load", "chaos", "whatif")
+SECTIONS = ("fetch", "pool", "transform", "load", "chaos", "whatif", "freshness")
 # The pooled pass: getItemOffers' 2 s interval × 1/20 = 100 ms (getItemOffersBatch 500 ms),
 # 50× the ~2 ms a call costs over its interval, and 10,000 ASINs in about 200 s.
 POOL_SCALE = 20.0
@@ -148,6 +158,12 @@ def measure_whatif(results: Results, plan: Plan, work: Path, runs: int) -> None:
     shutil.rmtree(history.root, ignore_errors=True)
 
 
+def measure_freshness(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    """The simulated day, designs A, B and C at once (``runs`` does not apply: one day)."""
+    day = freshness_day.QUICK_DAY if plan is QUICK else freshness_day.FULL_DAY
+    results.freshness = freshness_day.run_day(day, work)
+
+
 CHAOS_SEED = 14
 MEASURES = {
     "fetch": measure_fetch,
@@ -156,6 +172,7 @@ MEASURES = {
     "load": measure_load,
     "chaos": measure_chaos,
     "whatif": measure_whatif,
+    "freshness": measure_freshness,
 }
 
 
