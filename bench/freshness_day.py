@@ -69,7 +69,8 @@ from pipeline.sandbox.catalogue import Catalogue
 from pipeline.sandbox.process import ProcessSpec
 
 SPAPI_OPERATIONS = ("getItemOffersBatch", "getItemOffers", "getCompetitivePricing")
-STOP_WAIT_SECONDS = 180.0  # a daemon told to stop finishes the batch or row in flight
+STOP_WAIT_SECONDS = 180.0
+BARRIER_SECONDS = 1_200.0  # the longest the designs wait for each other's initial sync  # a daemon told to stop finishes the batch or row in flight
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class DesignResult:
     @property
     def overhead_wall(self) -> float:
         """Mean wall seconds of a run outside its fetch (start-up, pull, transform, load)."""
-        done = [r for r in self.runs if r.wall_seconds > 0]
+        done = [r for r in self.runs if r.wall_seconds > 0 and r.outcome != "interrupted"]
         return sum(r.wall_seconds - r.fetch_seconds for r in done) / len(done) if done else 0.0
 
     @property
@@ -254,11 +255,16 @@ def _run_invsync_design(
         log = (home / "daemon.log").open("w", encoding="utf-8")
         try:
             began = time.monotonic()
-            subprocess.run(
+            first = subprocess.run(
                 _invsync(home, "sync", "--budget", "all"),
                 env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, check=False,
             )  # fmt: skip
             raw.initial_wall = time.monotonic() - began
+            if first.returncode not in (0, 3):  # 3: rows held for review, the rest loaded
+                raise RuntimeError(
+                    f"design {design.name}'s initial sync exited {first.returncode}; see "
+                    f"{home / 'daemon.log'}"
+                )
             barrier.wait()
             raw.started = _start_process(sandbox, plan.process)
             deadline = time.monotonic() + plan.wall_day
@@ -325,12 +331,16 @@ def _run_replaced_design(
         raw.stats = _ledger(sandbox)
 
 
-def _guarded(target: Callable[..., None], raw: _Raw, *args: Any) -> Callable[[], None]:
+def _guarded(
+    target: Callable[..., None], raw: _Raw, barrier: threading.Barrier, *args: Any
+) -> Callable[[], None]:
     def body() -> None:
         try:
-            target(*args, raw)
+            target(*args, barrier, raw)
         except Exception as exc:  # one design failing must not hide the others
-            raw.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            first_line = (str(exc).splitlines() or ["another design failed first"])[0]
+            raw.error = f"{type(exc).__name__}: {first_line[:300]}"
+            barrier.abort()  # the others stop waiting for it to start the day
 
     return body
 
@@ -345,12 +355,12 @@ def run_day(plan: DayPlan, work: Path, say: Callable[[str], None] | None = None)
         for d in DESIGNS
     ]
     raws = {d.name: _Raw(d) for d in designs}
-    barrier = threading.Barrier(len(designs))
+    barrier = threading.Barrier(len(designs), timeout=BARRIER_SECONDS)
     threads = []
     for design in designs:
         runner = _run_replaced_design if design.replaced else _run_invsync_design
         home = work / f"design-{design.name}"
-        body = _guarded(runner, raws[design.name], plan, design, home, barrier)
+        body = _guarded(runner, raws[design.name], barrier, plan, design, home)
         threads.append(threading.Thread(target=body, name=f"design-{design.name}"))
     for thread in threads:
         thread.start()
