@@ -51,6 +51,13 @@ class RunningSandbox:
         """Clear the ledger, refill every bucket, reset the platforms' counters."""
         requests.post(f"{self.url}/_sandbox/reset", timeout=30).raise_for_status()
 
+    def amazon_changes(self) -> list[dict[str, Any]]:
+        """Every change Amazon's process made so far (``t`` on the ledger's clock, as the
+        calls' and platform changes' ``t``); empty without a process."""
+        answer = requests.get(f"{self.url}/_sandbox/process/changes", timeout=120)
+        answer.raise_for_status()
+        return list(answer.json()["amazon_changes"])
+
     def stats(self, calls: bool = True) -> dict[str, Any]:
         answer = requests.get(
             f"{self.url}/_sandbox/stats", params={"calls": int(calls)}, timeout=120

@@ -849,6 +849,8 @@ def sandbox_serve(
         console.print("export these to point invsync at it (demo credentials apply by themselves):")
         for name in ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL"):
             console.print(f"export {name}={server.url}", markup=False, highlight=False)
+        if process is not None:
+            console.print(f"Amazon changes in sandbox time (process {process}).", markup=False)
         console.print("Ctrl-C stops it.")
         sys.stdout.flush()
 

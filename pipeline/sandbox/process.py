@@ -9,10 +9,13 @@ the first class, the next 30 % the second, and so on. Its changes form a Poisson
 that mean. A change is a stock-out with probability ``stockout_share`` while the ASIN is in
 stock (every offer goes aside; a restock brings them back after an exponential outage of
 mean ``mean_outage_seconds``), otherwise a price change: every offer's listing price times
-``1 ± uniform(lo, hi)`` (sign at random), floored to 10 yen as the catalogue does. A
+``1 + u`` or ``1 / (1 + u)`` (even odds, ``u`` uniform in ``price_move``), floored to 10 yen
+as the catalogue does. Up and down moves are symmetric in log, so a price level does not
+drift down over many changes as ``1 - u`` would make it (E[log((1+u)(1-u))] < 0). A
 stock-out drawn while out of stock does not happen; a price change while out of stock
-applies to the offers aside, so they return with it. An ASIN with no offers at all (and
-none aside) lets its changes pass without effect and without a record.
+applies to the offers aside, so they return with it. A change without effect leaves no
+record: a price change on an ASIN nobody sells, or one no price survives (a 2 % move on a
+300-yen offer floors back to 300).
 
 Determinism: event ``k`` of an ASIN draws from ``Random(f"{seed}/process/{asin}/{k}")``, so
 the world at sandbox time ``t`` depends only on (catalogue seed, n_asins, spec, t), never
@@ -51,7 +54,7 @@ class ProcessSpec:
     classes: tuple[tuple[float, float], ...] = ((0.10, HOUR), (0.30, DAY), (0.60, WEEK))
     stockout_share: float = 0.15  # share of changes that are stock-outs while in stock
     mean_outage_seconds: float = 6 * HOUR  # a stock-out lasts exponential with this mean
-    price_move: tuple[float, float] = (0.02, 0.20)  # |relative move| uniform in [lo, hi]
+    price_move: tuple[float, float] = (0.02, 0.20)  # a move is 1+u or 1/(1+u), u in [lo, hi]
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -66,8 +69,8 @@ class ProcessSpec:
         if not self.mean_outage_seconds > 0:
             raise ValueError("mean_outage_seconds must be above 0")
         lo, hi = self.price_move
-        if not 0.0 <= lo <= hi < 1.0:
-            raise ValueError("price_move must be (lo, hi) with 0 <= lo <= hi < 1")
+        if not 0.0 <= lo <= hi:
+            raise ValueError("price_move must be (lo, hi) with 0 <= lo <= hi")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,7 +81,14 @@ class ProcessSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> ProcessSpec:
         """A spec from a JSON object (or its text), or a preset name (see :data:`PRESETS`);
-        keys left out keep their defaults."""
+        keys left out keep their defaults. Anything else is a ValueError naming the problem."""
+        try:
+            return cls._from_json(data)
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"a process spec value has the wrong shape ({exc})") from None
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any] | str) -> ProcessSpec:
         if isinstance(data, str):
             text = data.strip()
             if not text.startswith("{"):
@@ -179,6 +189,11 @@ class WorldProcess:
 
     # --- questions --------------------------------------------------------------------
 
+    def change_events(self, asin: str) -> int:
+        """Change events the ASIN's clock has drawn so far, recorded or not (the Poisson
+        count: suppressed stock-outs and price moves that floored away included)."""
+        return self._asins[asin].events
+
     def rate_class(self, asin: str) -> tuple[int, float]:
         """The ASIN's class: (index into ``spec.classes``, mean seconds between changes)."""
         number = self._class_of[asin]
@@ -224,8 +239,9 @@ class WorldProcess:
         rng = self._rng(asin, entry.events)
         entry.next_change = t + rng.expovariate(1.0 / entry.mean)
         roll = rng.random()
-        sign = 1.0 if rng.random() < 0.5 else -1.0
-        factor = 1.0 + sign * rng.uniform(*self.spec.price_move)
+        up = rng.random() < 0.5
+        move = 1.0 + rng.uniform(*self.spec.price_move)
+        factor = move if up else 1.0 / move  # symmetric in log: prices do not drift down
         outage = rng.expovariate(1.0 / self.spec.mean_outage_seconds)
         product = self.catalogue.products[asin]
         out = entry.restock_at != math.inf
@@ -235,11 +251,13 @@ class WorldProcess:
             entry.aside, product.offers = product.offers, []
             entry.restock_at = t + outage
             return AmazonChange(asin, t, "stockout")
-        offers = entry.aside if out else product.offers
-        if not offers:
-            return None  # an ASIN nobody sells: nothing to reprice
-        for offer in offers:
-            offer.listing = _floor10(offer.listing * factor)
+        moved = False
+        for offer in entry.aside if out else product.offers:
+            listing = _floor10(offer.listing * factor)
+            moved = moved or listing != offer.listing
+            offer.listing = listing
+        if not moved:
+            return None  # nobody sells it, or the move vanished in the 10-yen floor or a bound
         return AmazonChange(asin, t, "price", factor)
 
 
