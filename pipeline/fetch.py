@@ -433,12 +433,16 @@ def _pooled_pass(
     ]
     for thread in threads:
         thread.start()
-    while any(thread.is_alive() for thread in threads):
-        if stop.event.wait(0.02):  # a signal (or the caller) asked to stop: halt every lane
-            halt.set(stop.signum)
-            break
-    for thread in threads:
-        thread.join()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            if stop.event.wait(0.02):  # a signal (or the caller) asked to stop: halt all lanes
+                halt.set(stop.signum)
+                break
+        for thread in threads:
+            thread.join()
+    except BaseException:  # a second Ctrl-C: the lanes stop after their call in flight too
+        halt.set(stop.signum)
+        raise
     if failures:
         raise failures[0]
     return all(finished.get(one.lane.operation, False) for one in fetchers)
