@@ -123,7 +123,7 @@ def scores(
             {
                 "files": [warehouse.duckdb_file(f) for f in files],
                 "now": now,
-                "good_statuses": list(GOOD_STATUSES),
+                "seen_statuses": [*GOOD_STATUSES, "invalid_asin"],
                 "prior_seconds": PRIOR_SECONDS,
                 "jpy_per_usd": float(jpy_per_usd),
             },
