@@ -392,13 +392,15 @@ def run_day(plan: DayPlan, work: Path, say: Callable[[str], None] | None = None)
 def _observations(
     calls: list[dict[str, Any]], to_time: Callable[[float], float]
 ) -> dict[str, list[float]]:
-    """ASIN → sandbox times of the SP-API answers that observed it."""
+    """ASIN → sandbox times of the SP-API answers that observed it. The world stands still
+    until the process starts, so an observation from before (the initial sync) is exact at
+    time 0 and counts from there."""
     seen: dict[str, list[float]] = {}
     for call in calls:
         if call["api"] != "spapi" or call["status"] != 200:
             continue
         invalid = set((call.get("detail") or {}).get("invalid") or ())
-        t = to_time(float(call["t"]))
+        t = max(0.0, to_time(float(call["t"])))
         for asin in call["items"]:
             if asin not in invalid:
                 seen.setdefault(asin, []).append(t)
