@@ -490,7 +490,7 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
                       "ok" if done else "died or stopped")
             for b, e, done in raw.passes
         ]  # fmt: skip
-        seen = _last_per_pass(seen, result.runs)
+        seen = _last_per_pass(seen, result.runs, [done for _, _, done in raw.passes])
         pushes, states = _replaced_model(result.runs, raw.passes, seen, world, listings)
         for asin in listed:  # in step at the start: as if observed at 0
             seen.setdefault(asin, []).insert(0, 0.0)
@@ -530,15 +530,20 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
     return result
 
 
-def _last_per_pass(seen: dict[str, list[float]], runs: list[RunRecord]) -> dict[str, list[float]]:
+def _last_per_pass(
+    seen: dict[str, list[float]], runs: list[RunRecord], done: list[bool]
+) -> dict[str, list[float]]:
     """A reads an ASIN listed on two shops (or a shop and an eBay miss) twice in one pass;
-    the later read is the one its cache, and so its push, keeps."""
+    the later read is the one its cache, and so its push, keeps. A pass that did not
+    complete (a 429, or the day's end) pushed nothing: its reads are left out."""
     ends = [r.end for r in runs]
     out: dict[str, list[float]] = {}
     for asin, times in seen.items():
         last: dict[int, float] = {}
         for t in times:
-            last[bisect.bisect_left(ends, t)] = t
+            number = bisect.bisect_left(ends, t)
+            if number < len(done) and done[number]:
+                last[number] = t
         out[asin] = sorted(last.values())
     return out
 

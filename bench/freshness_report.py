@@ -159,7 +159,9 @@ def section(day: FreshnessDay | None) -> list[str]:
         "getItemOffers per eBay cache miss, a 429 ends the pass). Its pushes are **modelled**: "
         "at the end of each completed pass every listing of each ASIN the pass observed takes "
         "the tiered markup of the lowest any-offer price it read (buyable while it read one); a "
-        "pass ended by a 429 pushes nothing.",
+        "pass ended by a 429 pushes nothing. It reads any offer, so it also keeps selling ASINs "
+        "whose offers all fail the default offer policy (shipping time, availability): "
+        "those listings count as having no supply.",
         '* **B** `invsync daemon --continuous`, `pool = false`, `budget = "all"`.',
         f"* **C** `invsync daemon --continuous`, `pool = true`, `budget` "
         f"{plan.budget_seconds / 60:g} sandbox minutes.",
