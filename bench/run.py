@@ -1,13 +1,13 @@
-"""``make bench``: measure fetch, transform, load and the what-if replay, run the chaos loop;
-write docs/benchmarks.md.
+"""``make bench``: measure fetch, the pooled fetch, transform, load and the what-if replay, run
+the chaos loop; write docs/benchmarks.md.
 
 Stage: bench. Reads nothing but the code it measures; writes the document (``--out``) and,
 while it runs, temp directories under ``--work`` (a fresh temp dir by default, removed at
 the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real bench
-takes about 25 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``).
+takes about 32 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``) and 7
+the pooled pass of 10,000 ASINs, plus up to 25 for the simulated day of issue 16.
 ``--sections whatif`` measures the what-if replay alone (``bench/whatif_bench.py``);
-``--sections freshness`` the simulated day of issue 16 alone (``bench/freshness_day.py``,
-at most 25 more minutes).
+``--sections freshness`` the simulated day alone (``bench/freshness_day.py``).
 
 Each section (fetch, pool, transform, load, chaos, whatif, freshness) is measured on its own; one that fails
 is written into the document as failed, the others still run, and the exit status is 1.
