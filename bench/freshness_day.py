@@ -146,6 +146,7 @@ class DesignResult:
     asins_over_age: int = 0
     listed_asins: int = 0
     calls: dict[str, int] = field(default_factory=dict)  # operation → calls within the day
+    calls_all: dict[str, int] = field(default_factory=dict)  # the initial sync's too
     throttled: dict[str, int] = field(default_factory=dict)  # operation → 429s within the day
     steady_throttled: int = 0  # 429s after each run's first accepted call
     # the sandbox's own Amazon changes within the day, as (ASIN, kind); the replay's must match
@@ -418,10 +419,11 @@ def _count_calls(
     for call in calls:
         if call["api"] != "spapi":
             continue
+        operation = str(call["operation"])
+        result.calls_all[operation] = result.calls_all.get(operation, 0) + 1
         t = to_time(float(call["t"]))
         if not 0.0 <= t <= day:
             continue
-        operation = str(call["operation"])
         result.calls[operation] = result.calls.get(operation, 0) + 1
         run = f"{bisect.bisect_right(starts, t)}:{operation}"
         if call["status"] == 429:

@@ -24,9 +24,11 @@ def test_a_tiny_day_measures_every_design_against_the_same_world(tmp_path: Path)
         assert sum(r.total for r in design.reactions.values()) == len(day.replayed)
         assert design.runs and design.listed_asins > 50
         assert design.max_age > 0
-    # B is getItemOffersBatch alone; C pools getItemOffers beside it
-    assert set(day.designs["B"].calls) == {"getItemOffersBatch"}
-    assert set(day.designs["C"].calls) == {"getItemOffersBatch", "getItemOffers"}
+    # B is getItemOffersBatch alone; C pools getItemOffers beside it (counted over the whole
+    # ledger: on a busy machine a 7-wall-second sync overhead can fill this tiny day)
+    assert set(day.designs["B"].calls_all) == {"getItemOffersBatch"}
+    assert set(day.designs["C"].calls_all) == {"getItemOffersBatch", "getItemOffers"}
+    assert set(day.designs["C"].calls) <= {"getItemOffersBatch", "getItemOffers"}
     # A reads any offer and prices at its markup, blind to the offer policy: exposed more
     assert day.designs["A"].exposure_minutes > day.designs["B"].exposure_minutes
     text = "\n".join(section(day))
