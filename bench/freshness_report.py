@@ -187,7 +187,7 @@ def section(day: FreshnessDay | None) -> list[str]:
         scale = plan.time_scale
         lines += [
             "**The overhead's bias.** invsync's clock is the wall clock, so every second a run "
-            "spends outside its fetch (interpreter start, pulling ~15,000 listings from BASE and "
+            "spends outside its fetch (interpreter start, pulling every listing from BASE and "
             f"eBay, extract, transform, review, load) costs {scale:g} × that in sandbox time, "
             f"which the real system would not pay: B {b.overhead_wall:.1f} wall s a run "
             f"= {_m(b.overhead_wall * scale)} sandbox minutes, C {c.overhead_wall:.1f} wall s "
