@@ -161,11 +161,15 @@ def select(
     sweep_seconds = listed / rate if rate > 0 else math.inf
     note = None
     if sweep_seconds > max_source_age or k is None or k > capacity:
+        per_run = (
+            f"needs {k:,} of them per run against a capacity of {capacity:,}"
+            if k is not None
+            else "leaves no room (max_source_age must exceed twice the run period)"
+        )
         note = (
             f"The budget cannot keep every listed ASIN within max_source_age: {listed:,} ASINs "
-            f"at the pooled {rate:.2f} ASINs/s need {sweep_seconds:,.0f} s for a sweep, and "
-            f"runs every {period:,.0f} s need {k if k is not None else listed:,} per run for "
-            f"max_source_age {max_source_age:,.0f} s against a capacity of {capacity:,}; "
+            f"at the pooled {rate:.2f} ASINs/s need {sweep_seconds:,.0f} s for a sweep, and a "
+            f"run every {period:,.0f} s {per_run}, for max_source_age {max_source_age:,.0f} s; "
             "changes from observations past their age are held (source_stale) — raise the "
             "budget or max_source_age."
         )

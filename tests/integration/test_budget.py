@@ -130,18 +130,22 @@ def test_unobserved_asins_keep_their_last_decision_and_a_rule_change_prices_them
 def test_the_max_age_sweep_keeps_every_listed_asin_within_max_source_age(
     start_sandbox: Any, data_dir: Path
 ) -> None:
-    world = start_sandbox(time_scale=20.0, n_asins=100)  # 2 requests/s
-    max_age = 40.0
+    world = start_sandbox(time_scale=100.0, n_asins=60)
+    one_by_one = SINGLE_LANE + "batch_size = 1\n"  # 11 ASINs per second of quota time
+    full_pass(loadkit.workspace(world, data_dir, SINGLE_LANE))
+    # the run period P depends on this machine's speed (pull, transform, load): one
+    # budgeted run measures it, and max_source_age is set to 8 P, which a sweep of ~60
+    # ASINs at 21 a run can keep (k = ceil(N P / (A - 2P)) = ceil(N / 6) ≤ 21)
+    started = time.monotonic()
+    sync.run(loadkit.workspace(world, data_dir, one_by_one), budget=2.0)
+    max_age = max(40.0, 8 * (time.monotonic() - started))
     ws = loadkit.workspace(
-        world,
-        data_dir,
-        SINGLE_LANE + 'batch_size = 5\n[guardrails]\nmax_source_age = "40s"\n',
+        world, data_dir, one_by_one + f"[guardrails]\nmax_source_age = {max_age:.0f}\n"
     )
-    full_pass(ws)
     started = time.monotonic()
     sweeps = []
-    while time.monotonic() - started < max_age + 10:
-        run = sync.run(ws, budget=1.0)  # 15 of ~100 ASINs a run
+    while time.monotonic() - started < max_age * 1.25:
+        run = sync.run(ws, budget=2.0)  # 21 of ~60 ASINs a run
         assert run.guarantee_note is None, run.guarantee_note
         sweeps.append(query(data_dir, "select fetch_sweep_asins from runs where run_id = $r",
                             {"r": run.run_id})[0][0])  # fmt: skip
