@@ -1,4 +1,5 @@
-"""``invsync daemon``: run sync on an interval, never overlapping, until SIGTERM.
+"""``invsync daemon``: run sync on an interval (or back to back, ``--continuous``), never
+overlapping, until SIGTERM.
 
 Each run is a normal ``sync`` (same lock, same journal). SIGTERM or SIGINT during a run
 lets the stage finish the batch or row in flight; the run is recorded as
@@ -66,6 +67,7 @@ def run_daemon(
     jitter: float = 0.0,
     *,
     max_runs: int | None = None,
+    continuous: bool = False,
     rng: random.Random | None = None,
     stop: StopRequest | None = None,
 ) -> DaemonResult:
@@ -73,10 +75,12 @@ def run_daemon(
 
     ``every`` counts from the start of one run to the start of the next; a run longer
     than the interval is followed at once by the next, never overlapped by it.
+    ``continuous`` runs them back to back instead, ``every`` and ``jitter`` unused
+    (``--continuous``: budgeted runs, docs/fetch.md "Budgeted runs").
     ``sync_once`` may return the run's outcome; ``"interrupted"`` is counted as such.
     :class:`HeldForReviewError` counts as held, any other exception as failed.
     """
-    if every <= 0:
+    if every <= 0 and not continuous:
         raise UsageError("--every must be longer than zero, e.g. --every 3h.")
     rng = rng or random.Random()
     stop = stop or StopRequest()
@@ -104,6 +108,9 @@ def run_daemon(
             if stop.is_set() or (max_runs is not None and result.runs >= max_runs):
                 break
             delay = max(0.0, every + rng.uniform(0.0, jitter) - (time.monotonic() - started))
+            if continuous:
+                log.info("Next run now (--continuous).")
+                continue
             log.info("Next run in %.0f s.", delay)
             if not stop.sleep(delay):
                 break

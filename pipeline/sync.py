@@ -41,8 +41,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import duckdb
 
@@ -54,6 +55,7 @@ from pipeline import (
     load,
     review,
     transform,
+    urgency,
     views,
     warehouse,
 )
@@ -111,6 +113,9 @@ class SyncSummary:
     pulled: str | None = None  # gone / unmapped / drifted listings and the command listing them
     outcome: str = "running"
     message: str | None = None
+    budget_seconds: float | None = None  # None: a full pass of every listed ASIN
+    budget_line: str | None = None  # what a budgeted run observed (urgency.summary_sentence)
+    guarantee_note: str | None = None  # why the max-age guarantee cannot hold, when it cannot
 
     @property
     def pace_vs_floor(self) -> float | None:
@@ -176,16 +181,21 @@ def run(
     dry_run: bool = False,
     progress: fetch.FetchProgress | None = None,
     stop: StopRequest | None = None,
+    budget: float | Literal["settings"] | None = "settings",
 ) -> SyncSummary:
     """One whole run, recorded in ``runs``; returns its summary. The caller shows it and
-    then calls :func:`raise_for_outcome`."""
+    then calls :func:`raise_for_outcome`. ``budget``: seconds of quota time for a budgeted
+    run, None for a full pass, ``"settings"`` for ``[fetch] budget``."""
     stop = stop or StopRequest()
+    budget_seconds = ws.settings.fetch.budget if budget == "settings" else budget
     with (
         stopping_on_signals(stop),
         run_lock(ws.data_dir, "sync"),
         open_apis(ws, tick=True) as apis,
     ):
-        summary = _run_stages(apis, dry_run=dry_run, progress=progress, stop=stop)
+        summary = _run_stages(
+            apis, dry_run=dry_run, progress=progress, stop=stop, budget=budget_seconds
+        )
         apis.keep_ledger(summary.run_id)
     return summary
 
@@ -213,6 +223,7 @@ def _run_stages(
     dry_run: bool,
     progress: fetch.FetchProgress | None,
     stop: StopRequest,
+    budget: float | None,
 ) -> SyncSummary:
     ws = apis.ws
     with _writing(ws) as con:
@@ -221,6 +232,7 @@ def _run_stages(
             run_book.resume_run(con, ws, resumed_id)
         run_id = resumed_id or run_book.start_run(con, ws, "sync")
     summary = SyncSummary(run_id=run_id, mode=ws.settings.mode, resumed=resumed_id is not None)
+    summary.budget_seconds = budget
     with run_context(run_id):
         try:
             _stages(apis, summary, dry_run=dry_run, progress=progress, stop=stop)
@@ -272,7 +284,7 @@ def _stages(
                 lambda e: {"listings": e.listings, "unique_asins": e.unique_asins},
             )
             run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
-            asins = extracted.asins
+            asins = _budgeted(ws, con, summary, extracted.asins)
     resume_fetch = asins is None
     with _writing(ws) as con:
         prepared = fetch.prepare(ws, con, run_id, asins, resume=resume_fetch)
@@ -343,6 +355,53 @@ def _stages(
         summary.message = reviewed.hold_message()
     else:
         summary.outcome = "ok"
+
+
+def _budgeted(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, summary: SyncSummary, asins: Any
+) -> Any:
+    """The extract frame ``asins`` as the run fetches it: whole for a full pass, else the
+    budget's selection most urgent first (:mod:`pipeline.urgency`), recorded on ``runs``
+    (a run resumed after its fetch plan keeps that plan)."""
+    budget = summary.budget_seconds
+    con.execute(
+        "update runs set fetch_budget_seconds = $b where run_id = $r",
+        {"b": budget, "r": summary.run_id},
+    )
+    if budget is None:
+        return asins
+    started = time.monotonic()
+    chosen, selection = urgency.plan(
+        con, ws.data_dir, asins, ws.settings, budget_seconds=budget, now=datetime.now(UTC)
+    )
+    summary.budget_line = urgency.summary_sentence(selection)
+    summary.guarantee_note = selection.guarantee_note
+    con.execute(
+        "update runs set fetch_selected_asins = $n, fetch_sweep_asins = $k,"
+        " fetch_guarantee_note = $note where run_id = $r",
+        {
+            "n": len(selection.asins),
+            "k": selection.sweep,
+            "note": selection.guarantee_note,
+            "r": summary.run_id,
+        },
+    )
+    log.info("%s.", summary.budget_line[0].upper() + summary.budget_line[1:])
+    if selection.guarantee_note:
+        log.warning("%s", selection.guarantee_note)
+    _stage_end(
+        "select",
+        time.monotonic() - started,
+        budget_seconds=budget,
+        listed=selection.listed,
+        selected=len(selection.asins),
+        capacity=selection.capacity,
+        sweep=selection.sweep,
+        never_observed=selection.never_observed,
+        oldest_left_seconds=selection.oldest_left_seconds,
+        guarantee_holds=selection.guarantee_holds,
+    )
+    return chosen
 
 
 def _pull_listings(ws: Workspace, con: duckdb.DuckDBPyConnection) -> list[listings_pull.PullResult]:

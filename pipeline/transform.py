@@ -36,7 +36,7 @@ from pipeline.files import atomic_target
 from pipeline.platforms import PLATFORMS
 from pipeline.runs import resolve_run, update_run
 from pipeline.schemas import CHANGE_KINDS, ListingHistory, PricedDiff, validated
-from pipeline.snapshots import read_snapshot
+from pipeline.snapshots import conform, last_good_observations, read_snapshot
 from pipeline.sql import load_sql, run_sql
 from pipeline.warehouse import transaction, write_parquet_atomic
 
@@ -221,6 +221,41 @@ def _write_history(con: duckdb.DuckDBPyConnection, platform: str, path: Path) ->
         ListingHistory.validate(pl.scan_parquet(temporary, glob=False))
 
 
+CARRY_HORIZON_SECONDS = 366 * 86400.0  # the oldest observation a budgeted run carries
+
+
+def with_carried(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, snapshot: pl.DataFrame,
+    as_of: datetime,
+) -> pl.DataFrame:  # fmt: skip
+    """The run's snapshot, and for a budgeted run (``runs.fetch_budget_seconds`` set) every
+    listed ASIN it did not observe carried from its last fact observation (ok, no_offer,
+    filtered_out) in an earlier run — with that run's id and ``fetched_at``, so its listings
+    keep their last decision (no diff), a listing changed locally is decided from it, and
+    ``max_source_age`` holds a change decided from an old one (``source_stale``). A full
+    pass carries nothing."""
+    rows = con.execute(
+        "select fetch_budget_seconds from runs where run_id = $r", {"r": run_id}
+    ).fetchall()
+    if not rows or rows[0][0] is None:
+        return snapshot
+    listed = con.execute(
+        "select asin from listings_base where status = 'listed'"
+        " union select asin from listings_ebay where status = 'listed'"
+    ).fetchall()
+    have = set(snapshot["asin"].to_list())
+    missing = sorted({a for (a,) in listed if a is not None} - have)
+    if not missing:
+        return snapshot
+    carried = last_good_observations(
+        ws.data_dir, missing, now=as_of, max_age_seconds=CARRY_HORIZON_SECONDS,
+        exclude_run=run_id,
+    )  # fmt: skip
+    if carried.is_empty():
+        return snapshot
+    return pl.concat([snapshot, conform(carried.drop("age_seconds"))]).sort("asin")
+
+
 def _has_listed(con: duckdb.DuckDBPyConnection, platform: str) -> bool:
     table = "listings_base" if platform == "base" else "listings_ebay"
     # The table name comes from the fixed pair above, never from input.
@@ -271,7 +306,7 @@ def run(
     started = time.perf_counter()
     run_id = resolve_run(con, run_id)
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
-    snapshot = read_snapshot(ws.data_dir, run_id)
+    snapshot = with_carried(ws, con, run_id, read_snapshot(ws.data_dir, run_id), as_of)
 
     platforms = [p for p in PLATFORMS if ws.settings.accounts_on(p)]
     stopped: dict[str, str] = {}

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -567,22 +567,51 @@ def load(
     _log_outcome("load", run_id, None)
 
 
+_BUDGET_OPTION = typer.Option(
+    "--budget",
+    help="Quota time such as 15m (most urgent ASINs first), or all (default: [fetch] budget).",
+)
+
+
 @app.command()
 def sync(
     ctx: typer.Context,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run every stage but push nothing.")
     ] = False,
+    budget: Annotated[str | None, _BUDGET_OPTION] = None,
 ) -> None:
     """The whole run: extract, fetch, transform, review, load (sandbox demo without credentials)."""
+    seconds = _budget(budget)
     ws = state(ctx).workspace()
     configure_logging(
         ws.data_dir, ws.env, verbose=state(ctx).debug, timezone=ws.settings.display.timezone
     )
-    _sync_once(ws, dry_run=dry_run)
+    _sync_once(ws, dry_run=dry_run, budget=seconds)
 
 
-def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str:
+def _budget(text: str | None) -> float | Literal["settings"] | None:
+    """``--budget``: ``"settings"`` when not given (``[fetch] budget``), None for ``all``,
+    else seconds of quota time; exit 2 for anything else."""
+    from pipeline.config import parse_budget
+
+    if text is None:
+        return "settings"
+    try:
+        return parse_budget(text)
+    except ValueError:
+        raise UsageError(
+            f"--budget {text!r} is not 'all' or a duration above zero such as 90s, 15m or 1h."
+        ) from None
+
+
+def _sync_once(
+    ws: Workspace,
+    *,
+    dry_run: bool = False,
+    stop: Any = None,
+    budget: float | Literal["settings"] | None = "settings",
+) -> str:
     """One sync as the terminal shows it: the banner, the run, its summary, its alert, its
     exit class. Returns the outcome of a run that was ok or interrupted; a held run raises
     :class:`HeldForReviewError` marked ``shown`` (exit 3, its sentence already in the
@@ -592,7 +621,7 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str
 
     opened = len(run_book.opened_here())
     try:
-        summary = _sync_shown(ws, dry_run=dry_run, stop=stop)
+        summary = _sync_shown(ws, dry_run=dry_run, stop=stop, budget=budget)
     except BaseException as exc:  # the run this call started or resumed, if it got that far
         _log_outcome("sync", _last_id(run_book.opened_here()[opened:]), exc)
         raise
@@ -600,7 +629,9 @@ def _sync_once(ws: Workspace, *, dry_run: bool = False, stop: Any = None) -> str
     return summary.outcome
 
 
-def _sync_shown(ws: Workspace, *, dry_run: bool, stop: Any) -> Any:
+def _sync_shown(
+    ws: Workspace, *, dry_run: bool, stop: Any, budget: float | Literal["settings"] | None
+) -> Any:
     """The sync with its banner, summary and alert; raises its exit class (a held run's
     :class:`HeldForReviewError` marked ``shown``). Returns the summary of an ok or
     interrupted run."""
@@ -610,7 +641,9 @@ def _sync_shown(ws: Workspace, *, dry_run: bool, stop: Any) -> Any:
     if ws.is_sandbox:
         _say(render.sandbox_banner(ws))
     try:
-        summary = sync_stage.run(ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop)
+        summary = sync_stage.run(
+            ws, dry_run=dry_run, progress=_fetch_progress(), stop=stop, budget=budget
+        )
     except (UsageError, ConfigError):
         raise  # nothing ran (a bad option or setting, another sync holds the lock)
     except Exception as exc:  # the run stopped on an error: it was recorded failed
@@ -759,25 +792,35 @@ def history(
 @app.command()
 def daemon(
     ctx: typer.Context,
-    every: Annotated[str, typer.Option("--every", help="Interval such as 3h.")] = "3h",
+    every: Annotated[
+        str | None, typer.Option("--every", help="Interval such as 3h (default 3h).")
+    ] = None,
     jitter: Annotated[
         str, typer.Option("--jitter", help="Random delay added to each interval.")
     ] = "0s",
+    continuous: Annotated[
+        bool,
+        typer.Option("--continuous", help="Start each sync as the last ends (not with --every)."),
+    ] = False,
+    budget: Annotated[str | None, _BUDGET_OPTION] = None,
 ) -> None:
-    """Run sync on an interval, never overlapping; SIGTERM stops cleanly."""
+    """Run sync on an interval (or back to back), never overlapping; SIGTERM stops cleanly."""
     from pipeline.daemon import parse_interval, run_daemon
 
-    interval = parse_interval(every, "--every")
+    if continuous and every is not None:
+        raise UsageError("--continuous runs syncs back to back; leave out --every (or drop it).")
+    interval = parse_interval(every or "3h", "--every")
     spread = parse_interval(jitter, "--jitter")
+    seconds = _budget(budget)
     ws = state(ctx).workspace()
     configure_logging(
         ws.data_dir, ws.env, verbose=state(ctx).debug, timezone=ws.settings.display.timezone
     )
 
     def once(stop: Any) -> str:
-        return _sync_once(ws, stop=stop)
+        return _sync_once(ws, stop=stop, budget=seconds)
 
-    result = run_daemon(once, interval, spread)
+    result = run_daemon(once, interval, spread, continuous=continuous)
     _say(result.sentence())
     _log_outcome(
         "daemon", None, None, "stopped" if result.stopped_by_signal else "ok", result.sentence()

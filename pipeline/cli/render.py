@@ -217,6 +217,10 @@ def sync_summary_lines(summary: SyncSummary, timezone: str) -> list[str]:
     )
     if summary.pulled:  # gone, unmapped and drifted listings, and the command listing them
         out.append(f"  pulled            {summary.pulled}")
+    if summary.budget_line:  # a budgeted run: what it observed, and the max-age guarantee
+        out.append(f"  budget            {summary.budget_line}")
+        if summary.guarantee_note:
+            out.append(f"  max age           {summary.guarantee_note}")
     out.append(
         f"  SP-API calls      {summary.spapi_calls:,} (ceil({summary.valid_asins:,}/20) = "
         f"{summary.spapi_expected_calls:,}; retries {summary.spapi_retries}, 429s {summary.spapi_429s})"
