@@ -66,6 +66,7 @@ class ReplacedResult:
     throttled: int = 0  # 429s seen (the first one ends the run)
     errors: int = 0  # other failed calls (logged and skipped)
     died: bool = False  # ended by QuotaExceeded
+    stopped: bool = False  # ended by the caller's deadline (bench/freshness_day.py)
     died_at_call: int | None = None
     seconds: float = 0.0  # wall time, this process
     paused_seconds: float = 0.0  # time slept between calls (scaled pauses), measured
@@ -130,9 +131,12 @@ def run(
     batch_interval: float = BATCH_INTERVAL,
     single_interval: float = SINGLE_INTERVAL,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
 ) -> ReplacedResult:
     """One replaced-design sync: each BASE shop's ASINs in batches, then eBay's misses one
-    by one. ``base_asins`` maps shop → its listed ASINs (in listing order)."""
+    by one. ``base_asins`` maps shop → its listed ASINs (in listing order). ``deadline``
+    (``time.monotonic()`` seconds) ends the run before the next call once passed
+    (``stopped``): the freshness bench's day is over."""
     from sp_api.base import SellingApiException, SellingApiRequestThrottledException
 
     result = ReplacedResult()
@@ -150,6 +154,9 @@ def run(
 
     def call(fn: Callable[[], Any]) -> Any:
         began = time.monotonic()
+        if deadline is not None and began >= deadline:
+            result.stopped = True
+            raise _Stop
         try:
             return fn()
         except SellingApiRequestThrottledException:

@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 
 from bench.chaos import ChaosReport
 from bench.fetch_bench import FetchRun, PoolRun, ReplacedRun
+from bench.freshness_day import FreshnessDay
+from bench.freshness_report import section as freshness_section
+from bench.freshness_report import target_rows as freshness_targets
 from bench.load_bench import LoadRun
 from bench.machine import Machine
 from bench.transform_bench import Measurement
@@ -60,6 +63,7 @@ class Results:
     whatif_size: tuple[int, int, int] = (0, 0, 0)  # days, runs per day, listings
     settings: dict[str, Any] = field(default_factory=dict)
     total_seconds: float = 0.0
+    freshness: FreshnessDay | None = None  # the simulated day (issue 16)
 
 
 def median(items: Sequence[T], value: Callable[[T], float]) -> float:
@@ -210,6 +214,7 @@ def render(results: Results) -> str:
     out += _load_section(results)
     out += _chaos_section(results)
     out += _whatif_section(results)
+    out += freshness_section(results.freshness)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -319,6 +324,8 @@ def _targets(results: Results) -> list[str]:
                 secs < WHATIF_SECONDS_TARGET,
             )
         )
+    if results.freshness is not None:
+        rows += freshness_targets(results.freshness)
     lines = ["## Targets (issue 8)", ""]
     missed = [name for name, _, ok in rows if ok is False]
     failed = [s for s in results.sections.values() if s.error]

@@ -5,10 +5,11 @@ Stage: bench. Reads nothing but the code it measures; writes the document (``--o
 while it runs, temp directories under ``--work`` (a fresh temp dir by default, removed at
 the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real bench
 takes about 32 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``) and 7
-the pooled pass of 10,000 ASINs.
-``--sections whatif`` measures the what-if replay alone (``bench/whatif_bench.py``).
+the pooled pass of 10,000 ASINs, plus up to 25 for the simulated day of issue 16.
+``--sections whatif`` measures the what-if replay alone (``bench/whatif_bench.py``);
+``--sections freshness`` the simulated day alone (``bench/freshness_day.py``).
 
-Each section (fetch, pool, transform, load, chaos, whatif) is measured on its own; one that fails
+Each section (fetch, pool, transform, load, chaos, whatif, freshness) is measured on its own; one that fails
 is written into the document as failed, the others still run, and the exit status is 1.
 """
 
@@ -23,13 +24,21 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import chaos, fetch_bench, load_bench, replaced_design, transform_bench, whatif_bench
+from bench import (
+    chaos,
+    fetch_bench,
+    freshness_day,
+    load_bench,
+    replaced_design,
+    transform_bench,
+    whatif_bench,
+)
 from bench.machine import describe_machine, load_average
 from bench.report import Results, Section, render
 from bench.sandbox_process import sandbox_process
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("fetch", "pool", "transform", "load", "chaos", "whatif")
+SECTIONS = ("fetch", "pool", "transform", "load", "chaos", "whatif", "freshness")
 # The pooled pass at scale 10: getItemOffers every 200 ms and getItemOffersBatch every 1 s,
 # 10,000 ASINs in about 400 s. At 20 (100 ms) one run on a loaded machine (load average
 # 3 → 8) paced 1.10 × the pooled floor with one 429: as the fetch section found, intervals
@@ -152,6 +161,12 @@ def measure_whatif(results: Results, plan: Plan, work: Path, runs: int) -> None:
     shutil.rmtree(history.root, ignore_errors=True)
 
 
+def measure_freshness(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    """The simulated day, designs A, B and C at once (``runs`` does not apply: one day)."""
+    day = freshness_day.QUICK_DAY if plan is QUICK else freshness_day.FULL_DAY
+    results.freshness = freshness_day.run_day(day, work)
+
+
 CHAOS_SEED = 14
 MEASURES = {
     "fetch": measure_fetch,
@@ -160,6 +175,7 @@ MEASURES = {
     "load": measure_load,
     "chaos": measure_chaos,
     "whatif": measure_whatif,
+    "freshness": measure_freshness,
 }
 
 

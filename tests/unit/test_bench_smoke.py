@@ -22,7 +22,7 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     results = run_bench(out, quick=True, runs=1, work=tmp_path / "work", echo=False)
 
     assert {name: s.error for name, s in results.sections.items()} == dict.fromkeys(
-        ("fetch", "pool", "transform", "load", "chaos", "whatif")
+        ("fetch", "pool", "transform", "load", "chaos", "whatif", "freshness")
     )
     # pool: both lanes answered, every ASIN exactly once on the ledger
     (pooled,) = results.pool

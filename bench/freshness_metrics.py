@@ -1,0 +1,156 @@
+"""Freshness figures from ledgers: reaction latency, loss exposure, observation age.
+
+Stage: bench (``bench/freshness_day.py`` feeds it). Reads nothing: every function takes
+plain sequences of times (sandbox seconds, one clock for all of them) and returns numbers.
+Writes nothing.
+
+Definitions (docs/fetch.md, "How make bench measures freshness"):
+
+* **Reaction latency** of an Amazon change of ASIN ``a`` at ``t_c``: the first SP-API
+  observation of ``a`` at or after ``t_c`` (``t_o``), then the first push to any listing of
+  ``a`` at or after ``t_o`` and before the next observation of ``a`` (the run that observed
+  it pushes before the next run observes again); latency = push − ``t_c``. A change is
+  *superseded* when the next change of ``a`` comes before ``t_o`` (never seen on its own),
+  *unobserved* when no observation follows it before the end, *not pushed* when the
+  observation that saw it led to no push (nothing to change on the platform, or held).
+* **Loss exposure**: seconds during which a listing was buyable (quantity > 0, shown) and
+  either priced below the true Amazon cost at that moment or without any Amazon supply.
+* **Observation age**: the largest gap between consecutive observations of an ASIN,
+  counting from its last observation before the window and up to the window's end.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+KINDS = ("price", "stockout", "restock")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One Amazon change (the process ledger), in sandbox seconds."""
+
+    asin: str
+    t: float
+    kind: str  # price | stockout | restock
+
+
+@dataclass
+class Reactions:
+    """What became of the changes of one kind."""
+
+    latencies: list[float] = field(default_factory=list)  # reflected ones, seconds
+    superseded: int = 0
+    unobserved: int = 0
+    not_pushed: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.latencies) + self.superseded + self.unobserved + self.not_pushed
+
+    def quantile(self, q: float) -> float:
+        return percentile(self.latencies, q)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (the smallest value with at least ``q`` of them at or
+    below it); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _first_at_or_after(times: Sequence[float], t: float) -> float | None:
+    index = bisect.bisect_left(times, t)
+    return times[index] if index < len(times) else None
+
+
+def _first_after(times: Sequence[float], t: float) -> float | None:
+    index = bisect.bisect_right(times, t)
+    return times[index] if index < len(times) else None
+
+
+def reactions(
+    changes: Iterable[Change],
+    observations: Mapping[str, Sequence[float]],
+    pushes: Mapping[str, Sequence[float]],
+    end: float,
+) -> dict[str, Reactions]:
+    """Each change's fate by kind. ``observations`` / ``pushes``: ASIN → sorted times;
+    only times before ``end`` count."""
+    by_asin: dict[str, list[Change]] = {}
+    for change in changes:
+        by_asin.setdefault(change.asin, []).append(change)
+    out = {kind: Reactions() for kind in KINDS}
+    for asin, own in by_asin.items():
+        own.sort(key=lambda c: c.t)
+        seen = [t for t in observations.get(asin, ()) if t < end]
+        pushed = [t for t in pushes.get(asin, ()) if t < end]
+        for number, change in enumerate(own):
+            bucket = out.setdefault(change.kind, Reactions())
+            observed = _first_at_or_after(seen, change.t)
+            if observed is None:
+                bucket.unobserved += 1
+                continue
+            following = own[number + 1].t if number + 1 < len(own) else math.inf
+            if following <= observed:
+                bucket.superseded += 1
+                continue
+            again = _first_after(seen, observed)
+            push = _first_at_or_after(pushed, observed)
+            if push is None or (again is not None and push >= again):
+                bucket.not_pushed += 1
+                continue
+            bucket.latencies.append(push - change.t)
+    return out
+
+
+def exposure_seconds(
+    listing: Sequence[tuple[float, float | None, bool]],
+    cost: Sequence[tuple[float, int | None]],
+    start: float,
+    end: float,
+) -> tuple[float, float]:
+    """(seconds below cost, seconds without supply) of one listing within [start, end).
+
+    ``listing``: its states in time order, ``(from t, price in yen, buyable)``; ``cost``:
+    the ASIN's true Amazon cost in time order, ``(from t, yen or None for no supply)``.
+    The first entry of each is the state at or before ``start``."""
+    cuts = sorted({start, end, *(t for t, *_ in listing), *(t for t, _ in cost)})
+    cuts = [t for t in cuts if start <= t <= end]
+    listing_times = [t for t, *_ in listing]
+    cost_times = [t for t, _ in cost]
+    below = missing = 0.0
+    for left, right in itertools.pairwise(cuts):
+        li = bisect.bisect_right(listing_times, left) - 1
+        ci = bisect.bisect_right(cost_times, left) - 1
+        if li < 0 or ci < 0:
+            continue
+        _, price, buyable = listing[li]
+        supply = cost[ci][1]
+        if not buyable:
+            continue
+        if supply is None:
+            missing += right - left
+        elif price is not None and price < supply:
+            below += right - left
+    return below, missing
+
+
+def max_observation_age(observations: Sequence[float], start: float, end: float) -> float:
+    """The largest age an ASIN's newest observation reached within [start, end]: gaps
+    between consecutive observations, from the last one before ``start`` (or ``start`` if
+    there is none) to the end."""
+    ordered = sorted(observations)
+    before = [t for t in ordered if t <= start]
+    inside = [t for t in ordered if start < t <= end]
+    points = [before[-1] if before else start, *inside]
+    gaps = [b - a for a, b in itertools.pairwise(points)]
+    gaps.append(end - points[-1])
+    return max(gaps)
