@@ -364,12 +364,12 @@ def _budgeted(
     budget's selection most urgent first (:mod:`pipeline.urgency`), recorded on ``runs``
     (a run resumed after its fetch plan keeps that plan)."""
     budget = summary.budget_seconds
+    if budget is None:  # a full pass: fetch_budget_seconds stays null, nothing more written
+        return asins
     con.execute(
         "update runs set fetch_budget_seconds = $b where run_id = $r",
         {"b": budget, "r": summary.run_id},
     )
-    if budget is None:
-        return asins
     started = time.monotonic()
     chosen, selection = urgency.plan(
         con, ws.data_dir, asins, ws.settings, budget_seconds=budget, now=datetime.now(UTC)
