@@ -53,6 +53,7 @@ from pipeline import (
     layout,
     listings_pull,
     load,
+    pool,
     review,
     transform,
     urgency,
@@ -91,7 +92,9 @@ class SyncSummary:
     unique_asins: int = 0
     valid_asins: int = 0
     spapi_calls: int = 0
-    spapi_expected_calls: int = 0  # ceil(valid unique ASINs / batch size)
+    spapi_expected_calls: int = 0  # the least calls for the ASINs each lane answered
+    lane_calls: dict[str, int] = field(default_factory=dict)  # this fetch's calls per lane
+    lane_asins: dict[str, int] = field(default_factory=dict)  # ASINs each lane answered
     spapi_retries: int = 0
     spapi_429s: int = 0
     phase2_spapi_calls: int | None = None  # from the sandbox ledger; None when unmeasurable
@@ -477,6 +480,11 @@ def _load_counts(loaded: load.LoadResult) -> dict[str, Any]:
     }
 
 
+def _batch_sizes(lane_asins: dict[str, int]) -> dict[str, int]:
+    """ASINs per call of each lane named in ``lane_asins``."""
+    return {name: pool.LANES[name][1] for name in lane_asins}
+
+
 def _note_fetch(
     con: duckdb.DuckDBPyConnection, summary: SyncSummary, fetched: fetch.FetchResult
 ) -> None:
@@ -499,4 +507,13 @@ def _note_fetch(
         "select count(*) from fetch_plan where run_id = $r and valid", {"r": summary.run_id}
     ).fetchall()[0]
     summary.valid_asins = int(sent)
-    summary.spapi_expected_calls = math.ceil(summary.valid_asins / 20)
+    # the pool's lanes share the ASINs as they run: the least calls are, per lane, its ASINs
+    # over its batch size (one lane, or pool = false: ceil(valid / 20) as before)
+    summary.lane_calls = dict(fetched.lane_calls)
+    summary.lane_asins = dict(fetched.lane_asins)
+    batch = _batch_sizes(summary.lane_asins)
+    summary.spapi_expected_calls = (
+        sum(math.ceil(n / batch[lane]) for lane, n in summary.lane_asins.items())
+        if summary.lane_asins
+        else math.ceil(summary.valid_asins / 20)
+    )

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pipeline import display
+from pipeline import display, pool
 from pipeline.money import money as money  # the one money formatter, re-exported for callers
 from pipeline.platforms import DISPLAY_NAMES, PLATFORMS
 
@@ -221,9 +221,14 @@ def sync_summary_lines(summary: SyncSummary, timezone: str) -> list[str]:
         out.append(f"  budget            {summary.budget_line}")
         if summary.guarantee_note:
             out.append(f"  max age           {summary.guarantee_note}")
+    lanes = ", ".join(
+        f"{pool.LANES[lane][0] if lane in pool.LANES else lane} {summary.lane_calls.get(lane, 0):,} for {n:,} ASINs"
+        for lane, n in summary.lane_asins.items()
+    )
     out.append(
-        f"  SP-API calls      {summary.spapi_calls:,} (ceil({summary.valid_asins:,}/20) = "
-        f"{summary.spapi_expected_calls:,}; retries {summary.spapi_retries}, 429s {summary.spapi_429s})"
+        f"  SP-API calls      {summary.spapi_calls:,} ({lanes or 'none this run'}; "
+        f"least possible {summary.spapi_expected_calls:,}; retries {summary.spapi_retries}, "
+        f"429s {summary.spapi_429s})"
     )
     phase2 = (
         ("not measured (live)" if summary.mode == "live" else "not measured (sandbox elsewhere)")
