@@ -484,7 +484,9 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
 
     day = plan.day_seconds
     seen = _observations(calls, to_time)
-    listed = sorted({x.asin for x in listings if x.asin in world.cost})
+    # the ASINs invsync lists: a BASE item hidden by hand at the start (stock 0, visible 0)
+    # is unlisted to invsync, which never fetches it, so it has no observation age to keep
+    listed = sorted({x.asin for x in listings if x.asin in world.cost and x.visible})
     result.listed_asins = len(listed)
     if design.replaced:
         result.runs = [
