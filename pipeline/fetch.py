@@ -653,9 +653,8 @@ def lane_rates(
         return dict(initial_rates)
     if initial_rate is None:
         return None
-    factor = initial_rate / pool.LANES[operation][2]
     names = pool.POOLS[operation] if pooled else (operation,)
-    return {name: pool.LANES[name][2] * factor for name in names}
+    return pool.scaled_rates(operation, initial_rate, names)
 
 
 def collect(

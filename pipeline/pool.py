@@ -141,6 +141,13 @@ def split(n_asins: int, lanes: Sequence[Lane]) -> dict[str, int]:
     return shares
 
 
+def scaled_rates(operation: str, rate: float, names: Sequence[str]) -> dict[str, float]:
+    """The rates of lanes ``names`` when lane ``operation`` runs at ``rate``: each documented
+    default scaled by the same factor (a sandbox's time scale speeds every operation alike)."""
+    factor = rate / LANES[operation][2]
+    return {name: LANES[name][2] * factor for name in names}
+
+
 def with_rates(lanes: Sequence[Lane], rates: Mapping[str, float]) -> list[Lane]:
     """``lanes`` with the rates ``rates`` names (operation → requests/s) put in."""
     return [replace(one, rate=rates.get(one.operation, one.rate)) for one in lanes]

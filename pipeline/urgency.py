@@ -84,8 +84,8 @@ def learned_lanes(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[po
         rates = {str(k): float(v) for k, v in json.loads(by_operation).items() if v}
         return pool.with_rates(lanes, rates)
     if single_rate and operation in pool.LANES:
-        factor = float(single_rate) / pool.LANES[operation][2]  # e.g. a sandbox time scale
-        return [pool.lane(x.operation, x.rate * factor, x.batch) for x in lanes]
+        names = [x.operation for x in lanes]  # e.g. a sandbox's time scale
+        return pool.with_rates(lanes, pool.scaled_rates(operation, float(single_rate), names))
     return lanes
 
 
