@@ -82,6 +82,8 @@ class AccountPull:
     trading_complete: bool = True  # eBay: the ActiveList was read whole (gone was checked)
     settled: int = 0  # `sent` journal rows the platform shows applied: settled ok
     hidden_by_hand: int = 0  # listed BASE items (or eBay offers) now hidden: unlisted
+    # eBay, budgeted runs: listed SKUs whose offer was not read (their ASIN not observed)
+    offers_deferred: int = 0
     drifted_keys: list[str] = field(default_factory=list)
     gone_keys: list[str] = field(default_factory=list)
     unmapped_keys: list[str] = field(default_factory=list)
@@ -392,17 +394,46 @@ def _budget_guard(budget: Any, account_id: str) -> Any:
     return spend
 
 
-def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -> AccountPull:
+def _deferrable(con: duckdb.DuckDBPyConnection, account_id: str) -> dict[str, tuple[str, str]]:
+    """SKU → (ASIN, eBay listing id) of the account's listed Inventory-API listings whose
+    offer an earlier pull read: the ones whose offer read a budgeted run may defer."""
+    rows = con.execute(
+        "select sku, asin, listing_id from listings_ebay where account_id = $a"
+        " and api = 'inventory' and status = 'listed' and offer_id is not null"
+        " and listing_id is not null",
+        {"a": account_id},
+    ).fetchall()
+    return {str(sku): (str(asin), str(listing)) for sku, asin, listing in rows}
+
+
+def pull_ebay(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    account: Account,
+    read_asins: frozenset[str] | None = None,
+) -> AccountPull:
+    """One eBay account's listings: the Trading ActiveList and every inventory item, then
+    each SKU's offers (``getOffers``, one call per SKU: the pull's long part).
+
+    ``read_asins`` (a budgeted run: the ASINs it observes) defers the offer read of a SKU
+    whose ASIN is not among them when an earlier pull read its offer and its listing is
+    still in the ActiveList: its row stays as that pull left it (a run decides nothing new
+    for an ASIN it did not observe, and a change it still sends to such a listing is read
+    back first: :func:`pipeline.load.ebay_push.unread_listings`). New SKUs, SKUs whose ASIN
+    moved and listings missing from the ActiveList (ended?) are always read."""
     client: EbayClient = ebay_client(ws, account)
     rows: list[dict[str, Any]] = []
     unmapped: list[dict[str, Any]] = []
     seen = 0
     inventory_skus: set[str] = set()
     inventory_listing_ids: set[str] = set()
+    deferred: set[str] = set()
+    known = _deferrable(con, account.id) if read_asins is not None else {}
     try:
         # Trading first: its daily call limit is the tighter one, so a pull it would stop
         # stops before spending Inventory calls
         active = client.active_listings()
+        active_ids = {x.item_id for x in active.listings}
         for item in client.inventory_items():
             seen += 1
             sku = str(item.get("sku") or "")
@@ -415,6 +446,17 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
             ship = ((item.get("availability") or {}).get("shipToLocationAvailability") or {}).get(
                 "quantity"
             )
+            earlier = known.get(sku)
+            if (
+                read_asins is not None
+                and asin not in read_asins
+                and earlier is not None
+                and earlier[0] == asin
+                and earlier[1] in active_ids
+            ):
+                deferred.add(sku)
+                inventory_listing_ids.add(earlier[1])
+                continue
             offers = [o for o in client.offers(sku) if o.offer_id]
             inventory_listing_ids.update(o.listing_id for o in offers if o.listing_id)
             # the live listing, else (a draft only) the first offer, read as unlisted
@@ -458,7 +500,7 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
     unmapped += trading_unmapped
     frame = pl.DataFrame(rows + traded, schema=EBAY_PULLED).unique("sku", keep="first")
     # on eBay still: what we pulled, what we could not map, and every active listing
-    returned = set(frame["sku"]) | {u["listing_key"] for u in unmapped}
+    returned = set(frame["sku"]) | {u["listing_key"] for u in unmapped} | deferred
     present = pl.DataFrame(
         {"sku": sorted(returned | {x.sku for x in active.listings if x.sku})},
         schema={"sku": pl.String},
@@ -467,13 +509,20 @@ def pull_ebay(ws: Workspace, con: duckdb.DuckDBPyConnection, account: Account) -
     result = _account_result("ebay", account.id, seen + trading_seen, merged, calls)
     result.trading = trading_seen
     result.trading_complete = active.complete
+    result.offers_deferred = len(deferred)
     return result
 
 
 def run(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, platform: str, account: str | None = None
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    platform: str,
+    account: str | None = None,
+    *,
+    read_asins: frozenset[str] | None = None,
 ) -> PullResult:
-    """Pull every account of ``platform`` (or just ``account``) into the listing tables."""
+    """Pull every account of ``platform`` (or just ``account``) into the listing tables
+    (``read_asins``: eBay offers read only for these ASINs where :func:`pull_ebay` may)."""
     if platform not in PLATFORMS:
         raise UsageError(f"--platform must be base or ebay, not {platform!r}.")
     started = time.monotonic()
@@ -489,7 +538,11 @@ def run(
         accounts = ws.settings.accounts_on(platform)
     results = []
     for acct in accounts:
-        pulled = pull_base(ws, con, acct) if platform == "base" else pull_ebay(ws, con, acct)
+        pulled = (
+            pull_base(ws, con, acct)
+            if platform == "base"
+            else pull_ebay(ws, con, acct, read_asins=read_asins)
+        )
         left = pulled.gone + pulled.unmapped + pulled.hidden_by_hand
         log.log(logging.WARNING if left else logging.INFO, "%s", account_sentence(pulled))
         results.append(pulled)

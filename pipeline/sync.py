@@ -276,11 +276,13 @@ def _stages(
             settled = _timed("settle", lambda: settle_unconfirmed(ws, con, run_id), _settled_counts)
             summary.settled = _settled_counts(settled)
         started = time.monotonic()
-        pulled = _pull_listings(ws, con)
-        summary.pulled = listings_pull.summary_sentence(pulled)
-        if summary.resumed:
-            summary.drifted_since_stop = sum(p.total("drifted") for p in pulled)
-        if not summary.resumed or not _has_fetch_plan(con, run_id):
+        planning = not summary.resumed or not _has_fetch_plan(con, run_id)
+        # A budgeted run reads eBay offers (one call per SKU: the pull's long part) only for
+        # the ASINs it observes, so it pulls eBay after choosing them, from the listings as
+        # the last pull left them (a listing new on eBay since then waits one run).
+        late = ("ebay",) if planning and summary.budget_seconds is not None else ()
+        pulled = _pull_listings(ws, con, skip=late)
+        if planning:
             extracted = _timed(
                 "extract",
                 lambda: extract.run(ws, con, None, run_id=run_id),
@@ -288,6 +290,14 @@ def _stages(
             )
             run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
             asins = _budgeted(ws, con, summary, extracted.asins)
+            if late:
+                chosen = frozenset(asins["asin"].to_list())
+                pulled += _pull_listings(ws, con, only=late, read_asins=chosen)
+                extract.run(ws, con, None, run_id=run_id)  # the run's counts, eBay pulled
+                run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
+        summary.pulled = listings_pull.summary_sentence(pulled)
+        if summary.resumed:
+            summary.drifted_since_stop = sum(p.total("drifted") for p in pulled)
     resume_fetch = asins is None
     with _writing(ws) as con:
         prepared = fetch.prepare(ws, con, run_id, asins, resume=resume_fetch)
@@ -407,23 +417,37 @@ def _budgeted(
     return chosen
 
 
-def _pull_listings(ws: Workspace, con: duckdb.DuckDBPyConnection) -> list[listings_pull.PullResult]:
+PULL_COUNTS = ("seen", "inserted", "updated", "drifted", "gone", "unmapped", "offers_deferred")
+
+
+def _pull_listings(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    skip: tuple[str, ...] = (),
+    only: tuple[str, ...] = PLATFORMS,
+    read_asins: frozenset[str] | None = None,
+) -> list[listings_pull.PullResult]:
     """Every configured platform's listings pulled (a new run's and a resumed run's first
     stage alike), each with a log line and a ``stage_end`` event of its counts."""
     pulled = []
     for platform in PLATFORMS:
-        if not ws.settings.accounts_on(platform):
+        if not ws.settings.accounts_on(platform) or platform in skip or platform not in only:
             continue
-        result = listings_pull.run(ws, con, platform)
-        log.info("Pulled %s listings in %.1f s.", platform, result.seconds)
+        result = listings_pull.run(ws, con, platform, read_asins=read_asins)
+        deferred = result.total("offers_deferred")
+        if deferred:
+            log.info(
+                "Pulled %s listings in %.1f s (offers of %d listing(s) whose ASIN this run does"
+                " not observe left as last read).", platform, result.seconds, deferred,
+            )  # fmt: skip
+        else:
+            log.info("Pulled %s listings in %.1f s.", platform, result.seconds)
         _stage_end(
             "pull",
             result.seconds,
             platform=platform,
-            **{
-                name: result.total(name)
-                for name in ("seen", "inserted", "updated", "drifted", "gone", "unmapped")
-            },
+            **{name: result.total(name) for name in PULL_COUNTS},
         )
         pulled.append(result)
     return pulled

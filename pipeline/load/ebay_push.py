@@ -77,6 +77,27 @@ def revision_day_start(ws: Workspace) -> datetime:
     return midnight - timedelta(seconds=PST_OFFSET)
 
 
+def unread_listings(con: duckdb.DuckDBPyConnection, run_id: str, account_id: str) -> set[str]:
+    """SKUs of the account's Inventory-API listings that a budgeted run's pull did not read
+    (their offer read deferred: :func:`pipeline.listings_pull.pull_ebay`). A change the run
+    sends to one is read back first, like a change a crash left unconfirmed: sent when eBay
+    still shows the values the run decided from, skipped as drifted otherwise (a sale or a
+    hand edit since the listing was last read), so no deferred read overwrites one."""
+    rows = con.execute(
+        "select l.sku from listings_ebay as l join runs as r on r.run_id = $r"
+        " where l.account_id = $a and l.api = 'inventory'"
+        " and r.fetch_budget_seconds is not null"
+        " and (l.pulled_at is null or l.pulled_at < r.started_at)",
+        {"r": run_id, "a": account_id},
+    ).fetchall()
+    return {str(sku) for (sku,) in rows}
+
+
+def reads_back(row: dict[str, Any], unread: set[str]) -> bool:
+    """Whether a load reads the row's listing back before sending it."""
+    return needs_reading_back(row) or (row["api"] == "inventory" and row["listing_key"] in unread)
+
+
 def push_ebay(
     ws: Workspace,
     con: duckdb.DuckDBPyConnection,
@@ -108,11 +129,12 @@ def push_ebay(
                 if row["api"] == "trading" and not row["listing_id"]
             ]
         )
-        # 1. read back what a crash left unconfirmed
+        # 1. read back what a crash left unconfirmed, and listings this run did not read
+        unread = unread_listings(con, rows[0]["run_id"], account.id) if rows else set()
         to_send: list[dict[str, Any]] = []
         refused: list[RowResult] = []
         for row in list(remaining):
-            if not needs_reading_back(row):
+            if not reads_back(row, unread):
                 to_send.append(row)
                 continue
             try:

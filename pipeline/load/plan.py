@@ -21,6 +21,7 @@ import polars as pl
 from pipeline import journal, layout
 from pipeline.config import LoadSettings, Workspace
 from pipeline.load.base_push import variation_edit_changes_anything, variation_row
+from pipeline.load.ebay_push import reads_back, unread_listings
 from pipeline.load.outcome import AccountLoad
 from pipeline.load.readback import needs_reading_back
 from pipeline.sql import run_sql
@@ -75,8 +76,9 @@ def plan(
             rows, preference = _ebay_sendable(ws, con, run_id, outcome.account_id, rows)
             if preference:
                 calls.append({"operation": "GetUserPreferences", "keys": []})
+            unread = unread_listings(con, run_id, outcome.account_id)
             for row in rows:
-                if needs_reading_back(row):
+                if reads_back(row, unread):
                     read = "GetItem" if row["api"] == "trading" else "getOffers"
                     calls.append({"operation": read, "keys": [row["listing_key"]]})
                 elif row["api"] == "inventory" and not row["offer_id"]:

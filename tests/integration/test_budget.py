@@ -127,6 +127,84 @@ def test_unobserved_asins_keep_their_last_decision_and_a_rule_change_prices_them
     assert all(r["source_fetched_at"] is not None for r in carried)
 
 
+def ebay_offer_reads(url: str) -> list[str]:
+    """The SKUs of every getOffers call on the sandbox's ledger, in order."""
+    return [sku for c in loadkit.calls_of(loadkit.ledger(url), "ebay", "getOffers")
+            for sku in c["items"]]  # fmt: skip
+
+
+def inventory_skus(data_dir: Path) -> dict[str, str]:
+    rows = query(
+        data_dir,
+        "select sku, asin from listings_ebay where api = 'inventory' and status = 'listed'",
+    )
+    return dict(rows)
+
+
+def test_a_budgeted_run_reads_ebay_offers_only_for_the_asins_it_observes(
+    world: Any, data_dir: Path
+) -> None:
+    ws = loadkit.workspace(world, data_dir, SINGLE_LANE)
+    requests.post(f"{world.url}/_sandbox/reset", timeout=10).raise_for_status()
+    full_pass(ws)
+    skus = inventory_skus(data_dir)
+    assert len(skus) > 40
+    # a full pass reads every listed SKU's offer
+    assert set(skus) <= set(ebay_offer_reads(world.url))
+
+    requests.post(f"{world.url}/_sandbox/reset", timeout=10).raise_for_status()
+    run = sync.run(ws, budget=0.25)  # 60 of ~200 ASINs
+    observed = set(plan_of(data_dir, run.run_id))
+    read = ebay_offer_reads(world.url)
+    pushed = {r[0] for r in query(data_dir, "select listing_key from push_journal"
+                                  " where run_id = $r and platform = 'ebay'", {"r": run.run_id})}  # fmt: skip
+    # every SKU of an observed ASIN is read, once; another only to read a change back
+    assert {sku for sku, asin in skus.items() if asin in observed} <= set(read)
+    assert {sku for sku in read if skus.get(sku) not in observed} <= pushed
+    deferred = [sku for sku, asin in skus.items() if asin not in observed]
+    assert deferred and not set(deferred) & (set(read) - pushed)
+    assert len(read) < len(skus)
+    # the listings it did not read stay as the last pull left them, none gone
+    assert inventory_skus(data_dir) == skus
+    assert f"{len(deferred)} listing(s)" not in (run.message or "")  # not an error
+
+
+def test_a_change_to_an_ebay_listing_the_run_did_not_read_is_read_back_and_never_overwrites_a_hand_edit(
+    world: Any, data_dir: Path
+) -> None:
+    ws = loadkit.workspace(world, data_dir, SINGLE_LANE)
+    full_pass(ws)
+    full_pass(ws)
+    skus = inventory_skus(data_dir)
+    listings = world.state.apis["ebay"].listings
+    edited = sorted(skus)[::3]
+    with world.state.lock:  # the seller re-prices a third of the eBay listings by hand
+        for sku in edited:
+            listings[sku].price_cents += 77
+    hand = {sku: listings[sku].price_cents for sku in edited}
+    # a rule change decides every eBay listing again, observed by this run or not
+    ruled = loadkit.workspace(
+        world, data_dir, SINGLE_LANE + "[pricing.ebay]\nshipping_jpy = 2500\n"
+    )
+    requests.post(f"{world.url}/_sandbox/reset", timeout=10).raise_for_status()
+    run = sync.run(ruled, budget=0.25)
+    observed = set(plan_of(data_dir, run.run_id))
+    journal = dict(query(data_dir, "select listing_key, state || ':' || coalesce(error_code, '')"
+                         " from push_journal where run_id = $r and platform = 'ebay'",
+                         {"r": run.run_id}))  # fmt: skip
+    unread_edited = [sku for sku in edited if skus[sku] not in observed]
+    unread_clean = [sku for sku in skus if skus[sku] not in observed and sku not in edited]
+    assert unread_edited and unread_clean
+    # no hand edit is overwritten: the ones the run read are held as drift by its pull, the
+    # ones it did not read were read back and skipped as drifted
+    assert all(listings[sku].price_cents == hand[sku] for sku in edited)
+    assert all(journal.get(sku) == "skipped:drifted" for sku in unread_edited if sku in journal)
+    assert any(journal.get(sku) == "skipped:drifted" for sku in unread_edited)
+    # the unread listings nobody touched took the new rule, each read back before its send
+    sent = [sku for sku in unread_clean if journal.get(sku) == "ok:"]
+    assert sent and set(sent) <= set(ebay_offer_reads(world.url))
+
+
 def test_the_max_age_sweep_keeps_every_listed_asin_within_max_source_age(
     start_sandbox: Any, data_dir: Path
 ) -> None:
