@@ -41,7 +41,7 @@ from pipeline.sql import query_frame, run_sql
 from pipeline.statuses import GOOD_STATUSES
 
 PRIOR_SECONDS = 86_400.0  # the prior: one pseudo-interval of a day with half a change
-RECENT_RUNS = 5  # finished syncs whose overhead (wall time less fetch time) is averaged
+RECENT_RUNS = 5  # finished syncs whose overhead (wall time less fetch time) gives P
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,19 @@ def learned_lanes(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[po
 
 
 def run_overhead_seconds(con: duckdb.DuckDBPyConnection) -> float:
-    """Mean wall time outside the fetch of the last :data:`RECENT_RUNS` finished syncs."""
+    """The median wall time outside the fetch of the last :data:`RECENT_RUNS` finished
+    budgeted syncs (of any syncs while there is none yet). The median, and budgeted runs
+    first: a first full sync that pushes every listing's catch-up takes minutes outside its
+    fetch, and a mean over it would overstate the run period (and so the max-age sweep) for
+    the next runs."""
     rows = con.execute(
-        "select avg(greatest(epoch(finished_at) - epoch(started_at) - coalesce(fetch_seconds, 0),"
-        " 0)) from (select * from runs where command = 'sync' and finished_at is not null"
-        " and outcome in ('ok', 'held') order by started_at desc limit $n)",
+        "with recent as (select started_at, fetch_budget_seconds is not null as budgeted,"
+        " greatest(epoch(finished_at) - epoch(started_at) - coalesce(fetch_seconds, 0), 0)"
+        " as overhead from runs where command = 'sync' and finished_at is not null"
+        " and outcome in ('ok', 'held'))"
+        " select median(overhead) from (select overhead from recent"
+        " where budgeted or not exists (select 1 from recent where budgeted)"
+        " order by started_at desc limit $n)",
         {"n": RECENT_RUNS},
     ).fetchall()
     return float(rows[0][0] or 0.0)

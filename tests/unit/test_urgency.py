@@ -161,3 +161,29 @@ def test_thirty_thousand_asins_with_a_hundred_runs_score_within_three_seconds(
         seconds = time.perf_counter() - started
     assert ranked.height == n
     assert seconds < 3.0, f"scoring took {seconds:.2f} s"
+
+
+def test_the_run_period_overhead_is_the_median_of_recent_budgeted_runs(tmp_path: Path) -> None:
+    """A first full sync that pushed every listing's catch-up (minutes outside its fetch)
+    does not stand for the budgeted runs after it: P would overstate the sweep."""
+    data_dir = tmp_path / "data"
+    start = datetime(2026, 11, 30, tzinfo=UTC)
+
+    def add(con, minutes: int, wall: float, fetch: float, budget: float | None) -> None:
+        began = start + timedelta(minutes=minutes)
+        con.execute(
+            "insert into runs (run_id, command, mode, started_at, finished_at, fetch_seconds,"
+            " fetch_budget_seconds, outcome) values ($id, 'sync', 'sandbox', $s, $f, $fetch,"
+            " $b, 'ok')",
+            {"id": f"r{minutes:04d}", "s": began, "f": began + timedelta(seconds=wall),
+             "fetch": fetch, "b": budget},
+        )  # fmt: skip
+
+    with opened(data_dir) as con:
+        add(con, 0, 300.0, 60.0, None)  # the first full sync: 240 s outside its fetch
+        assert urgency.run_overhead_seconds(con) == 240.0  # no budgeted run yet
+        for minute, overhead in ((10, 8.0), (20, 12.0), (30, 9.0)):
+            add(con, minute, 15.0 + overhead, 15.0, 15.0)
+        assert urgency.run_overhead_seconds(con) == 9.0  # the median, the full sync left out
+        add(con, 40, 15.0 + 50.0, 15.0, 15.0)  # one slow budgeted run moves it one step
+        assert urgency.run_overhead_seconds(con) == 10.5
