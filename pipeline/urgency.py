@@ -11,8 +11,8 @@ The model (docs/fetch.md, "Budgeted runs: urgency and the max-age guarantee"), a
 ``sql/urgency_scores.sql``:
 
 * change rate ``λ̂`` per ASIN from its consecutive fact observations (Cho & Garcia-Molina's
-  improved estimator, with one prior pseudo-interval of :data:`PRIOR_SECONDS` and half a
-  change);
+  improved estimator, with one prior pseudo-interval of :data:`PRIOR_SECONDS` holding
+  :data:`PRIOR_CHANGES`: half a change a day);
 * ``P(changed) = 1 − exp(−λ̂ · age)`` since its last observation;
 * exposure = Σ over its listings of stock on hand × our price (yen) × a thin-margin weight
   ``10,000 / (500 + margin_bp)``;
@@ -40,7 +40,12 @@ from pipeline.config import Settings
 from pipeline.sql import query_frame, run_sql
 from pipeline.statuses import GOOD_STATUSES
 
-PRIOR_SECONDS = 86_400.0  # the prior: one pseudo-interval of a day with half a change
+# The prior: half a change a day, weighed as one pseudo-interval of an hour. An hour, not a
+# day: a day-long pseudo-interval outweighed the first day of an ASIN's history, so a volatile
+# ASIN and a stable one looked alike (4.1 x apart after one changed and one unchanged
+# 22-minute interval, against 63 x with an hour) until a day had passed.
+PRIOR_SECONDS = 3_600.0
+PRIOR_CHANGES = 0.5 * PRIOR_SECONDS / 86_400.0
 RECENT_RUNS = 5  # finished syncs whose overhead (wall time less fetch time) gives P
 
 
@@ -133,6 +138,7 @@ def scores(
                 "now": now,
                 "seen_statuses": [*GOOD_STATUSES, "invalid_asin"],
                 "prior_seconds": PRIOR_SECONDS,
+                "prior_changes": PRIOR_CHANGES,
                 "jpy_per_usd": float(jpy_per_usd),
             },
         )

@@ -7,15 +7,16 @@
 -- Parameters: $files, $now (UTC), $seen_statuses (the fact statuses ok, no_offer,
 -- filtered_out, and invalid_asin: Amazon's own answer that the ASIN does not exist, so it is
 -- not asked again first in every run; an api_error, a fallback or an unknown row is no
--- observation), $prior_seconds (the prior's one pseudo-interval),
+-- observation), $prior_seconds and $prior_changes (the prior's one pseudo-interval and
+-- the changes in it),
 -- $jpy_per_usd (eBay prices in yen, for the exposure only).
 --
 -- Change rate (Cho & Garcia-Molina, "Estimating frequency of change", ACM TOIT 2003, the
 -- improved estimator r = -ln((n - X + 0.5) / (n + 0.5)) for n accesses of which X saw a
 -- change), over the ASIN's consecutive fact observations: n intervals, X of them whose
 -- (status, price_jpy, in_stock) differ, spanning T seconds, plus one prior pseudo-interval
--- of $prior_seconds with half a change (so an ASIN seen once is neither certain nor
--- frozen): lambda = -ln((n' - X' + 0.5) / (n' + 0.5)) / (T' / n') per second.
+-- of $prior_seconds with $prior_changes changes (half a change a day: an ASIN seen once is
+-- neither certain nor frozen): lambda = -ln((n' - X' + 0.5) / (n' + 0.5)) / (T' / n') per second.
 with
 
 observations as (
@@ -60,7 +61,7 @@ rated as (
     select
         *,
         -ln(
-            (intervals + 1 - (changes + 0.5) + 0.5) / (intervals + 1 + 0.5)
+            (intervals + 1 - (changes + $prior_changes) + 0.5) / (intervals + 1 + 0.5)
         ) / ((spanned_seconds + $prior_seconds) / (intervals + 1)) as change_rate
     from history
 ),

@@ -187,3 +187,27 @@ def test_the_run_period_overhead_is_the_median_of_recent_budgeted_runs(tmp_path:
         assert urgency.run_overhead_seconds(con) == 9.0  # the median, the full sync left out
         add(con, 40, 15.0 + 50.0, 15.0, 15.0)  # one slow budgeted run moves it one step
         assert urgency.run_overhead_seconds(con) == 10.5
+
+
+def test_one_interval_of_history_already_tells_a_volatile_asin_from_a_stable_one(
+    tmp_path: Path,
+) -> None:
+    """Three observations an hour apart: one ASIN changed in each interval, one never. The
+    prior (half a change a day) must not outweigh two hours of evidence: a day-long prior
+    rated them only 8 x apart, so a budget spent its quota on stable ASINs for a day."""
+    data_dir = tmp_path / "data"
+    volatile, stable = asin(1), asin(2)
+    _history(data_dir, {volatile: [1000, 1100, 1000], stable: [1000, 1000, 1000]}, 3)
+    with opened(data_dir) as con:
+        insert_base(
+            con,
+            [
+                {"account_id": "shop1", "item_id": n, "asin": a, "price_jpy": 1500, "stock": 2}
+                for n, a in enumerate((volatile, stable), start=1)
+            ],
+        )
+    rates = dict(_scores(data_dir, [volatile, stable]).select("asin", "change_rate").iter_rows())
+    assert rates[volatile] > 20 * rates[stable]
+    # about the truth: a change an hour, and the prior's half a change a day
+    assert 0.5 < rates[volatile] * 3600 < 2.0
+    assert rates[stable] * 86_400 < 0.5
