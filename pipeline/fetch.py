@@ -692,9 +692,13 @@ def collect(
             for one in lanes:
                 client = stack.enter_context(SpApiClient(ws, one.operation))
                 # 0.75 % of an interval of safety (75 ms of 10 s; at 0.5 % the bench saw one
-                # 429 in 1,500 calls at 200 ms); the last 2 ms of each wait spin (a timed
-                # sleep wakes 0.2-0.3 ms late on average; 2 ms of CPU per interval is nothing)
-                pacer = Pacer(one.rate, one.burst, safety=0.0075, spin_seconds=0.002)
+                # 429 in 1,500 calls at 200 ms), never under 1 ms (at the 20-40 ms intervals
+                # of the freshness bench, arrivals came up to 0.64 ms early); the last 2 ms
+                # of each wait spin (a timed sleep wakes 0.2-0.3 ms late on average)
+                pacer = Pacer(
+                    one.rate, one.burst, safety=0.0075, spin_seconds=0.002,
+                    min_safety_seconds=0.001,
+                )  # fmt: skip
                 shared.fetchers.append(_Fetcher(one, client, pacer, halt, shared))
             shared.on_batch = _Checkpoint(ws.data_dir, prepared, shared)
             shares = pool.split(len(todo), lanes)

@@ -17,7 +17,8 @@ the time for good (the bucket never holds more than one token). So the pacer
 * moves its estimate of the server's acceptance later when an answer took longer than
   the fastest round trip seen (the extra time may have been spent before the server
   took the token: a new connection, a busy server thread);
-* keeps a small safety margin: ``safety`` of an interval plus ``margin_seconds``, and
+* keeps a small safety margin: ``safety`` of an interval (never less than
+  ``min_safety_seconds``) plus ``margin_seconds``, and
   wakes early by the time the caller needs from waking to the wire (learned);
 * sleeps to ``spin_seconds`` before that moment and spends the rest in zero-length
   sleeps, because a timed sleep wakes 0.1-0.5 ms late on average (timer slack, the
@@ -91,6 +92,7 @@ class Pacer:
         margin_seconds: float = 0.0,
         shift_quantile: float | None = 0.0,
         spin_seconds: float = 0.0,
+        min_safety_seconds: float = 0.0,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a pacer needs a positive rate and a burst of at least 1")
@@ -99,6 +101,9 @@ class Pacer:
         self.burst = burst
         self.safety = safety  # share of one interval added to every wait
         self.margin_seconds = margin_seconds  # seconds added to every wait
+        # the safety never falls below this many seconds: this machine's jitter between the
+        # recorded send and the server's bucket does not shrink with the interval
+        self.min_safety_seconds = min_safety_seconds
         # The last stretch of a wait, in seconds, is spent in zero-length sleeps (a spin):
         # a timed sleep wakes 0.1-0.5 ms late (timer slack, scheduling), a spin does not.
         self.spin_seconds = spin_seconds
@@ -136,9 +141,8 @@ class Pacer:
         missing = self._throttle_factor - self._tokens  # tokens still to earn
         if missing <= 0:
             return self._updated
-        return (
-            self._updated + missing / self.rate + self.safety * self.interval + self.margin_seconds
-        )
+        safety = max(self.safety * self.interval, self.min_safety_seconds)
+        return self._updated + missing / self.rate + safety + self.margin_seconds
 
     def delay(self, now: float | None = None) -> float:
         """Seconds to wait before the next request may leave (0 when it may go now)."""

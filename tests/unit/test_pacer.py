@@ -51,6 +51,18 @@ def test_safety_margin_is_a_share_of_the_interval() -> None:
     assert second - first == pytest.approx(2.0 * 1.01)
 
 
+def test_the_safety_margin_never_falls_below_its_floor_in_seconds() -> None:
+    """Jitter on this machine is milliseconds whatever the interval: at 20 ms, 0.75 % would
+    be 0.15 ms, so the floor (1 ms) rules; at 2 s the share (15 ms) does."""
+    for rate, expected in ((50.0, 0.020 + 0.001), (0.5, 2.0 * 1.0075)):
+        clock = FakeClock()
+        pacer = Pacer(rate, clock=clock, safety=0.0075, shift_quantile=None,
+                      min_safety_seconds=0.001)  # fmt: skip
+        first = exchange(pacer, clock)
+        second = exchange(pacer, clock)
+        assert second - first == pytest.approx(expected)
+
+
 def test_the_rate_header_is_learned_and_a_change_is_followed_on_the_next_call() -> None:
     clock = FakeClock()
     pacer = Pacer(0.1, clock=clock, safety=0.0, shift_quantile=None)
