@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import json
 import signal
 import subprocess
 import sys
@@ -49,9 +50,11 @@ import requests
 
 from bench import replaced_design
 from bench.freshness_metrics import (
+    NO_SUPPLY_CAUSES,
     Reactions,
     exposure_seconds,
     max_observation_age,
+    no_supply_causes,
     reactions,
 )
 from bench.freshness_world import (
@@ -91,14 +94,16 @@ class DayPlan:
         return self.day_seconds / self.time_scale
 
 
-# 10,000 ASINs, a day in 14.4 wall minutes (S = 100: getItemOffersBatch every 100 ms,
-# getItemOffers every 20 ms), so that the initial syncs, the day and the figures fit the
-# section's 25 minutes. C's budget: 15 sandbox minutes. Each run also pays the sync's
-# overhead (~25 wall s = ~40 sandbox min at S = 100), so a run comes every ~55 minutes and
-# the max-age sweep needs k = N·P / (A − 2P) ≈ 10,000 × 55 / (720 − 110) ≈ 900 ASINs of it;
-# 15 minutes at 2.5 ASINs/s answer 2,250: the sweep plus about 1,350 by urgency, more than
-# the 1,000 ASINs that change about hourly. 10 minutes (1,500) would leave fewer than those.
-FULL_DAY = DayPlan(n_asins=10_000, time_scale=100.0, day_seconds=86_400.0, budget_seconds=900.0)
+# 10,000 ASINs, a day in 28.8 wall minutes (S = 50: getItemOffersBatch every 200 ms,
+# getItemOffers every 40 ms). At S = 100 (20 ms) arrivals on this 2-core machine, with three
+# designs and three sandboxes on it, came up to 0.64 ms early and met a 429 every ~450 calls;
+# and every wall second a run spends outside its fetch costs S sandbox seconds, which the
+# real system does not pay (C's ~8 s became 13 sandbox minutes against a 15-minute budget).
+# C's budget: 15 sandbox minutes, which at 2.5 ASINs/s buys 2,271 ASINs; with ~6 sandbox
+# minutes of overhead a run comes every ~21 minutes and the max-age sweep needs
+# k = N·P / (A − 2P) ≈ 10,000 × 21 / (720 − 42) ≈ 310 of them, leaving ~1,960 by urgency:
+# more than the 1,000 ASINs that change about hourly.
+FULL_DAY = DayPlan(n_asins=10_000, time_scale=50.0, day_seconds=86_400.0, budget_seconds=900.0)
 # the smoke test's: 300 ASINs, 3 sandbox hours in 27 wall seconds
 QUICK_DAY = DayPlan(n_asins=300, time_scale=400.0, day_seconds=3 * 3600.0, budget_seconds=300.0)
 
@@ -141,7 +146,11 @@ class DesignResult:
     reactions: dict[str, Reactions] = field(default_factory=dict)
     below_cost_minutes: float = 0.0  # listing-minutes
     no_supply_minutes: float = 0.0
+    # listing-minutes without supply by cause (freshness_metrics.NO_SUPPLY_CAUSES)
+    no_supply_by_cause: dict[str, float] = field(default_factory=dict)
     max_age: float = 0.0  # sandbox seconds, largest observation age of a listed ASIN
+    # change class (index into the process's classes) → mean observations per listed ASIN
+    observations_by_class: dict[int, float] = field(default_factory=dict)
     max_age_asin: str = ""
     asins_over_age: int = 0
     listed_asins: int = 0
@@ -284,6 +293,8 @@ def _run_invsync_design(
             finally:
                 _stop(daemon)
             raw.stats = _ledger(sandbox)
+            # kept beside the design's data directory, to look into a figure afterwards
+            (home / "ledger.json").write_text(json.dumps(raw.stats), encoding="utf-8")
         finally:
             log.close()
 
@@ -514,6 +525,7 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
         )
     result.reactions = reactions(world.changes, seen, pushes, end=day)
     below = missing = 0.0
+    by_cause = dict.fromkeys(NO_SUPPLY_CAUSES, 0.0)
     for listing in listings:
         cost = world.cost.get(listing.asin)
         if cost is None:
@@ -522,8 +534,18 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
         b, m = exposure_seconds(states[key], cost, 0.0, day)
         below += b
         missing += m
+        if m:
+            causes = no_supply_causes(states[key], cost, seen.get(listing.asin, []), 0.0, day)
+            for cause, seconds in causes.items():
+                by_cause[cause] = by_cause.get(cause, 0.0) + seconds / 60
     result.below_cost_minutes = below / 60
     result.no_supply_minutes = missing / 60
+    result.no_supply_by_cause = by_cause
+    by_class: dict[int, list[int]] = {}
+    for asin in listed:
+        inside = sum(1 for t in seen.get(asin, ()) if 0.0 < t <= day)
+        by_class.setdefault(world.rate_class[asin], []).append(inside)
+    result.observations_by_class = {k: sum(v) / len(v) for k, v in sorted(by_class.items())}
     for asin in listed:
         age = max_observation_age(seen.get(asin, []), 0.0, day) if seen.get(asin) else day
         if age > result.max_age:

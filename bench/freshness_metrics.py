@@ -154,3 +154,45 @@ def max_observation_age(observations: Sequence[float], start: float, end: float)
     gaps = [b - a for a, b in itertools.pairwise(points)]
     gaps.append(end - points[-1])
     return max(gaps)
+
+
+NO_SUPPLY_CAUSES = ("never_supplied", "not_yet_observed", "observed_not_pushed")
+
+
+def no_supply_causes(
+    listing: Sequence[tuple[float, float | None, bool]],
+    cost: Sequence[tuple[float, int | None]],
+    observations: Sequence[float],
+    start: float,
+    end: float,
+) -> dict[str, float]:
+    """The no-supply seconds of :func:`exposure_seconds`, by cause:
+
+    * ``never_supplied``: the ASIN had no supply at any time of the window (an invalid ASIN,
+      or no offer passes the policy all day);
+    * ``not_yet_observed``: the supply went away after the ASIN's newest observation, so
+      no fetch could have seen it yet (the fetch's latency);
+    * ``observed_not_pushed``: a fetch had seen the lack of supply, and the listing was
+      still buyable (the run's own latency to its push, or a decision not to push: a hold).
+    """
+    out = dict.fromkeys(NO_SUPPLY_CAUSES, 0.0)
+    inside = [supply for t, supply in cost if t < end]
+    if all(supply is None for supply in inside):
+        _, missing = exposure_seconds(listing, cost, start, end)
+        out["never_supplied"] = missing
+        return out
+    seen = sorted(observations)
+    cuts = sorted({start, end, *(t for t, *_ in listing), *(t for t, _ in cost), *seen})
+    cuts = [t for t in cuts if start <= t <= end]
+    listing_times = [t for t, *_ in listing]
+    cost_times = [t for t, _ in cost]
+    for left, right in itertools.pairwise(cuts):
+        li = bisect.bisect_right(listing_times, left) - 1
+        ci = bisect.bisect_right(cost_times, left) - 1
+        if li < 0 or ci < 0 or not listing[li][2] or cost[ci][1] is not None:
+            continue
+        lost = cost[ci][0]  # the supply went away at this step (or before the window)
+        newest = bisect.bisect_right(seen, left) - 1
+        observed = newest >= 0 and seen[newest] >= lost
+        out["observed_not_pushed" if observed else "not_yet_observed"] += right - left
+    return out
