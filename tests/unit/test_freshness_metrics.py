@@ -9,6 +9,7 @@ from bench.freshness_metrics import (
     Change,
     exposure_seconds,
     max_observation_age,
+    no_supply_causes,
     percentile,
     reactions,
 )
@@ -82,3 +83,18 @@ def test_max_observation_age_includes_the_time_before_the_first_and_after_the_la
     assert max_observation_age([-30.0], 0.0, 100.0) == 130.0
     # looks after the end do not count: 100 - 70 = 30 still the tail
     assert max_observation_age([-5.0, 70.0, 150.0], 0.0, 100.0) == 75.0
+
+
+def test_no_supply_minutes_split_by_whether_a_fetch_had_seen_the_loss() -> None:
+    # buyable at 1,000 yen until a push hides it at 250; Amazon has no supply 100-300
+    listing = [(float("-inf"), 1000.0, True), (250.0, 1000.0, False)]
+    cost = [(0.0, 800), (100.0, None), (300.0, 800)]
+    causes = no_supply_causes(listing, cost, [50.0, 200.0, 320.0], 0.0, 400.0)
+    assert causes == {"never_supplied": 0.0, "not_yet_observed": 100.0,
+                      "observed_not_pushed": 50.0}  # fmt: skip
+    # the parts add up to exposure_seconds' no-supply seconds
+    assert sum(causes.values()) == exposure_seconds(listing, cost, 0.0, 400.0)[1]
+    # an ASIN without supply all day (an invalid one) is its own cause
+    never = no_supply_causes(listing, [(0.0, None)], [], 0.0, 400.0)
+    assert never == {"never_supplied": 250.0, "not_yet_observed": 0.0,
+                     "observed_not_pushed": 0.0}  # fmt: skip
