@@ -53,6 +53,7 @@ from bench.freshness_metrics import (
     NO_SUPPLY_CAUSES,
     Reactions,
     exposure_seconds,
+    exposure_yen_seconds,
     max_observation_age,
     no_supply_causes,
     reactions,
@@ -148,6 +149,7 @@ class DesignResult:
     no_supply_minutes: float = 0.0
     # listing-minutes without supply by cause (freshness_metrics.NO_SUPPLY_CAUSES)
     no_supply_by_cause: dict[str, float] = field(default_factory=dict)
+    exposure_yen_minutes: float = 0.0  # below cost (the loss) + no supply (the price), yen-min
     max_age: float = 0.0  # sandbox seconds, largest observation age of a listed ASIN
     # change class (index into the process's classes) → mean observations per listed ASIN
     observations_by_class: dict[int, float] = field(default_factory=dict)
@@ -534,6 +536,7 @@ def measure(plan: DayPlan, raw: _Raw, world: World, listings: list[Listing]) -> 
         b, m = exposure_seconds(states[key], cost, 0.0, day)
         below += b
         missing += m
+        result.exposure_yen_minutes += sum(exposure_yen_seconds(states[key], cost, 0.0, day)) / 60
         if m:
             causes = no_supply_causes(states[key], cost, seen.get(listing.asin, []), 0.0, day)
             for cause, seconds in causes.items():

@@ -196,3 +196,33 @@ def no_supply_causes(
         observed = newest >= 0 and seen[newest] >= lost
         out["observed_not_pushed" if observed else "not_yet_observed"] += right - left
     return out
+
+
+def exposure_yen_seconds(
+    listing: Sequence[tuple[float, float | None, bool]],
+    cost: Sequence[tuple[float, int | None]],
+    start: float,
+    end: float,
+) -> tuple[float, float]:
+    """:func:`exposure_seconds` weighed by what is at stake, in yen-seconds: below cost, the
+    loss on a sale (cost − our price); without supply, our price (a sale that cannot be
+    sourced). What the urgency order weighs (docs/fetch.md); the listing-minutes do not."""
+    cuts = sorted({start, end, *(t for t, *_ in listing), *(t for t, _ in cost)})
+    cuts = [t for t in cuts if start <= t <= end]
+    listing_times = [t for t, *_ in listing]
+    cost_times = [t for t, _ in cost]
+    below = missing = 0.0
+    for left, right in itertools.pairwise(cuts):
+        li = bisect.bisect_right(listing_times, left) - 1
+        ci = bisect.bisect_right(cost_times, left) - 1
+        if li < 0 or ci < 0:
+            continue
+        _, price, buyable = listing[li]
+        supply = cost[ci][1]
+        if not buyable or price is None:
+            continue
+        if supply is None:
+            missing += (right - left) * price
+        elif price < supply:
+            below += (right - left) * (supply - price)
+    return below, missing

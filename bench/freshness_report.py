@@ -53,6 +53,7 @@ def ratios(day: FreshnessDay) -> dict[str, float]:
     return {
         "p50": _ratio(headline(c).quantile(0.5), headline(b).quantile(0.5)),
         "exposure": _ratio(c.exposure_minutes, b.exposure_minutes),
+        "exposure_yen": _ratio(c.exposure_yen_minutes, b.exposure_yen_minutes),
     }
 
 
@@ -125,8 +126,9 @@ def summary_lines(day: FreshnessDay) -> list[str]:
                 f"{found.not_pushed:,} | {found.unobserved:,} |"
             )
     lines += ["", "| design | no supply (listing-minutes): never supplied all day | supply lost, "
-              "not yet observed | observed, listing still buyable | observations per listed ASIN "
-              "in the day, by change class |", "|---|---|---|---|---|"]  # fmt: skip
+              "not yet observed | observed, listing still buyable | exposure weighed by value "
+              "(million yen-minutes) | observations per listed ASIN in the day, by change class |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
     classes = day.plan.process.classes
     for name, r in sorted(day.designs.items()):
         if r.error:
@@ -137,14 +139,18 @@ def summary_lines(day: FreshnessDay) -> list[str]:
             for k, mean in r.observations_by_class.items()
             if k < len(classes)
         )
-        lines.append(f"| {name} | " + " | ".join(f"{m:,.0f}" for m in found) + f" | {seen} |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{m:,.0f}" for m in found)
+            + f" | {r.exposure_yen_minutes / 1e6:,.1f} | {seen} |"
+        )  # fmt: skip
     measured = ratios(day)
     if measured:
         lines += [
             "",
             f"C / B: p50 reaction latency (price changes and stock-outs) "
             f"**{measured['p50']:.3f} ×** (target ≤ {LATENCY_RATIO_TARGET:g}); loss exposure "
-            f"**{measured['exposure']:.3f} ×** (target ≤ {EXPOSURE_RATIO_TARGET:g}).",
+            f"**{measured['exposure']:.3f} ×** (target ≤ {EXPOSURE_RATIO_TARGET:g}); weighed "
+            f"by value (what the urgency order weighs) {measured['exposure_yen']:.3f} ×.",
         ]
     return lines
 

@@ -8,6 +8,7 @@ import math
 from bench.freshness_metrics import (
     Change,
     exposure_seconds,
+    exposure_yen_seconds,
     max_observation_age,
     no_supply_causes,
     percentile,
@@ -98,3 +99,14 @@ def test_no_supply_minutes_split_by_whether_a_fetch_had_seen_the_loss() -> None:
     never = no_supply_causes(listing, [(0.0, None)], [], 0.0, 400.0)
     assert never == {"never_supplied": 250.0, "not_yet_observed": 0.0,
                      "observed_not_pushed": 0.0}  # fmt: skip
+
+
+def test_the_value_weighed_exposure_counts_the_loss_below_cost_and_the_price_without_supply() -> (
+    None
+):
+    # 1,000 yen; Amazon costs 1,200 from 100 to 200 (200 yen lost a sale), none 200-300
+    listing = [(float("-inf"), 1000.0, True)]
+    cost = [(0.0, 800), (100.0, 1200), (200.0, None), (300.0, 800)]
+    assert exposure_yen_seconds(listing, cost, 0.0, 400.0) == (100.0 * 200, 100.0 * 1000)
+    hidden = [(float("-inf"), 1000.0, False)]
+    assert exposure_yen_seconds(hidden, cost, 0.0, 400.0) == (0.0, 0.0)
