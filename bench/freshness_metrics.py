@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 KINDS = ("price", "stockout", "restock")
@@ -111,6 +111,27 @@ def reactions(
     return out
 
 
+def _buyable_spans(
+    listing: Sequence[tuple[float, float | None, bool]],
+    cost: Sequence[tuple[float, int | None]],
+    start: float,
+    end: float,
+) -> Iterator[tuple[float, float | None, int | None]]:
+    """(seconds, our price, the Amazon cost or None) of each stretch of [start, end) in
+    which the listing was buyable; the first entry of each sequence is the state at or
+    before ``start``."""
+    cuts = sorted({start, end, *(t for t, *_ in listing), *(t for t, _ in cost)})
+    cuts = [t for t in cuts if start <= t <= end]
+    listing_times = [t for t, *_ in listing]
+    cost_times = [t for t, _ in cost]
+    for left, right in itertools.pairwise(cuts):
+        li = bisect.bisect_right(listing_times, left) - 1
+        ci = bisect.bisect_right(cost_times, left) - 1
+        if li < 0 or ci < 0 or not listing[li][2]:
+            continue
+        yield right - left, listing[li][1], cost[ci][1]
+
+
 def exposure_seconds(
     listing: Sequence[tuple[float, float | None, bool]],
     cost: Sequence[tuple[float, int | None]],
@@ -122,24 +143,12 @@ def exposure_seconds(
     ``listing``: its states in time order, ``(from t, price in yen, buyable)``; ``cost``:
     the ASIN's true Amazon cost in time order, ``(from t, yen or None for no supply)``.
     The first entry of each is the state at or before ``start``."""
-    cuts = sorted({start, end, *(t for t, *_ in listing), *(t for t, _ in cost)})
-    cuts = [t for t in cuts if start <= t <= end]
-    listing_times = [t for t, *_ in listing]
-    cost_times = [t for t, _ in cost]
     below = missing = 0.0
-    for left, right in itertools.pairwise(cuts):
-        li = bisect.bisect_right(listing_times, left) - 1
-        ci = bisect.bisect_right(cost_times, left) - 1
-        if li < 0 or ci < 0:
-            continue
-        _, price, buyable = listing[li]
-        supply = cost[ci][1]
-        if not buyable:
-            continue
+    for seconds, price, supply in _buyable_spans(listing, cost, start, end):
         if supply is None:
-            missing += right - left
+            missing += seconds
         elif price is not None and price < supply:
-            below += right - left
+            below += seconds
     return below, missing
 
 
@@ -207,22 +216,12 @@ def exposure_yen_seconds(
     """:func:`exposure_seconds` weighed by what is at stake, in yen-seconds: below cost, the
     loss on a sale (cost − our price); without supply, our price (a sale that cannot be
     sourced). What the urgency order weighs (docs/fetch.md); the listing-minutes do not."""
-    cuts = sorted({start, end, *(t for t, *_ in listing), *(t for t, _ in cost)})
-    cuts = [t for t in cuts if start <= t <= end]
-    listing_times = [t for t, *_ in listing]
-    cost_times = [t for t, _ in cost]
     below = missing = 0.0
-    for left, right in itertools.pairwise(cuts):
-        li = bisect.bisect_right(listing_times, left) - 1
-        ci = bisect.bisect_right(cost_times, left) - 1
-        if li < 0 or ci < 0:
-            continue
-        _, price, buyable = listing[li]
-        supply = cost[ci][1]
-        if not buyable or price is None:
+    for seconds, price, supply in _buyable_spans(listing, cost, start, end):
+        if price is None:
             continue
         if supply is None:
-            missing += (right - left) * price
+            missing += seconds * price
         elif price < supply:
-            below += (right - left) * (supply - price)
+            below += seconds * (supply - price)
     return below, missing
