@@ -188,4 +188,6 @@ def test_expired_tokens_are_refreshed_once_then_stop(start_sandbox, con, data_di
     assert by_lane["getItemOffersBatch"] + by_lane["getItemOffers"] == sum(by_lane.values())
     assert max(by_lane.values()) <= 2
     assert 2 in by_lane.values()  # one lane asked again with a fresh token, then stopped
-    assert 2 <= stats["per_operation"]["lwa.token"]["calls"] <= 1 + len(by_lane)
+    # tokens: per lane at most its first (both lanes may ask before the library's shared
+    # cache holds one: 4 calls were met in a fresh-clone run at 8fef936) and one refresh
+    assert 2 <= stats["per_operation"]["lwa.token"]["calls"] <= 2 * len(by_lane)
