@@ -293,7 +293,8 @@ def _stages(
             if late:
                 chosen = frozenset(asins["asin"].to_list())
                 pulled += _pull_listings(ws, con, only=late, read_asins=chosen)
-                extract.run(ws, con, None, run_id=run_id)  # the run's counts, eBay pulled
+                # extract_seconds spans the pulls, as a full pass's does (the run's listing
+                # counts are the fetch plan's, recorded by fetch.record)
                 run_book.update_run(con, run_id, extract_seconds=time.monotonic() - started)
         summary.pulled = listings_pull.summary_sentence(pulled)
         if summary.resumed:
