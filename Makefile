@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
+# the tests cover the optional extras too: Dagster (many sellers) and S3 history
+EXTRAS := dev,dagster,s3
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast sync lint format sandbox bench test-browser clean
@@ -15,14 +17,14 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@if command -v uv >/dev/null 2>&1; then \
-		uv pip install --quiet --python $(BIN)/python -e '.[dev]'; \
+		uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS)]'; \
 	else \
 		$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip && \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'; \
 	fi
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install invsync with its dev extras
+setup: $(STAMP) ## Create .venv and install invsync with its dev, dagster and s3 extras
 
 # Two workers: the suite waits mostly on loopback HTTP and subprocesses, and every test is
 # written to hold on a busy machine (tests/README.md). PYTEST_ARGS="-n 0" runs it serially.
