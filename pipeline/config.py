@@ -613,6 +613,9 @@ class Workspace:
     config_path: Path | None
     data_dir: Path
     env: Mapping[str, str] = field(repr=False)  # process env over .env; holds secrets
+    # where the variables come from, for messages: one seller's prefix under Dagster
+    # (pipeline/orchestration: ACME_SP_API_REFRESH_TOKEN is read as SP_API_REFRESH_TOKEN)
+    env_prefix: str = ""
 
     def __post_init__(self) -> None:
         # Every secret this workspace can hand out is held for redaction from the start,
@@ -630,7 +633,8 @@ class Workspace:
         value = self.env.get(name, "")
         if not value:
             raise MissingCredentialError(
-                f"{name} is not set; put it in the environment or in .env (see .env.example)."
+                f"{self.env_prefix}{name} is not set; put it in the environment or in .env "
+                "(see .env.example)."
             )
         return value
 
@@ -647,6 +651,7 @@ class Workspace:
             config_path=self.config_path,
             data_dir=self.data_dir,
             env={**self.env, **extra},
+            env_prefix=self.env_prefix,
         )
 
     def require_live_credentials(self) -> None:
@@ -657,6 +662,7 @@ class Workspace:
         store = RefreshTokenStore(store_path(self.data_dir))
         stored = [a.id for a in self.settings.accounts if store.holds(token_key(a.platform, a.id))]
         missing = [n for n in self.settings.required_secrets(stored) if not self.env.get(n)]
+        missing = [f"{self.env_prefix}{n}" for n in missing]
         if missing:
             where = self.config_path or DEFAULT_CONFIG_NAME
             raise MissingCredentialError(
