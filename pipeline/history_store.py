@@ -152,9 +152,9 @@ class HistoryStore:
             found = self.filesystem().glob(f"{base}/{pattern}")
         return sorted(str(path).removeprefix(self.root + "/") for path in found)
 
-    def held(self) -> dict[str, dict[str, Any]]:
+    def held(self, doing: str = "list the history in") -> dict[str, dict[str, Any]]:
         """Every object under the prefix: its key relative to the prefix → s3fs's details."""
-        with self.talking("list the history in"):
+        with self.talking(doing):
             found = self.filesystem().find(self.root, detail=True)
         return {str(path).removeprefix(self.root + "/"): info for path, info in found.items()}
 
@@ -163,7 +163,7 @@ class HistoryStore:
         from pipeline.warehouse import readable_parquet
 
         started = time.monotonic()
-        held = self.held()
+        held = self.held("upload the history to")
         fs = self.filesystem()
         keys: list[str] = []
         sent = kept = 0
@@ -219,7 +219,7 @@ def _failure(store: HistoryStore, doing: str, exc: BaseException) -> ExternalApi
             f"{keep}: check {KEY_ID_VAR} and {SECRET_KEY_VAR} in the environment or .env.",
             code=cause, operation="s3",
         )  # fmt: skip
-    if "NoSuchBucket" in cause or (isinstance(exc, FileNotFoundError) and doing.startswith("up")):
+    if "NoSuchBucket" in cause or isinstance(exc, FileNotFoundError):
         return ConfigError(
             f"The bucket {store.bucket} of [history] url {store.url} does not exist at "
             f"{store.endpoint} ({cause}); create it or correct the url, and sync again ({keep})."
