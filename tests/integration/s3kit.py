@@ -1,9 +1,16 @@
 """A real S3-compatible store on loopback for tests: moto's server in a thread of the test
 process, on 127.0.0.1 and a free port, with a fresh bucket per test. Not a test module.
 
-Use it from any test module by importing the fixture (pytest finds an imported fixture)::
+tests/integration/conftest.py imports the ``s3_store`` fixture, so every test below
+``tests/integration/`` asks for it by name; another folder imports it into its own
+``conftest.py`` the same way (a fixture imported into a test module itself also works, but
+ruff reads the test's parameter as a redefinition, F811)::
 
-    from tests.integration.s3kit import S3Store, s3_store  # noqa: F401
+    # tests/orchestration/conftest.py
+    from tests.integration.s3kit import s3_store  # noqa: F401
+
+    # tests/orchestration/test_something.py
+    from tests.integration.s3kit import S3Store
 
     def test_something(s3_store: S3Store) -> None:
         env = {**sandbox_env, **s3_store.env}       # what an invsync workspace needs

@@ -20,7 +20,7 @@ import pytest
 from pipeline import history_store, views, warehouse
 from pipeline.config import Settings, Workspace, open_workspace, parse_settings
 from pipeline.errors import ConfigError, MissingCredentialError, TransientApiError
-from tests.integration.s3kit import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Store, s3_store  # noqa: F401
+from tests.integration.s3kit import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Store
 from tests.sql.test_views import three_runs
 
 PREFIX = "seller-1"
@@ -239,7 +239,9 @@ def test_the_store_takes_its_keys_and_endpoint_from_the_workspace_only(
     ws = workspace(tmp_path, s3_store.env, s3_store.url(PREFIX))
     uploaded = history_store.upload_history(ws)
     assert uploaded is not None and len([k for k in uploaded.keys if "snapshots" in k]) == 3
-    assert f"{PREFIX}/snapshots/amazon/dt=2026-11-01/run_id=r2/part-0.parquet" in s3_store.keys()
+    assert f"{PREFIX}/snapshots/amazon/dt=2026-11-01/run_id=r2/part-0.parquet" in s3_store.keys(
+        PREFIX
+    )
 
     without = {k: v for k, v in s3_store.env.items() if k != "AWS_SECRET_ACCESS_KEY"}
     lacking = workspace(tmp_path, without, s3_store.url(PREFIX))
@@ -294,3 +296,12 @@ def test_a_history_url_makes_the_aws_keys_secrets_and_leaves_the_digest_alone() 
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(remote.secret_variables())
     assert "AWS_SECRET_ACCESS_KEY" not in local.secret_variables()
     assert remote.digest() == local.digest()  # where files are kept decides nothing in a run
+
+
+def test_a_bucket_the_store_lacks_is_named_with_the_next_step(
+    s3_store: S3Store, tmp_path: Path
+) -> None:
+    three_runs(tmp_path / "data").close()
+    ws = workspace(tmp_path, s3_store.env, f"s3://{s3_store.bucket}-missing/{PREFIX}")
+    with pytest.raises(ConfigError, match=r"-missing of \[history\] url .* does not exist at"):
+        history_store.upload_history(ws)
