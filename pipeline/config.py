@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline import history_store
 from pipeline.display import DEFAULT_TIMEZONE, zone_problem
 from pipeline.errors import ConfigError, MissingCredentialError
 from pipeline.platforms import Platform
@@ -70,6 +71,8 @@ BASE_SECRETS = ("BASE_CLIENT_ID", "BASE_CLIENT_SECRET")
 # Not secret, but live BASE needs it: the token endpoint wants the app's redirect_uri on refresh.
 BASE_REDIRECT_VAR = "BASE_REDIRECT_URI"
 EBAY_SECRETS = ("EBAY_CLIENT_ID", "EBAY_CLIENT_SECRET", "EBAY_REFRESH_TOKEN")
+# The [history] store's access key pair (pipeline.history_store), secret when a url is set.
+HISTORY_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # Endpoint overrides (not secrets): the same code reaches Amazon, BASE, eBay or the sandbox.
 ENDPOINT_VARS = ("SP_API_ENDPOINT", "LWA_ENDPOINT", "BASE_API_URL", "EBAY_API_URL")
 
@@ -503,6 +506,42 @@ class DisplaySettings(_Section):
         return value
 
 
+# An S3 bucket name (3-63 lower-case letters, digits, dots, hyphens), then an optional prefix of
+# plain characters: the views embed the URL in SQL and DuckDB globs below it, so no quote,
+# space or glob character may be part of it
+_HISTORY_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[A-Za-z0-9._=/-]*)?$")
+
+
+class HistorySettings(_Section):
+    """``[history]``: where the Parquet history's system of record lives (docs/configuration.md).
+
+    ``url`` None keeps it in the data directory only; ``"s3://bucket/prefix"`` mirrors it to
+    that S3-compatible store at every publish and points the analysts' views there
+    (:mod:`pipeline.history_store`). Credentials come from the environment or ``.env``."""
+
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("s3://"):
+            raise ValueError(
+                f"{value!r} is not an s3:// URL; write 's3://bucket/prefix' (any S3-compatible "
+                "store: its endpoint goes in AWS_ENDPOINT_URL), or leave the key out to keep "
+                "the history local"
+            )
+        url = value.rstrip("/")
+        if not _HISTORY_URL.match(url) or "//" in url.removeprefix("s3://"):
+            raise ValueError(
+                f"{value!r} does not name a bucket and prefix invsync can use; write "
+                "'s3://bucket/prefix' with a bucket of lower-case letters, digits, dots and "
+                "hyphens and a prefix of letters, digits and . _ = - /"
+            )
+        return url
+
+
 DEMO_ACCOUNTS: tuple[Account, ...] = (
     Account(id="shop1", platform="base", refresh_token_env="BASE_SHOP1_REFRESH_TOKEN"),
     Account(id="shop2", platform="base", refresh_token_env="BASE_SHOP2_REFRESH_TOKEN"),
@@ -522,6 +561,7 @@ class Settings(_Section):
     guardrails: GuardrailSettings = GuardrailSettings()
     notify: NotifySettings = NotifySettings()
     display: DisplaySettings = DisplaySettings()
+    history: HistorySettings = HistorySettings()
 
     @model_validator(mode="after")
     def _pricing_overrides_name_accounts(self) -> Settings:
@@ -596,12 +636,15 @@ class Settings(_Section):
         live mode needs it (``refresh_token_env`` of every account included)."""
         names = [*SPAPI_SECRETS, *BASE_SECRETS, *EBAY_SECRETS]
         names += [a.refresh_token_env for a in self.accounts if a.refresh_token_env]
+        if self.history.url:  # the store's access key pair ([history]; pipeline.history_store)
+            names += [*HISTORY_SECRETS]
         return list(dict.fromkeys(names))
 
     def digest(self) -> str:
         """A short hash of the effective settings, recorded with each run: the settings that
-        decide what a run does, so ``[display]`` (how times are shown) is left out."""
-        decisive = self.model_dump_json(exclude={"display"})
+        decide what a run does, so ``[display]`` (how times are shown) and ``[history]`` (where
+        the files are kept) are left out."""
+        decisive = self.model_dump_json(exclude={"display", "history"})
         return hashlib.sha256(decisive.encode()).hexdigest()[:16]
 
 
@@ -622,6 +665,8 @@ class Workspace:
         # the refresh-token variables the accounts name included, whatever their names.
         names = secret_names(self.env, also=self.settings.secret_variables())
         remember(*(self.env.get(name, "") for name in names))
+        # for the callers that know only the data directory (views.publish from a sync)
+        history_store.declare(self)
 
     @property
     def is_sandbox(self) -> bool:

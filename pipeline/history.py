@@ -44,6 +44,8 @@ def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         copy = _analysts_copy(data_dir)
         source = data_dir / views.ANALYTICS_NAME if copy else warehouse.warehouse_path(data_dir)
         con = copy or warehouse.connect(data_dir, read_only=True)
+    if source == warehouse.warehouse_path(data_dir):  # its views may read a remote history
+        views.reading_history(con, data_dir)
     try:
         with _naming_damage(data_dir, source):
             has_views = con.execute(

@@ -25,6 +25,10 @@ Hive-style folders (``key=value``) carry partition keys for DuckDB, polars, pyar
 A key of the path is never also a column of the file (pandas and pyarrow refuse a dataset
 whose files hold a column of the same name as a folder key), and every folder holds one
 table, so each folder reads as one dataset in each of the four.
+
+With ``[history] url`` set, the snapshots, diffs, listings, loads and exports are also kept on
+that S3-compatible store under the same relative keys below the URL, uploaded at each publish
+(:mod:`pipeline.history_store`); the rest of this tree stays local to the worker.
 """
 
 from __future__ import annotations

@@ -24,6 +24,11 @@ Neither a snapshot nor a diff nor a listing file holds the keys of its path (``d
 pyarrow and DuckDB readers of the folder do, and each export has a folder of its own
 (``exports/<table>/<table>.parquet``). ``analytics.duckdb`` is written in an older storage
 version (:data:`ANALYTICS_STORAGE_VERSION`) so the DuckDB CLI versions pip installs open it.
+
+With ``[history] url`` set (:mod:`pipeline.history_store`), publish uploads the history to
+that object store and every view reads ``s3://`` paths below the URL instead of the local
+folders; a connection reading them needs the store registered (:func:`open_for_reading`,
+:func:`reading_history`). The views name paths only, never a credential.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import polars as pl
 
 from pipeline import decisions, schemas, warehouse
 from pipeline.files import atomic_target
+from pipeline.history_store import HistoryStore, declared
 from pipeline.layout import (
     DIFF_FILES,
     LISTING_FILES,
@@ -109,16 +115,35 @@ def _empty_select(columns: dict[str, str]) -> str:
     return f"select {body} limit 0"
 
 
+def _file_source(data_dir: Path, path: Path, history: HistoryStore | None) -> str:
+    """One file of the data directory for ``read_parquet``: local, or its object in the store."""
+    if history is None:
+        return _source(path)
+    return _literal(history.remote(path.relative_to(data_dir)))
+
+
 def _glob_or_empty(
     data_dir: Path,
     files: tuple[str, str],
     models: tuple[type[schemas.pa.DataFrameModel], ...],
     path_keys: tuple[str, ...] = (),
+    history: HistoryStore | None = None,
 ) -> str:
     """A relation over the Parquet files, or an empty typed one while there are none
     (DuckDB binds a view when it is created, and an empty glob does not bind).
-    ``path_keys``: Hive keys of the path that the files do not hold, read as text."""
+    ``path_keys``: Hive keys of the path that the files do not hold, read as text.
+
+    With a remote ``history`` the relation reads the store's objects, a glob below the URL
+    (the prefix is plain characters: config checks it). The store holds only files that
+    passed the footer check here before upload (:mod:`pipeline.history_store`), so a damaged
+    local file is already left out there; whether there is anything to read is the store's
+    listing, not the local folder's (a worker may hold less than the store)."""
     folder, pattern = files
+    if history is not None:
+        if not history.matching(folder, pattern):
+            return _empty_relation(models, path_keys)
+        where = _literal(history.remote(folder) + "/" + pattern)
+        return _read_parquet(where, path_keys)
     found = sorted((data_dir / folder).glob(pattern))
     kind = {SNAPSHOT_FILES: "snapshot", DIFF_FILES: "diff"}.get(files, "listing history")
     readable = warehouse.readable_parquet(found, kind)
@@ -128,6 +153,10 @@ def _glob_or_empty(
         where = _literal(warehouse.duckdb_file((data_dir / folder).resolve()) + "/" + pattern)
     else:
         where = "[" + ", ".join(_source(path) for path in readable) + "]"
+    return _read_parquet(where, path_keys)
+
+
+def _read_parquet(where: str, path_keys: tuple[str, ...]) -> str:
     hive = "hive_partitioning = false"
     if path_keys:
         types = ", ".join(f"'{key}': varchar" for key in path_keys)
@@ -135,16 +164,19 @@ def _glob_or_empty(
     return f"select * from read_parquet({where}, union_by_name = true, {hive})"
 
 
-def _decision_export(data_dir: Path, name: str) -> str:
-    """The exported decisions table ``name``, or an empty typed one before the first export."""
+def _decision_export(data_dir: Path, name: str, history: HistoryStore | None = None) -> str:
+    """The exported decisions table ``name``, or an empty typed one before the first export
+    (exports are uploaded at every publish, so a local one is in the store too)."""
     source = export_path(data_dir, name)
     if source.is_file():
-        return f"select * from read_parquet({_source(source)})"
+        return f"select * from read_parquet({_file_source(data_dir, source, history)})"
     schema = decisions.EXPORT_SCHEMAS[name]
     return _empty_select({column: _sql_type(dtype) for column, dtype in schema.items()})
 
 
-def _verdict_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+def _verdict_views(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, history: HistoryStore | None = None
+) -> None:
     """In the analysts' database, :data:`VERDICT_TABLES` as views over their exports (the
     warehouse has the tables themselves; publish writes the exports before this database)."""
     tables = {
@@ -157,17 +189,27 @@ def _verdict_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
         source = export_path(data_dir, name)
         if name not in tables and source.is_file():
             con.execute(
-                f"create or replace view {name} as select * from read_parquet({_source(source)})"
+                f"create or replace view {name} as select * from "
+                f"read_parquet({_file_source(data_dir, source, history)})"
             )
 
 
-def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """The Parquet folders and the exported decisions as views (:data:`SOURCE_VIEWS`)."""
-    snapshots = _glob_or_empty(data_dir, SNAPSHOT_FILES, (schemas.Snapshot,), SNAPSHOT_PATH_KEYS)
+def create_source_views(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, history: HistoryStore | None = None
+) -> None:
+    """The Parquet folders and the exported decisions as views (:data:`SOURCE_VIEWS`): over
+    the data directory, or over the store of a remote ``history`` (registered on ``con``)."""
+    if history is not None:
+        history.register(con)
+    snapshots = _glob_or_empty(
+        data_dir, SNAPSHOT_FILES, (schemas.Snapshot,), SNAPSHOT_PATH_KEYS, history
+    )
     # the run id first, as in the frame (schemas.Snapshot); dt is only the run id's date
     snapshots = f"select run_id, * exclude (dt, run_id) from ({snapshots})"
-    diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.PricedDiff,), DIFF_PATH_KEYS)
-    listings = _glob_or_empty(data_dir, LISTING_FILES, (schemas.ListingHistory,), DIFF_PATH_KEYS)
+    diffs = _glob_or_empty(data_dir, DIFF_FILES, (schemas.PricedDiff,), DIFF_PATH_KEYS, history)
+    listings = _glob_or_empty(
+        data_dir, LISTING_FILES, (schemas.ListingHistory,), DIFF_PATH_KEYS, history
+    )
     con.execute(f"create or replace view snapshots as {snapshots}")
     con.execute(
         "create or replace view diff_rows as select * replace (cast(fx_jpy_per_usd as"
@@ -175,8 +217,8 @@ def create_source_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     )
     con.execute(f"create or replace view listing_rows as {listings}")
     for name in DECISION_EXPORTS:
-        con.execute(f"create or replace view {name} as {_decision_export(data_dir, name)}")
-    _verdict_views(con, data_dir)
+        con.execute(f"create or replace view {name} as {_decision_export(data_dir, name, history)}")
+    _verdict_views(con, data_dir, history)
 
 
 def create_analyst_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -184,9 +226,12 @@ def create_analyst_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create or replace view {name} as {load_sql(f'views/{name}')}")
 
 
-def refresh_warehouse_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """(Re)create the analysts' views inside the warehouse itself."""
-    create_source_views(con, data_dir)
+def refresh_warehouse_views(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, history: HistoryStore | None = None
+) -> None:
+    """(Re)create the analysts' views inside the warehouse itself (over the store of a
+    remote ``history``: a later reader of them registers it, as :func:`reading_history`)."""
+    create_source_views(con, data_dir, history)
     create_analyst_views(con)
 
 
@@ -233,8 +278,16 @@ def storage_number(path: Path) -> int | None:
     return int.from_bytes(head[12:20], "little")
 
 
-def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
+def publish(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, history: HistoryStore | None = None
+) -> bool:
     """Refresh the warehouse views, the exports and ``analytics.duckdb``.
+
+    With the history on an object store (``history``, else the store the data directory's
+    workspace declared: :func:`pipeline.history_store.declared`), the exports are written,
+    then every history file the store lacks is uploaded, then the views are written over the
+    store's objects. A failed upload raises its sentence before any view changes: the views
+    keep reading what the store holds, and every local file stays for the next publish.
 
     ``analytics.duckdb`` is written in :data:`ANALYTICS_STORAGE_VERSION`, so the DuckDB CLI
     and Python wheels analysts install open it; one an older invsync wrote in a newer storage
@@ -243,8 +296,14 @@ def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
     exports and snapshots, so nothing is lost. A damaged ``analytics.duckdb`` is removed and
     built anew, with a warning naming it.
     """
-    refresh_warehouse_views(con, data_dir)
-    export_tables(con, data_dir)
+    history = history or declared(data_dir)
+    if history is None:
+        refresh_warehouse_views(con, data_dir)
+        export_tables(con, data_dir)
+    else:
+        export_tables(con, data_dir)
+        history.upload(data_dir)
+        refresh_warehouse_views(con, data_dir, history)
     path = data_dir / ANALYTICS_NAME
     _drop_other_storage_version(path)
     for attempt in (1, 2):
@@ -263,7 +322,7 @@ def publish(con: duckdb.DuckDBPyConnection, data_dir: Path) -> bool:
                 _remove_damaged(path)
                 continue
             try:
-                _write_reader_views(reader_db, data_dir)
+                _write_reader_views(reader_db, data_dir, history)
                 reader_db.execute("use memory")
                 reader_db.execute(f"detach {_ATTACHED}")
             except duckdb.Error as exc:
@@ -301,13 +360,15 @@ def _drop_other_storage_version(path: Path) -> None:
     Path(f"{path}.wal").unlink(missing_ok=True)
 
 
-def _write_reader_views(reader_db: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+def _write_reader_views(
+    reader_db: duckdb.DuckDBPyConnection, data_dir: Path, history: HistoryStore | None
+) -> None:
+    if history is not None:
+        history.register(reader_db)
     for table in EXPORTED_TABLES:
-        source = export_path(data_dir, table)
-        reader_db.execute(
-            f"create or replace view {table} as select * from read_parquet({_source(source)})"
-        )
-    create_source_views(reader_db, data_dir)
+        source = _file_source(data_dir, export_path(data_dir, table), history)
+        reader_db.execute(f"create or replace view {table} as select * from read_parquet({source})")
+    create_source_views(reader_db, data_dir, history)
     create_analyst_views(reader_db)
 
 
@@ -320,6 +381,26 @@ def _remove_damaged(path: Path) -> None:
     Path(f"{path}.wal").unlink(missing_ok=True)
 
 
-def open_for_reading(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the analysts' database (what docs/analysts.md uses)."""
-    return duckdb.connect(str(data_dir / ANALYTICS_NAME), read_only=True)
+def open_for_reading(
+    data_dir: Path, history: HistoryStore | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the analysts' database (what docs/analysts.md uses), able to
+    read the store of a remote ``history`` (else the one the data directory's workspace
+    declared) that its views name."""
+    con = duckdb.connect(str(data_dir / ANALYTICS_NAME), read_only=True)
+    reading_history(con, data_dir, history)
+    return con
+
+
+def reading_history(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, history: HistoryStore | None = None
+) -> None:
+    """Let ``con`` (the warehouse or the analysts' database) read the views' remote history:
+    the store is registered as DuckDB's ``s3://`` filesystem. Nothing when it is local."""
+    history = history or declared(data_dir)
+    if history is not None:
+        try:
+            history.register(con)
+        except BaseException:
+            con.close()
+            raise

@@ -2,8 +2,8 @@
 no DuckDB CLI: one query, a file of statements, or a small shell reading standard input.
 
 Stage: none (read-only). Reads ``<data_dir>/analytics.duckdb`` read-only (views over the
-Parquet files: pipeline.views); writes nothing. Results print as a table, CSV or JSON;
-timestamps are shown in UTC with their offset. A statement DuckDB refuses is its message on
+Parquet files, local or on the ``[history]`` store: pipeline.views); writes nothing. Results
+print as a table, CSV or JSON; timestamps are shown in UTC with their offset. A statement DuckDB refuses is its message on
 one line: exit 2 for a query or a file; the shell says it and reads on (exit 2 at the end
 when its input was not a terminal, so a script notices).
 """
@@ -24,6 +24,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from pipeline import history_store
 from pipeline.errors import DataError, UsageError
 
 FORMATS = ("table", "csv", "json")
@@ -57,7 +58,8 @@ def sql_command(
     if query is not None and file is not None:
         raise UsageError("Give either a query or --file, not both.")
     script = _read_file(file) if file is not None else query
-    con = connect(state(ctx).workspace().data_dir)
+    ws = state(ctx).workspace()
+    con = connect(ws.data_dir, history_store.store(ws))
     try:
         if script is not None:
             for result in run_script(con, script):
@@ -79,8 +81,12 @@ def _read_file(file: Path) -> str:
         ) from None
 
 
-def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to ``analytics.duckdb`` in UTC, or one sentence why not."""
+def connect(
+    data_dir: Path, history: history_store.HistoryStore | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to ``analytics.duckdb`` in UTC, or one sentence why not; with
+    the history on an object store (``history``), the store is registered so the views read
+    it (DuckDB's ``s3://`` through fsspec)."""
     from pipeline import views, warehouse
 
     path = data_dir / views.ANALYTICS_NAME
@@ -90,7 +96,7 @@ def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
             "(every sync writes it)."
         )
     try:
-        con = views.open_for_reading(data_dir)
+        con = views.open_for_reading(data_dir, history)
     except duckdb.Error as exc:
         if warehouse.is_lock_conflict(exc):
             raise UsageError(

@@ -43,3 +43,7 @@ def shots(tmp_path: Path, record_property: Any) -> Path:
     folder.mkdir()
     record_property("screenshots", str(folder))
     return folder
+
+
+# the loopback S3 store (moto's server) for the history-store tests: tests/integration/s3kit.py
+from tests.integration.s3kit import s3_store  # noqa: E402, F401
