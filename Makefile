@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 EXTRAS := dev,dagster,s3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast sync lint format sandbox bench test-browser clean
+.PHONY: help setup test test-fast sync lint format sandbox bench test-browser clean dagster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -58,6 +58,14 @@ sync: $(STAMP) ## One full run: the sandbox demo when no credentials are configu
 
 sandbox: $(STAMP) ## Serve the sandbox marketplace on 127.0.0.1:8765
 	$(BIN)/invsync sandbox serve --port 8765 $(SANDBOX_ARGS)
+
+# Dagster keeps its run history under DAGSTER_HOME; the shipped dagster.yaml (one run per
+# seller at a time) is copied there once and then the operator's to edit.
+DAGSTER_HOME ?= $(abspath data/dagster)
+dagster: $(STAMP) ## Serve the Dagster UI on 127.0.0.1:3000: ./sellers.toml, else three demo sellers
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp pipeline/orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -m pipeline.orchestration.definitions -h 127.0.0.1 -p 3000
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy on pipeline/
 	$(BIN)/ruff check pipeline tests

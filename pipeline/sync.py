@@ -50,6 +50,7 @@ import duckdb
 from pipeline import (
     extract,
     fetch,
+    history_store,
     layout,
     listings_pull,
     load,
@@ -253,7 +254,7 @@ def _run_stages(
             raise
         with _writing(ws) as con:
             run_book.finish_run(con, run_id, summary.outcome, summary.message)
-            views.publish(con, ws.data_dir)
+            views.publish(con, ws.data_dir, history_store.store(ws))
     return summary
 
 

@@ -12,8 +12,8 @@ nothing itself (each seller's run writes its own data directory).
   in one process in order, exactly as ``invsync sync`` runs them; each asset is materialised
   with what its stage did (counts, files, calls) as metadata.
 * **One run per seller at a time**: every run carries its seller's partition tag, and
-  ``dagster.yaml`` limits runs per ``dagster/partition`` value to one
-  (:data:`RUN_QUEUE`); the seller's run lock (``sync.lock``) refuses a second one anyway.
+  the shipped ``dagster.yaml`` (:data:`DAGSTER_YAML`) limits runs per ``dagster/partition``
+  value to one; the seller's run lock (``sync.lock``) refuses a second one anyway.
 * **Retries for exit 4 only**: a run failed by an outside API (exit class 4) is retried by
   the asset's :class:`RetryPolicy` ([orchestration] ``max_retries``, ``retry_delay``,
   doubling); any other failure (a setting, an input, a bug) raises ``Failure`` with
@@ -24,7 +24,6 @@ nothing itself (each seller's run writes its own data directory).
   changes; ``invsync_held_alert`` and ``invsync_failed_alert`` send each held or failed run
   to that seller's ``[notify]`` URLs (:mod:`pipeline.notify`), as ``invsync sync`` does.
 """
-
 
 import os
 from collections.abc import Iterator, Mapping
@@ -37,7 +36,7 @@ from dagster import AssetExecutionContext
 from pipeline import notify
 from pipeline import runs as run_book
 from pipeline.orchestration.runner import exit_code, run_seller
-from pipeline.orchestration.sellers import Registry, Seller, find_registry
+from pipeline.orchestration.sellers import Registry, Seller
 from pipeline.platforms import PLATFORMS
 
 SELLERS = dg.DynamicPartitionsDefinition(name="sellers")
@@ -48,18 +47,8 @@ TAG_OUTCOME = "invsync/outcome"  # ok, held, failed, interrupted
 TAG_RUN = "invsync/run_id"  # invsync's own run id (runs table, review, workbench)
 TAG_MESSAGE = "invsync/message"  # the held or failed sentence
 RETRIED_EXIT = 4  # an outside API failed the run: the only class a retry can mend
-# dagster.yaml's run queue: one run per seller (partition) at a time
-RUN_QUEUE = {
-    "run_coordinator": {
-        "module": "dagster.core.run_coordinator",
-        "class": "QueuedRunCoordinator",
-        "config": {
-            "tag_concurrency_limits": [
-                {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
-            ]
-        },
-    }
-}
+# pipeline/orchestration/dagster.yaml: the run queue lets one run per partition tag through
+DAGSTER_YAML = Path(__file__).with_name("dagster.yaml")
 
 _DESCRIPTIONS = {
     "listings": "Every platform's listings as pulled for the run (BASE shops, eBay).",
@@ -80,9 +69,7 @@ def _specs() -> list[dg.AssetSpec]:
     for index, stage in enumerate(STAGES):
         deps = [_key(STAGES[index - 1])] if index else []
         specs.append(
-            dg.AssetSpec(
-                _key(stage), deps=deps, description=_DESCRIPTIONS[stage], group_name=GROUP
-            )
+            dg.AssetSpec(_key(stage), deps=deps, description=_DESCRIPTIONS[stage], group_name=GROUP)
         )
     return specs
 
@@ -177,7 +164,6 @@ def build(registry: Registry, environ: Mapping[str, str] | None = None) -> dg.De
     job = dg.define_asset_job(
         JOB,
         selection=dg.AssetSelection.groups(GROUP),
-        partitions_def=SELLERS,
         executor_def=dg.multiprocess_executor,
         description="One invsync sync of one seller (its partition).",
     )
@@ -190,7 +176,9 @@ def build(registry: Registry, environ: Mapping[str, str] | None = None) -> dg.De
     )
 
 
-def _tag(context: dg.AssetExecutionContext, outcome: str, run_id: str | None, message: str | None) -> None:
+def _tag(
+    context: dg.AssetExecutionContext, outcome: str, run_id: str | None, message: str | None
+) -> None:
     tags = {TAG_OUTCOME: outcome}
     if run_id:
         tags[TAG_RUN] = run_id
@@ -215,11 +203,15 @@ def _schedule(seller: Seller, job: Any) -> dg.ScheduleDefinition:
 
 
 def _partition_sensor(registry: Registry) -> dg.SensorDefinition:
-    @dg.sensor(name="invsync_sellers", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.sensor(
+        name="invsync_sellers",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
     def sellers(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         known = set(context.instance.get_dynamic_partitions(SELLERS.name or "sellers"))
         wanted = registry.ids
-        requests = []
+        requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
         new = [s for s in wanted if s not in known]
         gone = sorted(known - set(wanted))
         if new:
@@ -265,12 +257,19 @@ def _alert_sensors(
     return [held, failed]
 
 
-def alert(seller_id: str, kind: str, run_id: str | None, message: str, timezone: str) -> notify.Alert:
+def alert(
+    seller_id: str, kind: str, run_id: str | None, message: str, timezone: str
+) -> notify.Alert:
     """The alert for one seller's held or failed run, as ``invsync sync`` words it, with the
     seller named (one team reads the alerts of every seller)."""
-    lines = [f"Seller {seller_id}: run {run_id or '(not started)'} {'is held for review' if kind == 'held' else 'failed'}.", message]
+    lines = [
+        f"Seller {seller_id}: run {run_id or '(not started)'} {'is held for review' if kind == 'held' else 'failed'}.",
+        message,
+    ]
     if run_id:
         lines += notify.started_line(run_id, timezone)
-        lines.append(f"Open the workbench: {notify.workbench_command(run_id)} (in {seller_id}'s folder)")
+        lines.append(
+            f"Open the workbench: {notify.workbench_command(run_id)} (in {seller_id}'s folder)"
+        )
     title = f"invsync: seller {seller_id} run {run_id or ''} {kind}".replace("  ", " ")
     return notify.Alert(kind, run_id, title, "\n".join(lines))  # type: ignore[arg-type]

@@ -48,27 +48,29 @@ def _one(sellers_file: str, home: str, seller: str) -> LaunchedRun:
     from pipeline.orchestration.definitions import sync_job
 
     started = time.time()
-    with dg.DagsterInstance.from_config(home) as instance:
-        with dg.execute_job(
+    with (
+        dg.DagsterInstance.from_config(home) as instance,
+        dg.execute_job(
             dg.reconstructable(sync_job),
             instance=instance,
             tags={"dagster/partition": seller},
-        ) as result:
-            run = instance.get_run_by_id(result.run_id)
-            tags = run.tags if run else {}
-            events = [e.event_type_value for e in result.all_events]
-            return LaunchedRun(
-                seller=seller,
-                dagster_run_id=result.run_id,
-                success=result.success,
-                outcome=tags.get(TAG_OUTCOME),
-                invsync_run_id=tags.get(TAG_RUN),
-                message=tags.get(TAG_MESSAGE),
-                attempts=1 + events.count("STEP_RESTARTED"),
-                started=started,
-                ended=time.time(),
-                events=events,
-            )
+        ) as result,
+    ):
+        run = instance.get_run_by_id(result.run_id)
+        tags = run.tags if run else {}
+        events = [e.event_type_value for e in result.all_events]
+        return LaunchedRun(
+            seller=seller,
+            dagster_run_id=result.run_id,
+            success=result.success,
+            outcome=tags.get(TAG_OUTCOME),
+            invsync_run_id=tags.get(TAG_RUN),
+            message=tags.get(TAG_MESSAGE),
+            attempts=1 + events.count("STEP_RESTARTED"),
+            started=started,
+            ended=time.time(),
+            events=events,
+        )
 
 
 def materialize_sellers(
@@ -82,7 +84,9 @@ def materialize_sellers(
     home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         known = set(instance.get_dynamic_partitions(SELLERS.name or "sellers"))
-        instance.add_dynamic_partitions(SELLERS.name or "sellers", [s for s in ids if s not in known])
+        instance.add_dynamic_partitions(
+            SELLERS.name or "sellers", [s for s in ids if s not in known]
+        )
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=parallel or len(ids), mp_context=context) as pool:
         futures = [pool.submit(_one, str(sellers_file.resolve()), str(home), s) for s in ids]

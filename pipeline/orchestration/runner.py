@@ -9,6 +9,7 @@ bench call it, and a test calls it to run one seller alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -47,10 +48,10 @@ def run_seller(seller: Seller, environ: Mapping[str, str], *, dry_run: bool = Fa
     configure_logging(ws.data_dir, ws.env, timezone=ws.settings.display.timezone)
     try:
         summary = sync.run(ws, dry_run=dry_run, budget=seller.sync_budget)  # type: ignore[arg-type]
-        try:
+        # a held run is a notice (exit 3), not a failure: its outcome says it and the alert
+        # sensor sends it; a failed load raises its exit 4 here
+        with contextlib.suppress(HeldForReviewError):
             sync.raise_for_outcome(summary)
-        except HeldForReviewError:
-            pass  # a notice: the outcome says it; the alert sensor sends it
     except BaseException as exc:
         _outcome(seller, None, exc)
         raise
@@ -72,7 +73,8 @@ def _outcome(seller: Seller, summary: sync.SyncSummary | None, exc: BaseExceptio
             "run_id": summary.run_id,
             "outcome": summary.outcome,
             "exit_code": 3 if summary.outcome == "held" else 0,
-            "message": summary.message or f"Seller {seller.id} run {summary.run_id} ended {summary.outcome}.",
+            "message": summary.message
+            or f"Seller {seller.id} run {summary.run_id} ended {summary.outcome}.",
         }
     else:
         assert exc is not None

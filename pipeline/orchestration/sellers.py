@@ -98,7 +98,9 @@ class SellerEntry(BaseModel):
 
 def _cron(value: str) -> str:
     if not _CRON.match(value.strip()):
-        raise ValueError(f"expected a cron expression of five fields such as '0 * * * *', got {value!r}")
+        raise ValueError(
+            f"expected a cron expression of five fields such as '0 * * * *', got {value!r}"
+        )
     return value.strip()
 
 
@@ -202,7 +204,9 @@ def parse_registry(document: Mapping[str, Any], base: Path, source: str) -> Regi
     try:
         orchestration = Orchestration.model_validate(document.get("orchestration", {}))
     except ValidationError as exc:
-        raise ConfigError(_located(describe_validation_error(exc, source), "orchestration"))
+        raise ConfigError(
+            _located(describe_validation_error(exc, source), "orchestration")
+        ) from None
     tables = document.get("sellers", {})
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(f"{source} names no seller; add a [sellers.<id>] table per seller.")
@@ -231,11 +235,11 @@ def _seller(
     try:
         entry = SellerEntry.model_validate(table)
     except ValidationError as exc:
-        raise ConfigError(_located(describe_validation_error(exc, source), f"sellers.{seller_id}"))
-    if entry.config and entry.settings is not None:
         raise ConfigError(
-            f"{source}: sellers.{seller_id} has both config and settings; keep one."
-        )
+            _located(describe_validation_error(exc, source), f"sellers.{seller_id}")
+        ) from None
+    if entry.config and entry.settings is not None:
+        raise ConfigError(f"{source}: sellers.{seller_id} has both config and settings; keep one.")
     config_path = (base / entry.config) if entry.config else None
     if entry.settings is not None:
         settings = parse_settings(entry.settings, f"{source} [sellers.{seller_id}.settings]")
@@ -280,7 +284,11 @@ def _check_isolated(sellers: list[Seller], source: str) -> None:
                     f"{source}: {both} have env prefixes {p!r} and {q!r}: every variable of "
                     f"one would also be read by the other; give each a prefix of its own."
                 )
-            if one.env_file and other.env_file and one.env_file.resolve() == other.env_file.resolve():
+            if (
+                one.env_file
+                and other.env_file
+                and one.env_file.resolve() == other.env_file.resolve()
+            ):
                 raise ConfigError(
                     f"{source}: {both} read the same env_file {one.env_file}; give each its own."
                 )

@@ -79,3 +79,18 @@ def test_every_environment_variable_is_documented() -> None:
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     for name in [*config.SPAPI_SECRETS, *config.BASE_SECRETS, *config.EBAY_SECRETS]:
         assert f"{name}=" in example, f".env.example lacks {name}"
+
+
+def test_every_sellers_toml_key_is_documented() -> None:
+    """docs/orchestration.md shows every key sellers.toml takes, and where the code location
+    looks for it."""
+    from pipeline.orchestration.sellers import SELLERS_ENV, Orchestration, SellerEntry
+
+    text = (DOCS / "orchestration.md").read_text(encoding="utf-8")
+    for model in (Orchestration, SellerEntry):
+        for key in model.model_fields:
+            assert re.search(rf"^{key} = ", text, flags=re.M) or f"[sellers.acme.{key}]" in text, (
+                f"docs/orchestration.md does not show the sellers.toml key {key}"
+            )
+    assert f"${SELLERS_ENV}" in text
+    assert "make dagster" in (ROOT / "README.md").read_text(encoding="utf-8")
