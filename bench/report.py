@@ -20,6 +20,9 @@ from bench.freshness_report import section as freshness_section
 from bench.freshness_report import target_rows as freshness_targets
 from bench.load_bench import LoadRun
 from bench.machine import Machine
+from bench.sellers_bench import SellersBench
+from bench.sellers_report import section as sellers_section
+from bench.sellers_report import target_rows as sellers_targets
 from bench.transform_bench import Measurement
 from bench.whatif_bench import WhatifRun
 
@@ -64,6 +67,7 @@ class Results:
     settings: dict[str, Any] = field(default_factory=dict)
     total_seconds: float = 0.0
     freshness: FreshnessDay | None = None  # the simulated day (issue 16)
+    sellers: SellersBench | None = None  # many sellers through Dagster (issue 17)
 
 
 def median(items: Sequence[T], value: Callable[[T], float]) -> float:
@@ -215,6 +219,7 @@ def render(results: Results) -> str:
     out += _chaos_section(results)
     out += _whatif_section(results)
     out += freshness_section(results.freshness)
+    out += sellers_section(results.sellers)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -326,6 +331,7 @@ def _targets(results: Results) -> list[str]:
         )
     if results.freshness is not None:
         rows += freshness_targets(results.freshness)
+    rows += sellers_targets(results.sellers)
     lines = ["## Targets (issue 8)", ""]
     missed = [name for name, _, ok in rows if ok is False]
     failed = [s for s in results.sections.values() if s.error]

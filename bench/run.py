@@ -7,9 +7,10 @@ the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real
 takes about 32 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``) and 7
 the pooled pass of 10,000 ASINs, plus up to 25 for the simulated day of issue 16.
 ``--sections whatif`` measures the what-if replay alone (``bench/whatif_bench.py``);
-``--sections freshness`` the simulated day alone (``bench/freshness_day.py``).
+``--sections freshness`` the simulated day alone (``bench/freshness_day.py``);
+``--sections sellers`` twenty sellers through Dagster (``bench/sellers_bench.py``).
 
-Each section (fetch, pool, transform, load, chaos, whatif, freshness) is measured on its own; one that fails
+Each section (fetch, pool, transform, load, chaos, whatif, freshness, sellers) is measured on its own; one that fails
 is written into the document as failed, the others still run, and the exit status is 1.
 """
 
@@ -30,6 +31,7 @@ from bench import (
     freshness_day,
     load_bench,
     replaced_design,
+    sellers_bench,
     transform_bench,
     whatif_bench,
 )
@@ -38,7 +40,7 @@ from bench.report import Results, Section, render
 from bench.sandbox_process import sandbox_process
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("fetch", "pool", "transform", "load", "chaos", "whatif", "freshness")
+SECTIONS = ("fetch", "pool", "transform", "load", "chaos", "whatif", "freshness", "sellers")
 # The pooled pass at scale 10: getItemOffers every 200 ms and getItemOffersBatch every 1 s,
 # 10,000 ASINs in about 400 s. At 20 (100 ms) one run on a loaded machine (load average
 # 3 → 8) paced 1.10 × the pooled floor with one 429: as the fetch section found, intervals
@@ -167,6 +169,15 @@ def measure_freshness(results: Results, plan: Plan, work: Path, runs: int) -> No
     results.freshness = freshness_day.run_day(day, work)
 
 
+def measure_sellers(results: Results, plan: Plan, work: Path, runs: int) -> None:
+    """Twenty sandbox sellers through Dagster side by side, against the slowest alone
+    (``runs`` does not apply: one together run, then the heaviest sellers alone)."""
+    if plan is QUICK:
+        results.sellers = sellers_bench.run(work, count=2, n_asins=60, time_scale=50.0, alone=1)
+    else:
+        results.sellers = sellers_bench.run(work)
+
+
 CHAOS_SEED = 14
 MEASURES = {
     "fetch": measure_fetch,
@@ -176,6 +187,7 @@ MEASURES = {
     "chaos": measure_chaos,
     "whatif": measure_whatif,
     "freshness": measure_freshness,
+    "sellers": measure_sellers,
 }
 
 

@@ -22,8 +22,13 @@ def test_quick_bench_measures_every_section_and_writes_the_document(tmp_path: Pa
     results = run_bench(out, quick=True, runs=1, work=tmp_path / "work", echo=False)
 
     assert {name: s.error for name, s in results.sections.items()} == dict.fromkeys(
-        ("fetch", "pool", "transform", "load", "chaos", "whatif", "freshness")
+        ("fetch", "pool", "transform", "load", "chaos", "whatif", "freshness", "sellers")
     )
+    # sellers: both through Dagster, every fetch answered, the heavier one again alone
+    sellers = results.sellers
+    assert sellers is not None and len(sellers.together) == 2 and len(sellers.alone) == 1
+    assert all(r.outcome in ("ok", "held") and r.calls > 0 for r in sellers.together)
+    assert sellers.together_seconds > 0 and sellers.ratio > 0
     # pool: both lanes answered, every ASIN exactly once on the ledger
     (pooled,) = results.pool
     assert pooled.ledger_ok and pooled.answered_once == pooled.sent_asins
