@@ -47,3 +47,6 @@ def shots(tmp_path: Path, record_property: Any) -> Path:
 
 # the loopback S3 store (moto's server) for the history-store tests: tests/integration/s3kit.py
 from tests.integration.s3kit import s3_store  # noqa: E402, F401
+
+# a loopback webhook receiver for the alert tests: tests/integration/webhook.py
+from tests.integration.webhook import receiver  # noqa: E402, F401

@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,41 +15,10 @@ from pipeline import notify
 from pipeline.config import Workspace, parse_settings
 from pipeline.errors import ExternalApiError
 from pipeline.sync import SyncSummary
+from tests.integration.webhook import Receiver
 
 SECRET = "hook-key-7f3a9c41d2"  # the variable's name is not one redact knows by itself
 RUN = "20260101T000000Z-abc123"
-
-
-@dataclass
-class Receiver:
-    url: str
-    posts: list[dict] = field(default_factory=list)  # {"path": ..., "body": ...}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver on 127.0.0.1 in a thread: answers 200 and keeps every POST."""
-    posts: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            posts.append({"path": self.path, "body": self.rfile.read(length).decode()})
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield Receiver(f"json://127.0.0.1:{server.server_address[1]}", posts)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def closed_port() -> int:

@@ -21,6 +21,7 @@ from pipeline.orchestration.assets import JOB, SELLERS, STAGES, alert, build
 from pipeline.orchestration.launch import materialize_sellers
 from pipeline.orchestration.sellers import load_registry
 from tests.integration.s3kit import S3Store
+from tests.integration.webhook import Receiver
 
 SPAPI_OFFERS = ("getItemOffersBatch", "getItemOffers")
 
@@ -141,15 +142,17 @@ def test_five_sellers_materialise_side_by_side_and_one_outage_stops_no_other(
             assert status is not None
 
 
-def test_a_setting_failure_is_not_retried_and_names_the_sellers_own_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_setting_failure_is_not_retried_and_its_alert_names_the_seller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:
     """Exit 2 (a missing secret) would fail the same way again: one attempt, and the message
-    names the seller's prefixed variable although the unprefixed one is set."""
+    names the seller's prefixed variable although the unprefixed one is set. The failed-run
+    sensor sends it to that seller's [notify] URL."""
     sellers_file = tmp_path / "sellers.toml"
     sellers_file.write_text(
         '[orchestration]\nmax_retries = 3\nretry_delay = "1s"\n\n'
-        '[sellers.acme]\n[sellers.acme.settings]\nmode = "live"\n',
+        '[sellers.acme]\n[sellers.acme.settings]\nmode = "live"\n'
+        f'notify = {{ urls = ["{receiver.url}/acme-hook"], on = ["failed"] }}\n',
         encoding="utf-8",
     )
     monkeypatch.setenv("SP_API_REFRESH_TOKEN", "Atzr|belongs-to-nobody-in-particular")
@@ -158,6 +161,24 @@ def test_a_setting_failure_is_not_retried_and_names_the_sellers_own_variable(
     assert run.attempts == 1
     assert "ACME_SP_API_REFRESH_TOKEN" in (run.message or "")
     assert "STEP_UP_FOR_RETRY" not in run.events
+
+    sensor = build(load_registry(sellers_file)).resolve_sensor_def("invsync_failed_alert")
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        dagster_run = instance.get_run_by_id(run.dagster_run_id)
+        (failure,) = instance.all_logs(run.dagster_run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="invsync_failed_alert",
+            dagster_instance=instance,
+            dagster_run=dagster_run,
+            dagster_event=failure.dagster_event,
+        ).for_run_failure()
+        sensor(context)
+    (post,) = receiver.posts
+    assert post["path"] == "/acme-hook"
+    body = json.loads(post["body"])
+    assert "seller acme" in body["title"]
+    assert "ACME_SP_API_REFRESH_TOKEN" in body["message"]
+    assert "belongs-to-nobody" not in post["body"]
 
 
 def test_the_partition_sensor_follows_sellers_toml_and_the_failed_alert_names_the_seller(
