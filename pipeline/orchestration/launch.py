@@ -23,7 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.orchestration.assets import JOB, SELLERS, TAG_MESSAGE, TAG_OUTCOME, TAG_RUN
+from pipeline.orchestration.assets import SELLERS, TAG_MESSAGE, TAG_OUTCOME, TAG_RUN
 from pipeline.orchestration.sellers import SELLERS_ENV
 
 
@@ -95,5 +95,3 @@ def materialize_sellers(
         futures = [pool.submit(_one, str(sellers_file.resolve()), str(home), s) for s in ids]
         return [f.result() for f in futures]
 
-
-__all__ = ["JOB", "LaunchedRun", "materialize_sellers"]

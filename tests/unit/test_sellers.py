@@ -16,6 +16,7 @@ from pipeline.orchestration.sellers import (
     load_registry,
     parse_registry,
 )
+from pipeline.tokens import store_path
 
 TWO = {
     "sellers": {
@@ -44,6 +45,9 @@ def test_a_seller_sees_only_its_own_variables(tmp_path: Path) -> None:
     }
     assert acme.data_dir == tmp_path / "acme" / "data"
     assert beta.data_dir == tmp_path / "beta" / "data"
+    # each seller's refresh-token store lies in its own data directory
+    assert store_path(acme.data_dir).is_relative_to(acme.data_dir)
+    assert store_path(beta.data_dir).is_relative_to(beta.data_dir)
 
 
 def test_a_missing_secret_names_the_sellers_own_variable_although_others_are_set(
