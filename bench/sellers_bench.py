@@ -42,6 +42,10 @@ COUNT = 20
 N_ASINS = 1000
 TIME_SCALE = 1.0  # the live quotas: getItemOffersBatch every 10 s, getItemOffers every 2 s
 ALONE = 2
+# the job has one step: in_process runs it in the run's own process, as a deployment whose
+# run launcher gives each run a process (or container) of its own would; the five-seller
+# test runs the multiprocess executor (docs/orchestration.md, "Which executor")
+EXECUTOR = "in_process"
 STEADY_AFTER = 60.0  # seconds after a fetch's first call: start-up is over by then
 
 
@@ -62,6 +66,7 @@ class SellersBench:
     count: int
     n_asins: int
     time_scale: float
+    executor: str = EXECUTOR
     first_seconds: float = 0.0  # the catch-up: every seller's first sync, together
     first: list[SellerResult] = field(default_factory=list)
     together_seconds: float = 0.0  # every seller's next (scheduled) sync, together
@@ -143,7 +148,7 @@ def run(work: Path, count: int = COUNT, n_asins: int = N_ASINS, time_scale: floa
     registry = load_registry(sellers_file)
     # the catch-up: every seller's first sync (listings all out of step), together
     started = time.monotonic()
-    first = materialize_sellers(sellers_file, together / "dagster", registry.ids)
+    first = materialize_sellers(sellers_file, together / "dagster", registry.ids, executor=EXECUTOR)
     bench.first_seconds = time.monotonic() - started
     bench.first = [_result(r, registry.seller(r.seller).data_dir) for r in first]
     heaviest = sorted(bench.first, key=lambda r: (-r.floor_seconds, r.seller))[:alone]
@@ -155,7 +160,7 @@ def run(work: Path, count: int = COUNT, n_asins: int = N_ASINS, time_scale: floa
     time.sleep(5)  # let the machine settle
     # a scheduled run: every seller's next sync, together, timed
     started = time.monotonic()
-    runs = materialize_sellers(sellers_file, together / "dagster", registry.ids)
+    runs = materialize_sellers(sellers_file, together / "dagster", registry.ids, executor=EXECUTOR)
     bench.together_seconds = time.monotonic() - started
     bench.load_together = load_average()
     bench.together = [_result(r, registry.seller(r.seller).data_dir) for r in runs]
@@ -165,7 +170,7 @@ def run(work: Path, count: int = COUNT, n_asins: int = N_ASINS, time_scale: floa
         time.sleep(5)
         began = time.monotonic()
         (alone_run,) = materialize_sellers(
-            folder / "sellers.toml", folder / "dagster", [one.seller]
+            folder / "sellers.toml", folder / "dagster", [one.seller], executor=EXECUTOR
         )
         result = _result(alone_run, alone_registry.seller(one.seller).data_dir)
         result.seconds = time.monotonic() - began

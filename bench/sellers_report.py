@@ -51,18 +51,22 @@ def section(bench: SellersBench | None) -> list[str]:
         f"world, in-process sandbox and SP-API quotas at time scale {bench.time_scale:g} "
         "(getItemOffersBatch every "
         f"{10 / bench.time_scale:g} s, getItemOffers every {2 / bench.time_scale:g} s), its own "
-        "data directory and prefix (`bench/sellers_bench.py`). **Together**: every seller's "
-        "partition at once through `pipeline.orchestration.launch.materialize_sellers`, one "
-        "Dagster run per seller, each step in a process of its own (the multiprocess "
-        "executor), on this machine's cores. **Alone**: the sellers with the largest quota "
-        "floor in that run, again one at a time into fresh folders on an idle machine. Times "
-        "are launch to end, process start and Dagster's own work included. 429s are read from "
-        "each seller's own sandbox ledger; steady state is after the first "
-        "minute of its fetch.",
+        "data directory and prefix (`bench/sellers_bench.py`), each seller a Dagster run "
+        "in a process of its own through `pipeline.orchestration.launch.materialize_sellers`, "
+        f"executor `{bench.executor}` (the job has one step: docs/orchestration.md, "
+        "\"Which executor\"), on this machine's cores. First every seller's catch-up (its "
+        "first sync, which pushes nearly every listing: reported, not the target's measure), "
+        "then every seller's next sync at once, as schedules firing on the same minute start "
+        "them: **together**. **Alone**: the sellers with the largest quota floor, each from a "
+        "copy of its data directory as it stood before that next sync, one at a time on an "
+        "idle machine. Times are launch to end, process start and Dagster's own work "
+        "included. 429s are read from each seller's own sandbox ledger; steady state is after "
+        "the first minute of its fetch.",
         "",
         f"- **Together: {bench.together_seconds:.1f} s** for {bench.count} sellers; "
         f"**slowest alone: {bench.slowest_alone:.1f} s**; ratio **{bench.ratio:.3f} ×** "
         f"(target ≤ {RATIO_TARGET}).",
+        f"- Catch-up (every seller's first sync, together): {bench.first_seconds:.1f} s.",
         "- Load average (1/5/15 min) at the end of the together run: "
         + " / ".join(f"{x:.2f}" for x in bench.load_together)
         + ".",

@@ -164,7 +164,9 @@ def build(registry: Registry, environ: Mapping[str, str] | None = None) -> dg.De
     job = dg.define_asset_job(
         JOB,
         selection=dg.AssetSelection.groups(GROUP),
-        executor_def=dg.multiprocess_executor,
+        # multiprocess by default (each step in a process of its own); the job has one
+        # step, so a run may ask for in_process and save that process (docs/orchestration.md)
+        executor_def=dg.multi_or_in_process_executor,
         description="One invsync sync of one seller (its partition).",
     )
     schedules = [_schedule(seller, job) for seller in registry.sellers]

@@ -43,7 +43,10 @@ class LaunchedRun:
     events: list[str] = field(default_factory=list)  # the run's Dagster event types, in order
 
 
-def _one(sellers_file: str, home: str, seller: str) -> LaunchedRun:
+EXECUTORS = ("multiprocess", "in_process")
+
+
+def _one(sellers_file: str, home: str, seller: str, executor: str) -> LaunchedRun:
     os.environ[SELLERS_ENV] = sellers_file
     from pipeline.orchestration.definitions import sync_job
 
@@ -54,6 +57,7 @@ def _one(sellers_file: str, home: str, seller: str) -> LaunchedRun:
             dg.reconstructable(sync_job),
             instance=instance,
             tags={"dagster/partition": seller},
+            run_config={"execution": {"config": {executor: {}}}},
         ) as result,
     ):
         run = instance.get_run_by_id(result.run_id)
@@ -74,12 +78,19 @@ def _one(sellers_file: str, home: str, seller: str) -> LaunchedRun:
 
 
 def materialize_sellers(
-    sellers_file: Path, home: Path, sellers: Iterable[str], *, parallel: int | None = None
+    sellers_file: Path,
+    home: Path,
+    sellers: Iterable[str],
+    *,
+    parallel: int | None = None,
+    executor: str = "multiprocess",
 ) -> list[LaunchedRun]:
     """Run the ``invsync_sync`` job for each of ``sellers`` (their partitions are added
     first), ``parallel`` at a time (all at once by default), against the Dagster instance
-    in ``home`` (a folder, made if missing). Returns the runs in the order given; a seller
-    whose run fails does not stop the others."""
+    in ``home`` (a folder, made if missing), with ``executor`` (:data:`EXECUTORS`). Returns
+    the runs in the order given; a seller whose run fails does not stop the others."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     ids = list(sellers)
     home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -92,6 +103,7 @@ def materialize_sellers(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["pipeline.orchestration.launch"])
     with ProcessPoolExecutor(max_workers=parallel or len(ids), mp_context=context) as pool:
-        futures = [pool.submit(_one, str(sellers_file.resolve()), str(home), s) for s in ids]
+        futures = [
+            pool.submit(_one, str(sellers_file.resolve()), str(home), s, executor) for s in ids
+        ]
         return [f.result() for f in futures]
-

@@ -198,7 +198,7 @@ def test_the_partition_sensor_follows_sellers_toml_and_the_failed_alert_names_th
             "DeleteDynamicPartitionsRequest": {"gone-seller"},
         }
     job = defs.resolve_job_def(JOB)
-    assert job.executor_def.name == "multiprocess"
+    assert job.executor_def.name == "multi_or_in_process_executor"
     assert [s.name for s in defs.schedules] == ["invsync_seller_1", "invsync_seller_2"]
     message = alert("seller-2", "failed", "20261130T000000Z-abc123", "BASE is down.", "UTC")
     assert message.title.startswith("invsync: seller seller-2 run 20261130T000000Z-abc123 failed")
