@@ -5,7 +5,8 @@ Stage: bench. Reads nothing but the code it measures; writes the document (``--o
 while it runs, temp directories under ``--work`` (a fresh temp dir by default, removed at
 the end). ``--quick`` measures tiny inputs in seconds (the smoke test); the real bench
 takes about 32 minutes on 2 cores, 14 of them the 300 chaos rounds (``bench/chaos.py``) and 7
-the pooled pass of 10,000 ASINs, plus up to 25 for the simulated day of issue 16.
+the pooled pass of 10,000 ASINs, plus up to 33 for the simulated day of issue 16 and 35 for
+twenty sellers through Dagster (issue 17).
 ``--sections whatif`` measures the what-if replay alone (``bench/whatif_bench.py``);
 ``--sections freshness`` the simulated day alone (``bench/freshness_day.py``);
 ``--sections sellers`` twenty sellers through Dagster (``bench/sellers_bench.py``).

@@ -42,10 +42,9 @@ COUNT = 20
 N_ASINS = 1000
 TIME_SCALE = 1.0  # the live quotas: getItemOffersBatch every 10 s, getItemOffers every 2 s
 ALONE = 2
-# the job has one step: in_process runs it in the run's own process, as a deployment whose
-# run launcher gives each run a process (or container) of its own would; the five-seller
-# test runs the multiprocess executor (docs/orchestration.md, "Which executor")
-EXECUTOR = "in_process"
+# the job's default: each run's one step in a process of its own, as the five-seller test
+# runs it (in_process would save that process: docs/orchestration.md, "Which executor")
+EXECUTOR = "multiprocess"
 STEADY_AFTER = 60.0  # seconds after a fetch's first call: start-up is over by then
 
 
