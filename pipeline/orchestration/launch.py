@@ -46,7 +46,13 @@ class LaunchedRun:
 EXECUTORS = ("multiprocess", "in_process")
 
 
-def _one(sellers_file: str, home: str, seller: str, executor: str) -> LaunchedRun:
+def _one(
+    sellers_file: str, home: str, seller: str, executor: str, environ: dict[str, str]
+) -> LaunchedRun:
+    # a forkserver's child has the environment the server started with, not the caller's
+    # now: the caller's is handed over whole (each seller's prefixed variables in it)
+    os.environ.clear()
+    os.environ.update(environ)
     os.environ[SELLERS_ENV] = sellers_file
     from pipeline.orchestration.definitions import sync_job
 
@@ -92,6 +98,7 @@ def materialize_sellers(
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     ids = list(sellers)
+    environ = dict(os.environ)  # what the runs read each seller's variables from
     home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         known = set(instance.get_dynamic_partitions(SELLERS.name or "sellers"))
@@ -104,6 +111,7 @@ def materialize_sellers(
     context.set_forkserver_preload(["pipeline.orchestration.launch"])
     with ProcessPoolExecutor(max_workers=parallel or len(ids), mp_context=context) as pool:
         futures = [
-            pool.submit(_one, str(sellers_file.resolve()), str(home), s, executor) for s in ids
+            pool.submit(_one, str(sellers_file.resolve()), str(home), s, executor, environ)
+            for s in ids
         ]
         return [f.result() for f in futures]
