@@ -37,7 +37,6 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline import history_store
 from pipeline.display import DEFAULT_TIMEZONE, zone_problem
 from pipeline.errors import ConfigError, MissingCredentialError
 from pipeline.platforms import Platform
@@ -665,8 +664,6 @@ class Workspace:
         # the refresh-token variables the accounts name included, whatever their names.
         names = secret_names(self.env, also=self.settings.secret_variables())
         remember(*(self.env.get(name, "") for name in names))
-        # for the callers that know only the data directory (views.publish from a sync)
-        history_store.declare(self)
 
     @property
     def is_sandbox(self) -> bool:

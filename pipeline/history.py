@@ -24,6 +24,7 @@ import polars as pl
 
 from pipeline import display, views, warehouse
 from pipeline.errors import DataError, UsageError, WarehouseBusyError
+from pipeline.history_store import HistoryStore
 from pipeline.schemas import ASIN_PATTERN
 from pipeline.sql import query_frame
 
@@ -32,7 +33,9 @@ SPARK_OUT_OF_STOCK = "·"  # a gap at no height: out of stock has no price, not 
 
 
 @contextmanager
-def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def reading(
+    data_dir: Path, history: HistoryStore | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection with the analysts' views: the warehouse itself, or, while
     another process holds it, the analysts' copy beside it; with no copy (or the copy being
     rewritten) it waits for the warehouse, then says who holds it
@@ -41,11 +44,11 @@ def reading(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con = warehouse.connect(data_dir, read_only=True, wait=0)
         source = warehouse.warehouse_path(data_dir)
     except (WarehouseBusyError, duckdb.IOException):
-        copy = _analysts_copy(data_dir)
+        copy = _analysts_copy(data_dir, history)
         source = data_dir / views.ANALYTICS_NAME if copy else warehouse.warehouse_path(data_dir)
         con = copy or warehouse.connect(data_dir, read_only=True)
     if source == warehouse.warehouse_path(data_dir):  # its views may read a remote history
-        views.reading_history(con, data_dir)
+        views.reading_history(con, history)
     try:
         with _naming_damage(data_dir, source):
             has_views = con.execute(
@@ -79,14 +82,16 @@ def _naming_damage(data_dir: Path, source: Path) -> Iterator[None]:
         raise
 
 
-def _analysts_copy(data_dir: Path) -> duckdb.DuckDBPyConnection | None:
+def _analysts_copy(
+    data_dir: Path, history: HistoryStore | None
+) -> duckdb.DuckDBPyConnection | None:
     """``analytics.duckdb`` read-only, or None when there is none, a sync is rewriting it
     or it is damaged (then the warehouse is waited for)."""
     path = data_dir / views.ANALYTICS_NAME
     if not path.exists():
         return None
     try:
-        return views.open_for_reading(data_dir)
+        return views.open_for_reading(data_dir, history)
     except duckdb.Error as exc:
         if warehouse.is_lock_conflict(exc) or warehouse.is_damage(path, exc):
             return None

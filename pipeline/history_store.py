@@ -29,18 +29,15 @@ environment over ``.env``, or whatever mapping an orchestrator gives each seller
 no config or credentials file, so one seller never picks up another's keys, profile or
 endpoint from the process environment.
 
-Why a module-level table of declared stores: ``views.publish`` and ``views.open_for_reading``
-are called with a data directory only by code that predates this store; each
-:class:`~pipeline.config.Workspace` declares its store for its data directory when it is made
-(:func:`declare`), and those callers find it with :func:`declared`. Callers that hold the
-workspace pass :func:`store` explicitly.
+Every caller that publishes or reads the views holds the workspace and passes its
+:func:`store` (None: the history is local), so which store a connection reads is always the
+one its own workspace names.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -288,32 +285,11 @@ def _build_filesystem(store: HistoryStore) -> Any:
 
 # --- the workspace's store -------------------------------------------------------------------
 
-_declared: dict[Path, HistoryStore] = {}
-_declared_lock = threading.Lock()
-
 
 def store(ws: Workspace) -> HistoryStore | None:
     """The workspace's ``[history]`` store, or None when its history stays local."""
     url = ws.settings.history.url
     return HistoryStore(url, dict(ws.env)) if url else None
-
-
-def declare(ws: Workspace) -> None:
-    """Remember the workspace's store (or that it has none) for its data directory, for the
-    callers that know only the directory (:func:`declared`)."""
-    found = store(ws)
-    key = ws.data_dir.resolve()
-    with _declared_lock:
-        if found is None:
-            _declared.pop(key, None)
-        else:
-            _declared[key] = found
-
-
-def declared(data_dir: Path) -> HistoryStore | None:
-    """The store the latest workspace of ``data_dir`` named, or None."""
-    with _declared_lock:
-        return _declared.get(data_dir.resolve())
 
 
 def filesystem(ws: Workspace) -> Any:

@@ -41,7 +41,7 @@ import polars as pl
 
 from pipeline import decisions, schemas, warehouse
 from pipeline.files import atomic_target
-from pipeline.history_store import HistoryStore, declared
+from pipeline.history_store import HistoryStore
 from pipeline.layout import (
     DIFF_FILES,
     LISTING_FILES,
@@ -283,8 +283,8 @@ def publish(
 ) -> bool:
     """Refresh the warehouse views, the exports and ``analytics.duckdb``.
 
-    With the history on an object store (``history``, else the store the data directory's
-    workspace declared: :func:`pipeline.history_store.declared`), the exports are written,
+    With the history on an object store (``history``: :func:`pipeline.history_store.store`
+    of the workspace; None keeps it local), the exports are written,
     then every history file the store lacks is uploaded, then the views are written over the
     store's objects. A failed upload raises its sentence before any view changes: the views
     keep reading what the store holds, and every local file stays for the next publish.
@@ -296,7 +296,6 @@ def publish(
     exports and snapshots, so nothing is lost. A damaged ``analytics.duckdb`` is removed and
     built anew, with a warning naming it.
     """
-    history = history or declared(data_dir)
     if history is None:
         refresh_warehouse_views(con, data_dir)
         export_tables(con, data_dir)
@@ -385,19 +384,15 @@ def open_for_reading(
     data_dir: Path, history: HistoryStore | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the analysts' database (what docs/analysts.md uses), able to
-    read the store of a remote ``history`` (else the one the data directory's workspace
-    declared) that its views name."""
+    read the store of a remote ``history`` that its views name."""
     con = duckdb.connect(str(data_dir / ANALYTICS_NAME), read_only=True)
-    reading_history(con, data_dir, history)
+    reading_history(con, history)
     return con
 
 
-def reading_history(
-    con: duckdb.DuckDBPyConnection, data_dir: Path, history: HistoryStore | None = None
-) -> None:
+def reading_history(con: duckdb.DuckDBPyConnection, history: HistoryStore | None) -> None:
     """Let ``con`` (the warehouse or the analysts' database) read the views' remote history:
     the store is registered as DuckDB's ``s3://`` filesystem. Nothing when it is local."""
-    history = history or declared(data_dir)
     if history is not None:
         try:
             history.register(con)

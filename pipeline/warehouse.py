@@ -34,7 +34,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -51,6 +51,9 @@ from pipeline.layout import (
     file_layout_path,
 )
 from pipeline.sql import SQL_DIR
+
+if TYPE_CHECKING:  # publish's store; history_store imports this module's readers
+    from pipeline.history_store import HistoryStore
 
 WAREHOUSE_NAME = "warehouse.duckdb"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
@@ -550,7 +553,7 @@ def is_damaged(data_dir: Path) -> bool:
     return False
 
 
-def rebuild(data_dir: Path, *, now: datetime) -> Rebuilt:
+def rebuild(data_dir: Path, *, now: datetime, history: HistoryStore | None = None) -> Rebuilt:
     """Move the warehouse aside as ``warehouse.duckdb.damaged-<UTC time>``, create a new
     one (migrations; an older layout's exports move into place), restore the exported
     tables from ``exports/`` (as of the last publish), close the runs whose working state is
@@ -579,7 +582,7 @@ def rebuild(data_dir: Path, *, now: datetime) -> Rebuilt:
             else:
                 refused[table] = outcome
         closed = _close_stale_runs(con) if "runs" in restored else 0
-        views.publish(con, data_dir)
+        views.publish(con, data_dir, history)  # history: the store the views read, if any
     return Rebuilt(
         moved_to=moved,
         restored=restored,

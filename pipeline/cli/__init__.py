@@ -744,9 +744,10 @@ def runs(
     from rich.table import Table
 
     from pipeline import history as reports
+    from pipeline import history_store
 
     ws = state(ctx).workspace()
-    with reports.reading(ws.data_dir) as con:
+    with reports.reading(ws.data_dir, history_store.store(ws)) as con:
         frame = reports.recent_runs(con, last)
     if frame.is_empty():
         console.print("No runs yet; start one with `invsync sync`.")
@@ -776,9 +777,10 @@ def history(
 ) -> None:
     """Price and stock of one ASIN over time, with a terminal sparkline."""
     from pipeline import history as reports
+    from pipeline import history_store
 
     ws = state(ctx).workspace()
-    with reports.reading(ws.data_dir) as con:
+    with reports.reading(ws.data_dir, history_store.store(ws)) as con:
         frame = reports.asin_history(con, asin)
     if frame.is_empty():
         console.print(f"No observation of {render.plain(asin)} yet.")

@@ -38,7 +38,7 @@ def rebuild(
     """Move a damaged warehouse.duckdb aside and build a new one: migrations, the runs,
     push journal and listing tables from exports/, the views over every readable snapshot
     and diff. What only the old file held is named (docs/operations.md, "A damaged file")."""
-    from pipeline import warehouse
+    from pipeline import history_store, warehouse
     from pipeline.cli import state
     from pipeline.lock import run_lock
 
@@ -50,7 +50,9 @@ def rebuild(
                 "reads, so there is nothing to rebuild; add --force to rebuild it anyway "
                 "(what only it holds is lost: docs/operations.md#a-damaged-file)."
             )
-        done = warehouse.rebuild(ws.data_dir, now=datetime.now(UTC))
+        done = warehouse.rebuild(
+            ws.data_dir, now=datetime.now(UTC), history=history_store.store(ws)
+        )
     if done.moved_to is not None:
         _say(f"Moved the old warehouse to {done.moved_to} (delete it once all is well).")
     as_of = f" as of {done.exported_at:%Y-%m-%d %H:%M} UTC" if done.exported_at else ""

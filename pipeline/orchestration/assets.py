@@ -39,7 +39,8 @@ from pipeline.orchestration.runner import exit_code, run_seller
 from pipeline.orchestration.sellers import Registry, Seller
 from pipeline.platforms import PLATFORMS
 
-SELLERS = dg.DynamicPartitionsDefinition(name="sellers")
+PARTITIONS = "sellers"  # the dynamic partitions: one per seller id
+SELLERS = dg.DynamicPartitionsDefinition(name=PARTITIONS)
 STAGES = ("listings", "asins", "snapshot", "diffs", "review", "pushes")
 GROUP = "invsync"
 JOB = "invsync_sync"
@@ -191,8 +192,8 @@ def _tag(
 
 def _schedule(seller: Seller, job: Any) -> dg.ScheduleDefinition:
     def requests(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
-        if seller.id not in context.instance.get_dynamic_partitions(SELLERS.name or "sellers"):
-            context.instance.add_dynamic_partitions(SELLERS.name or "sellers", [seller.id])
+        if seller.id not in context.instance.get_dynamic_partitions(PARTITIONS):
+            context.instance.add_dynamic_partitions(PARTITIONS, [seller.id])
         yield dg.RunRequest(partition_key=seller.id)
 
     return dg.ScheduleDefinition(
@@ -211,7 +212,7 @@ def _partition_sensor(registry: Registry) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def sellers(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        known = set(context.instance.get_dynamic_partitions(SELLERS.name or "sellers"))
+        known = set(context.instance.get_dynamic_partitions(PARTITIONS))
         wanted = registry.ids
         requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
         new = [s for s in wanted if s not in known]

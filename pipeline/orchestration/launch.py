@@ -23,7 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.orchestration.assets import SELLERS, TAG_MESSAGE, TAG_OUTCOME, TAG_RUN
+from pipeline.orchestration.assets import PARTITIONS, TAG_MESSAGE, TAG_OUTCOME, TAG_RUN
 from pipeline.orchestration.sellers import SELLERS_ENV
 
 
@@ -101,10 +101,8 @@ def materialize_sellers(
     environ = dict(os.environ)  # what the runs read each seller's variables from
     home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        known = set(instance.get_dynamic_partitions(SELLERS.name or "sellers"))
-        instance.add_dynamic_partitions(
-            SELLERS.name or "sellers", [s for s in ids if s not in known]
-        )
+        known = set(instance.get_dynamic_partitions(PARTITIONS))
+        instance.add_dynamic_partitions(PARTITIONS, [s for s in ids if s not in known])
     # forkserver: one clean process imports Dagster and invsync once and forks each run's
     # process from it (safe beside threads, unlike fork; cheaper than a spawn per run)
     context = multiprocessing.get_context("forkserver")

@@ -68,7 +68,7 @@ def answers(cli, env: dict[str, str]) -> list[list[dict]]:
 
 def local_answers(data: Path, copy: Path) -> list[list[dict]]:
     """The same questions on a copy of the data directory with its views over the local
-    folders (no workspace declares a store for the copy)."""
+    folders (published with no store)."""
     shutil.copytree(data, copy, ignore=shutil.ignore_patterns("analytics.duckdb*", "*.lock"))
     with warehouse.opened(copy, wait=0) as con:
         views.publish(con, copy)
@@ -133,7 +133,7 @@ def test_demo_syncs_keep_their_history_in_the_store_and_the_views_read_it_there(
     assert sorted(again.keys) == sorted(f"exports/{t}/{t}.parquet" for t in EXPORTS)
 
     # the views name the store, and answer as views over the local folders do
-    con = views.open_for_reading(data)
+    con = views.open_for_reading(data, history_store.store(ws))
     try:
         (sql,) = con.execute(
             "select sql from duckdb_views() where view_name = 'snapshots'"
