@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipeline.orchestration.assets import JOB, SELLERS, STAGES, alert, build
+from pipeline.orchestration.assets import DAGSTER_YAML, JOB, SELLERS, STAGES, alert, build
 from pipeline.orchestration.launch import materialize_sellers
 from pipeline.orchestration.sellers import load_registry
 from tests.integration.s3kit import S3Store
@@ -222,3 +222,14 @@ def test_the_code_location_loads_in_dagsters_own_command_with_the_demo_sellers(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Validation successful" in done.stdout + done.stderr
+
+
+def test_the_shipped_run_queue_lets_one_run_per_seller_through(tmp_path: Path) -> None:
+    """The dagster.yaml make dagster copies: one run per dagster/partition value at a time."""
+    (tmp_path / "dagster.yaml").write_bytes(DAGSTER_YAML.read_bytes())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+    assert queue.tag_concurrency_limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
